@@ -1,0 +1,70 @@
+"""World-unit geometry: funlib.geometry's ``Roi`` and ``Coordinate`` plus point/voxel helpers.
+
+Axis order is always (z, y, x) and world units are nanometres. A point at world position
+``p`` lies in voxel ``floor((p - offset) / voxel_size)``; the corner of voxel ``i`` is at
+``i * voxel_size + offset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+
+__all__ = [
+    "Coordinate",
+    "Roi",
+    "points_to_voxels",
+    "voxels_to_points",
+    "roi_from_array",
+    "roi_to_slices",
+    "snap_roi_to_grid",
+    "points_in_roi",
+]
+
+
+def points_to_voxels(points, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
+    """Voxel indices (int64, N x 3) of world points (N x 3) by ``floor((p - offset) / vs)``."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.floor(
+        (points - np.asarray(offset, dtype=np.float64)) / np.asarray(voxel_size, dtype=np.float64)
+    ).astype(np.int64)
+
+
+def voxels_to_points(voxels, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
+    """World positions (float64) of voxel corners: ``index * voxel_size + offset``."""
+    voxels = np.asarray(voxels, dtype=np.float64).reshape(-1, 3)
+    return voxels * np.asarray(voxel_size, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
+
+
+def roi_from_array(shape: Sequence[int], offset: Sequence[int], voxel_size: Sequence[int]) -> Roi:
+    """The world ROI covered by an array of ``shape`` voxels at ``offset`` (nm)."""
+    voxel_size = Coordinate(voxel_size)
+    return Roi(Coordinate(offset), Coordinate(shape) * voxel_size)
+
+
+def snap_roi_to_grid(roi: Roi, voxel_size: Sequence[int], mode: str = "grow") -> Roi:
+    """Snap a ROI to the voxel grid (``grow``, ``shrink`` or ``closest``)."""
+    return roi.snap_to_grid(Coordinate(voxel_size), mode=mode)
+
+
+def roi_to_slices(roi: Roi, array_offset: Sequence[int], voxel_size: Sequence[int]) -> tuple:
+    """Index slices of ``roi`` inside an array whose first voxel sits at ``array_offset``."""
+    voxel_size = Coordinate(voxel_size)
+    begin = Coordinate(roi.begin) - Coordinate(array_offset)
+    if begin % voxel_size != Coordinate((0,) * len(voxel_size)) or (
+        roi.shape % voxel_size != Coordinate((0,) * len(voxel_size))
+    ):
+        raise ValueError(f"{roi} is not aligned with voxel size {voxel_size}")
+    begin = begin / voxel_size
+    end = begin + roi.shape / voxel_size
+    return tuple(slice(b, e) for b, e in zip(begin, end))
+
+
+def points_in_roi(points, roi: Roi) -> np.ndarray:
+    """Boolean mask of world points (N x 3) inside ``roi`` (half-open on every axis)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    begin = np.asarray(roi.begin, dtype=np.float64)
+    end = np.asarray(roi.end, dtype=np.float64)
+    return np.all((points >= begin) & (points < end), axis=1)

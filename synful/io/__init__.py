@@ -1,0 +1,1 @@
+"""Input and output at the edges: CREMI HDF5, zarr sample/prediction stores, synapse tables."""

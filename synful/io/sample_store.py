@@ -1,0 +1,67 @@
+"""The sample store ``<name>.zarr`` (zarr v3): ``raw``, ``neuron_ids``, ``masks/{training,validation}``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import zarr
+
+from ..errors import SynfulError
+from .zarr_array import Volume
+
+RAW = "raw"
+NEURON_IDS = "neuron_ids"
+TRAINING_MASK = "masks/training"
+VALIDATION_MASK = "masks/validation"
+SPLITS = ("training", "validation")
+
+
+def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
+    """Open a zarr store as a group; a missing store or a non-zarr path is a SynfulError."""
+    path = Path(path)
+    if mode == "r" and not path.exists():
+        raise SynfulError(path, "no such zarr store")
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # zarr raises various errors for non-stores
+        raise SynfulError(path, f"not a zarr store ({type(exc).__name__})") from None
+
+
+def has_array(path: str | os.PathLike, name: str) -> bool:
+    return (Path(path) / name / "zarr.json").exists()
+
+
+def open_volume(path: str | os.PathLike, name: str, mode: str = "r") -> Volume:
+    """Open array ``name`` of a store as a :class:`Volume`, with a clear error if missing."""
+    if not Path(path).exists():
+        raise SynfulError(path, "no such zarr store")
+    if not has_array(path, name):
+        raise SynfulError(path, f"missing array {name}")
+    return Volume.open(path, name, mode=mode)
+
+
+def open_raw(path) -> Volume:
+    return open_volume(path, RAW)
+
+
+def open_neuron_ids(path) -> Volume:
+    return open_volume(path, NEURON_IDS)
+
+
+def mask_name(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}, expected one of {SPLITS}")
+    return f"masks/{split}"
+
+
+def open_mask(path, split: str) -> Volume | None:
+    """The training or validation mask of a store, or ``None`` when the store has none."""
+    name = mask_name(split)
+    return open_volume(path, name) if has_array(path, name) else None
+
+
+def default_synapse_table(store: str | os.PathLike) -> Path:
+    """Where the synapse table of a sample store lives by convention: beside it, ``.parquet``."""
+    store = Path(store)
+    return store.with_suffix(".parquet")
