@@ -80,15 +80,25 @@ def _copy_volume(
     if name == RAW and source_dtype != np.uint8:
         raise SynfulError(f.path, f"{VOLUME_PATHS[name]} has dtype {source_dtype}, expected uint8")
     if name == NEURON_IDS and source_dtype.kind not in "iu":
-        raise SynfulError(f.path, f"{VOLUME_PATHS[name]} has dtype {source_dtype}, expected integers")
+        raise SynfulError(
+            f.path, f"{VOLUME_PATHS[name]} has dtype {source_dtype}, expected integers"
+        )
     chunks = tuple(max(1, min(int(c), s)) for c, s in zip(chunks, shape))
     volume = create_volume(
-        group, name, shape=shape, dtype=dtype, voxel_size=voxel_size, offset=roi.begin, chunks=chunks
+        group,
+        name,
+        shape=shape,
+        dtype=dtype,
+        voxel_size=voxel_size,
+        offset=roi.begin,
+        chunks=chunks,
     )
     slab = chunks[0]
     starts = range(0, shape[0], slab)
     for z in tqdm(starts, desc=f"convert {name}", unit="slab", disable=not progress, leave=False):
-        data = f.read_volume_slab(name, (slice(z, min(z + slab, shape[0])), slice(None), slice(None)))
+        data = f.read_volume_slab(
+            name, (slice(z, min(z + slab, shape[0])), slice(None), slice(None))
+        )
         if name == NEURON_IDS and np.any(data < 0):
             raise SynfulError(f.path, f"{VOLUME_PATHS[name]} contains negative ids")
         volume.array[z : z + len(data)] = data.astype(dtype, copy=False)
@@ -129,7 +139,9 @@ def convert_cremi(
             rois[NEURON_IDS] = _check_grid(hdf_path, NEURON_IDS, f, voxel_size)
         synapses = synapses_from_annotations(f.read_annotations(), hdf_path)
         if NEURON_IDS in rois and not rois[RAW].contains(rois[NEURON_IDS]):
-            logger.warning("%s: neuron_ids %s reach beyond raw %s", hdf_path, rois[NEURON_IDS], rois[RAW])
+            logger.warning(
+                "%s: neuron_ids %s reach beyond raw %s", hdf_path, rois[NEURON_IDS], rois[RAW]
+            )
         table_written = False
         try:
             with atomic_output(store_path) as tmp:
@@ -145,6 +157,11 @@ def convert_cremi(
             raise
     logger.info(
         "%s -> %s (raw %s, neuron_ids %s) + %s (%d synapses)",
-        hdf_path, store_path, rois[RAW], rois.get(NEURON_IDS), synapses_path, len(synapses),
+        hdf_path,
+        store_path,
+        rois[RAW],
+        rois.get(NEURON_IDS),
+        synapses_path,
+        len(synapses),
     )
     return ConversionSummary(rois[RAW], rois.get(NEURON_IDS), len(synapses))

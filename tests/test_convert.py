@@ -60,10 +60,12 @@ def test_convert_round_trip(tmp_path, capsys):
     assert len(synapses) == 3
     # absolute nm: annotation offset added once per point, polyadic pre site repeated
     np.testing.assert_array_equal(
-        synapses[["pre_z", "pre_y", "pre_x"]].to_numpy(), [[120, 32, 24], [120, 32, 24], [80, 24, 16]]
+        synapses[["pre_z", "pre_y", "pre_x"]].to_numpy(),
+        [[120, 32, 24], [120, 32, 24], [80, 24, 16]],
     )
     np.testing.assert_array_equal(
-        synapses[["post_z", "post_y", "post_x"]].to_numpy(), [[120, 44, 24], [160, 32, 44], [120, 44, 24]]
+        synapses[["post_z", "post_y", "post_x"]].to_numpy(),
+        [[120, 44, 24], [160, 32, 44], [120, 44, 24]],
     )
 
 
@@ -84,7 +86,14 @@ def test_store_opens_with_funlib_persistence(tmp_path):
 def test_unlabelled_sample_gives_raw_and_empty_table(tmp_path, capsys):
     sample = cremi_sample()
     write_cremi(tmp_path / "t.hdf", CremiSample(raw=sample.raw))
-    code, err = run_cli(capsys, "convert", tmp_path / "t.hdf", tmp_path / "t.zarr", "--synapses", tmp_path / "t.parquet")
+    code, err = run_cli(
+        capsys,
+        "convert",
+        tmp_path / "t.hdf",
+        tmp_path / "t.zarr",
+        "--synapses",
+        tmp_path / "t.parquet",
+    )
     assert code == 0, err
     assert not (tmp_path / "t.zarr" / "neuron_ids").exists()
     assert len(read_synapses(tmp_path / "t.parquet")) == 0
@@ -155,7 +164,9 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, make_bad, pr
     if make_bad is not None:
         make_bad(hdf)
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, err = run_cli(capsys, "convert", hdf, tmp_path / "o.zarr", "--synapses", tmp_path / "o.parquet")
+    code, err = run_cli(
+        capsys, "convert", hdf, tmp_path / "o.zarr", "--synapses", tmp_path / "o.parquet"
+    )
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -168,7 +179,16 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, make_bad, pr
 def test_expected_voxel_size_is_configurable(tmp_path, capsys):
     hdf = write_sample(tmp_path / "s.hdf", resolution=(40, 8, 8))
     code, err = run_cli(
-        capsys, "convert", hdf, tmp_path / "s.zarr", "--synapses", tmp_path / "s.parquet", "--voxel-size", 40, 8, 8
+        capsys,
+        "convert",
+        hdf,
+        tmp_path / "s.zarr",
+        "--synapses",
+        tmp_path / "s.parquet",
+        "--voxel-size",
+        40,
+        8,
+        8,
     )
     assert code == 0, err
     assert open_raw(tmp_path / "s.zarr").voxel_size == (40, 8, 8)
@@ -191,4 +211,13 @@ def test_debug_shows_traceback(tmp_path):
     from synful.errors import SynfulError
 
     with pytest.raises(SynfulError):
-        main(["--debug", "convert", str(tmp_path / "none.hdf"), str(tmp_path / "o.zarr"), "--synapses", "o.parquet"])
+        main(
+            [
+                "--debug",
+                "convert",
+                str(tmp_path / "none.hdf"),
+                str(tmp_path / "o.zarr"),
+                "--synapses",
+                "o.parquet",
+            ]
+        )

@@ -18,9 +18,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("hdf", metavar="IN.hdf", help="CREMI HDF5 file (volumes/raw required)")
     parser.add_argument("store", metavar="OUT.zarr", help="sample store to write")
     parser.add_argument(
-        "--synapses", required=True, metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)"
+        "--synapses",
+        required=True,
+        metavar="OUT.parquet",
+        help="synapse table to write (.parquet or .csv)",
     )
-    zyx(parser, "--voxel-size", "expected resolution of every volume (nm)", default=list(CREMI_VOXEL_SIZE))
+    zyx(
+        parser,
+        "--voxel-size",
+        "expected resolution of every volume (nm)",
+        default=list(CREMI_VOXEL_SIZE),
+    )
     zyx(parser, "--chunks", "zarr chunk shape (voxels)", default=[8, 256, 256])
 
 
