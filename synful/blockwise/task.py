@@ -1,0 +1,220 @@
+"""A blockwise task: a total ROI tiled by write blocks, each read with some context.
+
+All geometry is in world units (nm), as funlib ``Roi``/``Coordinate``. Blocks tile the total
+write ROI on a grid anchored at ``total_roi.begin`` with stride ``block_shape``; a block's
+read ROI is its write ROI grown by ``context`` on every side (it may reach outside the total
+ROI: readers zero-fill or clip, as they need).
+
+At the upper border the last block along an axis either
+
+* ``fit="shrink"`` (default): is cut back to the total ROI, so write ROIs never leave it; or
+* ``fit="overhang"``: keeps the full block shape and reaches past the total ROI (the caller
+  crops its write to its output, e.g. a network that always produces a full output block).
+
+In both cases every block's write ROI *begins* on the grid ``total_roi.begin + k * block_shape``,
+so writes into an array whose offset is ``total_roi.begin`` and whose chunks (or shards) equal
+``block_shape / voxel_size`` are chunk-aligned; a shrunk border block writes the partial
+last chunk, which no other block touches.
+
+Ownership: the write ROIs are half-open and disjoint, so every point inside the total ROI
+lies in exactly one block's write ROI: :meth:`BlockwiseTask.owner_block_ids`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..geometry import Coordinate, Roi, points_in_roi
+
+FITS = ("shrink", "overhang")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One block of a task.
+
+    Args:
+        block_id: position of the block in C order over the task's block grid (0, 1, ...).
+        index: the block's (z, y, x) position in the block grid.
+        write_roi: the region (nm) this block writes and owns (half-open).
+        read_roi: ``write_roi`` grown by the task's context (nm).
+    """
+
+    block_id: int
+    index: tuple[int, int, int]
+    write_roi: Roi
+    read_roi: Roi
+
+    @property
+    def context(self) -> tuple[Coordinate, Coordinate]:
+        """Context (nm) below and above the write ROI, as ``(begin, end)`` margins."""
+        return (
+            self.write_roi.begin - self.read_roi.begin,
+            self.read_roi.end - self.write_roi.end,
+        )
+
+    def owns(self, points) -> np.ndarray:
+        """Boolean mask of world points (N x 3, nm) inside this block's half-open write ROI."""
+        return points_in_roi(points, self.write_roi)
+
+    def __str__(self) -> str:
+        return f"block {self.block_id} {tuple(self.index)} write {self.write_roi}"
+
+
+def _coordinate(value, name: str) -> Coordinate:
+    try:
+        coordinate = Coordinate(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be 3 integers (z, y, x), got {value!r}") from None
+    if len(coordinate) != 3:
+        raise ValueError(f"{name} must be 3 integers (z, y, x), got {value!r}")
+    return coordinate
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockwiseTask:
+    """Total ROI, write block shape and context, all in nm, on a voxel grid.
+
+    Args:
+        total_roi: the region to write (nm); must be aligned to ``voxel_size``.
+        block_shape: shape of a write block (nm), a positive multiple of ``voxel_size``.
+        context: margin (nm) read on each side of a write block, a multiple of ``voxel_size``.
+        voxel_size: the voxel size (nm) of the arrays the blocks index.
+        fit: ``"shrink"`` (cut border blocks to ``total_roi``) or ``"overhang"``.
+    """
+
+    total_roi: Roi
+    block_shape: Coordinate
+    context: Coordinate
+    voxel_size: Coordinate
+    fit: str = "shrink"
+
+    def __post_init__(self):
+        voxel_size = _coordinate(self.voxel_size, "voxel_size")
+        block_shape = _coordinate(self.block_shape, "block_shape")
+        context = _coordinate(self.context, "context")
+        total_roi = Roi(_coordinate(self.total_roi.begin, "total ROI begin"),
+                        _coordinate(self.total_roi.shape, "total ROI shape"))
+        object.__setattr__(self, "voxel_size", voxel_size)
+        object.__setattr__(self, "block_shape", block_shape)
+        object.__setattr__(self, "context", context)
+        object.__setattr__(self, "total_roi", total_roi)
+        zero = Coordinate((0, 0, 0))
+        if any(v <= 0 for v in voxel_size):
+            raise ValueError(f"voxel_size must be positive, got {voxel_size}")
+        if any(b <= 0 for b in block_shape) or block_shape % voxel_size != zero:
+            raise ValueError(
+                f"block_shape {block_shape} nm must be a positive multiple of voxel size {voxel_size}"
+            )
+        if any(c < 0 for c in context) or context % voxel_size != zero:
+            raise ValueError(
+                f"context {context} nm must be a non-negative multiple of voxel size {voxel_size}"
+            )
+        if total_roi.empty or any(s <= 0 for s in total_roi.shape):
+            raise ValueError(f"total ROI {total_roi} is empty")
+        if total_roi.begin % voxel_size != zero or total_roi.shape % voxel_size != zero:
+            raise ValueError(f"total ROI {total_roi} is not aligned with voxel size {voxel_size}")
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+
+    # --- the grid -------------------------------------------------------------------------
+
+    @property
+    def grid_shape(self) -> Coordinate:
+        """Number of blocks along (z, y, x)."""
+        return Coordinate(
+            -(-s // b) for s, b in zip(self.total_roi.shape, self.block_shape)
+        )
+
+    @property
+    def num_blocks(self) -> int:
+        return int(np.prod(self.grid_shape))
+
+    @property
+    def total_write_roi(self) -> Roi:
+        """The union of all write ROIs (``total_roi``, or more with ``fit="overhang"``)."""
+        if self.fit == "shrink":
+            return self.total_roi
+        return Roi(self.total_roi.begin, self.grid_shape * self.block_shape)
+
+    @property
+    def total_read_roi(self) -> Roi:
+        """The union of all read ROIs."""
+        return self.total_write_roi.grow(self.context, self.context)
+
+    def block(self, index: Sequence[int]) -> Block:
+        """The block at grid position ``index`` (z, y, x)."""
+        index = tuple(int(i) for i in index)
+        grid = self.grid_shape
+        if len(index) != 3 or any(not 0 <= i < g for i, g in zip(index, grid)):
+            raise IndexError(f"block index {index} outside the block grid {tuple(grid)}")
+        begin = self.total_roi.begin + Coordinate(index) * self.block_shape
+        write_roi = Roi(begin, self.block_shape)
+        if self.fit == "shrink":
+            write_roi = write_roi.intersect(self.total_roi)
+        block_id = int(np.ravel_multi_index(index, tuple(grid)))
+        return Block(block_id, index, write_roi, write_roi.grow(self.context, self.context))
+
+    def block_by_id(self, block_id: int) -> Block:
+        return self.block(np.unravel_index(int(block_id), tuple(self.grid_shape)))
+
+    def blocks(self) -> Iterator[Block]:
+        """All blocks, in block-id (C) order."""
+        for index in itertools.product(*(range(g) for g in self.grid_shape)):
+            yield self.block(index)
+
+    # --- ownership --------------------------------------------------------------------------
+
+    def block_indices_of(self, points) -> np.ndarray:
+        """Grid indices (int64, N x 3) of the blocks whose write ROIs hold world points (N x 3).
+
+        Points outside ``total_write_roi`` get indices outside the grid; use
+        :meth:`owner_block_ids` for ids with -1 for those.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        begin = np.asarray(self.total_roi.begin, dtype=np.float64)
+        shape = np.asarray(self.block_shape, dtype=np.float64)
+        return np.floor((points - begin) / shape).astype(np.int64)
+
+    def owner_block_ids(self, points) -> np.ndarray:
+        """Id of the block owning each world point (N x 3), or -1 outside ``total_write_roi``.
+
+        Write ROIs are half-open, so a point on a shared face belongs to the upper block.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        indices = self.block_indices_of(points)
+        inside = points_in_roi(points, self.total_write_roi)
+        ids = np.full(len(points), -1, dtype=np.int64)
+        if inside.any():
+            ids[inside] = np.ravel_multi_index(tuple(indices[inside].T), tuple(self.grid_shape))
+        return ids
+
+    # --- identity -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """A JSON-able description; two tasks with equal dicts have the same blocks."""
+        return {
+            "total_roi": {
+                "offset": list(self.total_roi.begin),
+                "shape": list(self.total_roi.shape),
+            },
+            "block_shape": list(self.block_shape),
+            "context": list(self.context),
+            "voxel_size": list(self.voxel_size),
+            "fit": self.fit,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BlockwiseTask:
+        roi = data["total_roi"]
+        return cls(
+            total_roi=Roi(Coordinate(roi["offset"]), Coordinate(roi["shape"])),
+            block_shape=Coordinate(data["block_shape"]),
+            context=Coordinate(data["context"]),
+            voxel_size=Coordinate(data["voxel_size"]),
+            fit=data.get("fit", "shrink"),
+        )
