@@ -1,0 +1,143 @@
+"""SynfulNet: a U-Net with a postsynaptic-indicator head and/or a partner-vector head.
+
+``vanilla``: one decoder, both 1x1x1 heads read the same features ("MT1" with both heads).
+``dh_unet``: two decoders on one encoder ("MT2"); decoder 0 feeds the vector head and
+decoder 1 the mask head, as in the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .unet import UNet, unet_output_shape, unet_output_size
+
+POST_INDICATOR = "post_indicator"
+PARTNER_VECTORS = "partner_vectors"
+NETWORK_TYPES = ("vanilla", "dh_unet")
+
+
+class SynfulNet(nn.Module):
+    """The synful network.
+
+    ``forward(x)`` takes float32 ``(B, 1, Z, Y, X)`` in [-1, 1] and returns a dict with
+    ``"post_indicator"`` (logits, ``(B, 1, z, y, x)``) and/or ``"partner_vectors"``
+    (``(B, 3, z, y, x)`` in nm, the raw head output divided by ``d_scale``).
+
+    Args:
+        network_type: ``"vanilla"`` or ``"dh_unet"``.
+        downsample_factors: (z, y, x) factor per downsampling step.
+        fmap_num: feature maps at the top level.
+        fmap_inc_factor: multiplier per level.
+        mask_head: whether to predict the postsynaptic indicator.
+        vector_head: whether to predict partner vectors.
+        d_scale: the factor the vector targets were multiplied by in training.
+    """
+
+    def __init__(
+        self,
+        *,
+        network_type: str = "vanilla",
+        downsample_factors: Sequence[Sequence[int]] = ((1, 3, 3), (1, 3, 3), (3, 3, 3)),
+        fmap_num: int = 4,
+        fmap_inc_factor: int = 5,
+        mask_head: bool = True,
+        vector_head: bool = True,
+        d_scale: float = 1.0,
+    ):
+        super().__init__()
+        if network_type not in NETWORK_TYPES:
+            raise ValueError(f"unknown network_type {network_type!r}, expected one of {NETWORK_TYPES}")
+        if not (mask_head or vector_head):
+            raise ValueError("the network needs a mask head, a vector head or both")
+        if network_type == "dh_unet" and not (mask_head and vector_head):
+            raise ValueError("dh_unet has two decoders and needs both the mask and the vector head")
+        if d_scale <= 0:
+            raise ValueError(f"d_scale must be positive, got {d_scale}")
+        self.network_type = network_type
+        self.d_scale = float(d_scale)
+        self.unet = UNet(
+            1, fmap_num, fmap_inc_factor, downsample_factors, num_decoders=2 if network_type == "dh_unet" else 1
+        )
+        top = self.unet.fmaps[0]
+        self.mask_head = nn.Conv3d(top, 1, 1) if mask_head else None
+        self.vector_head = nn.Conv3d(top, 3, 1) if vector_head else None
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The output keys of this network."""
+        names = []
+        if self.mask_head is not None:
+            names.append(POST_INDICATOR)
+        if self.vector_head is not None:
+            names.append(PARTNER_VECTORS)
+        return tuple(names)
+
+    @property
+    def output_grid(self) -> tuple[int, int, int]:
+        """Product of the downsample factors: the shift (voxels) the network is equivariant to."""
+        return self.unet.output_grid
+
+    def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
+        """Output shape (voxels) for an input shape.
+
+        Raises:
+            ValueError: if a max-pool would not divide exactly, a feature map would vanish, or
+                the output would not be centred in the input (odd ``input - output``).
+        """
+        output = unet_output_shape(input_shape, self.unet.downsample_factors)
+        if any((int(i) - o) % 2 for i, o in zip(input_shape, output)):
+            raise ValueError(
+                f"input shape {tuple(input_shape)} gives an output {output} that is not centred "
+                f"(downsample factors {[list(f) for f in self.unet.downsample_factors]} crop an odd "
+                "number of voxels)"
+            )
+        return output
+
+    def context(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
+        """Voxels between the input's and the output's begin: ``(input - output) / 2``."""
+        output = self.output_shape(input_shape)
+        return tuple((int(i) - o) // 2 for i, o in zip(input_shape, output))
+
+    def valid_input_shape(self, min_input_shape: Sequence[int]) -> tuple[int, int, int]:
+        """The smallest valid input shape >= ``min_input_shape`` on every axis.
+
+        Valid means: every max-pool divides exactly and the output is centred in the input
+        (``input - output`` is even), so ``context`` is a whole number of voxels.
+        """
+        min_input_shape = [max(1, int(s)) for s in min_input_shape]
+        if len(min_input_shape) != 3:
+            raise ValueError(f"shape {min_input_shape} must have 3 entries (z, y, x)")
+        factors = self.unet.downsample_factors
+        result = []
+        for axis, start in enumerate(min_input_shape):
+            axis_factors = [f[axis] for f in factors]
+            for size in range(start, start + 100_000):
+                try:
+                    output = unet_output_size(size, axis_factors)
+                except ValueError:
+                    continue
+                if (size - output) % 2 == 0:
+                    result.append(size)
+                    break
+            else:
+                raise ValueError(f"no valid input size >= {start} on axis {axis}")
+        return tuple(result)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.ndim != 5 or x.shape[1] != 1:
+            raise ValueError(f"expected input (B, 1, Z, Y, X), got {tuple(x.shape)}")
+        self.output_shape(tuple(x.shape[-3:]))
+        features = self.unet(x)
+        out = {}
+        if self.network_type == "dh_unet":
+            out[PARTNER_VECTORS] = self.vector_head(features[0]) / self.d_scale
+            out[POST_INDICATOR] = self.mask_head(features[1])
+            return {k: out[k] for k in (POST_INDICATOR, PARTNER_VECTORS)}
+        if self.mask_head is not None:
+            out[POST_INDICATOR] = self.mask_head(features[0])
+        if self.vector_head is not None:
+            out[PARTNER_VECTORS] = self.vector_head(features[0]) / self.d_scale
+        return out
