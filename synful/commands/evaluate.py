@@ -1,0 +1,113 @@
+"""``synful evaluate``: the CREMI synaptic-partner score of predicted pairs, with a sweep."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "evaluate"
+HELP = "score predicted synaptic partners against ground truth (CREMI rule)"
+DESCRIPTION = (
+    "Score predicted synaptic partner pairs against ground truth with the official CREMI rule "
+    "(labels from the ground-truth neuron_ids, both distances <= the matching threshold, "
+    "Hungarian matching), optionally sweeping score thresholds (a prediction is kept when "
+    "score >= threshold) and with Synful's variants (--filter-same-seg, --pre-only, "
+    "--merge-radius). Writes the metrics JSON, and optionally the sweep as CSV and a "
+    "precision-recall plot."
+)
+
+
+def _threshold_list(values: list[str]):
+    if values == ["auto"]:
+        return "auto"
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "--score-thresholds takes numbers or the single word 'auto'"
+        ) from None
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--pred", required=True, metavar="SYNAPSES", help="predicted pairs (.parquet, .csv or CREMI .hdf)"
+    )
+    parser.add_argument(
+        "--gt",
+        required=True,
+        metavar="GT",
+        help="CREMI HDF5 with neuron_ids and annotations, or a sample store X.zarr beside X.parquet",
+    )
+    parser.add_argument(
+        "--matching-threshold", type=float, default=400.0, metavar="NM", help="matching threshold T (nm)"
+    )
+    parser.add_argument(
+        "--score-thresholds",
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="sweep these score thresholds (kept: score >= S), or 'auto' for a deterministic "
+        "set from the prediction scores",
+    )
+    parser.add_argument(
+        "--filter-same-seg",
+        action="store_true",
+        help="drop predictions whose pre and post lie in the same ground-truth segment ('with seg')",
+    )
+    parser.add_argument(
+        "--mask",
+        default=None,
+        metavar="STORE.zarr/ARRAY",
+        help="evaluate only pairs whose post point lies inside this mask (e.g. X.zarr/masks/validation)",
+    )
+    parser.add_argument(
+        "--pre-only", action="store_true", help="gate and cost on the pre distance only (FAFB protocol)"
+    )
+    parser.add_argument(
+        "--merge-radius",
+        type=float,
+        default=None,
+        metavar="NM",
+        help="merge same-label predictions whose post points are within NM, keeping the best score",
+    )
+    parser.add_argument("--out", required=True, metavar="METRICS.json", help="metrics JSON to write")
+    parser.add_argument("--sweep-csv", default=None, metavar="SWEEP.csv", help="also write the sweep as CSV")
+    parser.add_argument("--plot", default=None, metavar="PR.png", help="also write a precision-recall plot")
+
+
+def run(args) -> int:
+    from ..errors import SynfulError
+    from ..evaluate import evaluate_files, write_results
+
+    thresholds = None
+    if args.score_thresholds is not None:
+        try:
+            thresholds = _threshold_list(args.score_thresholds)
+        except argparse.ArgumentTypeError as exc:
+            raise SynfulError("--score-thresholds", str(exc)) from None
+    if thresholds is None and (args.sweep_csv or args.plot):
+        raise SynfulError(
+            "--sweep-csv/--plot", "need a score-threshold sweep; pass --score-thresholds"
+        )
+    metrics = evaluate_files(
+        args.pred,
+        args.gt,
+        matching_threshold=args.matching_threshold,
+        score_thresholds=thresholds,
+        filter_same_seg=args.filter_same_seg,
+        mask=args.mask,
+        pre_only=args.pre_only,
+        merge_radius=args.merge_radius,
+    )
+    write_results(metrics, args.out, sweep_csv=args.sweep_csv, plot=args.plot)
+    if not args.quiet:
+        print(
+            f"tp {metrics['tp']} fp {metrics['fp']} fn {metrics['fn']}  precision "
+            f"{metrics['precision']:.4f} recall {metrics['recall']:.4f} F {metrics['fscore']:.4f}"
+        )
+        best = metrics.get("best")
+        if best is not None:
+            print(
+                f"best F {best['fscore']:.4f} (precision {best['precision']:.4f}, recall "
+                f"{best['recall']:.4f}) at score >= {best['score_threshold']:g}"
+            )
+    return 0

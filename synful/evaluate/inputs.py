@@ -1,0 +1,137 @@
+"""Loading the evaluation inputs: ground truth (CREMI HDF5 or a sample store), predictions, masks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SynfulError
+from ..geometry import points_to_voxels
+from ..io.cremi import VOLUME_PATHS, CremiFile
+from ..io.sample_store import default_synapse_table, open_neuron_ids, open_volume
+from ..io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
+from .labels import labels_at_points, values_at_voxels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroundTruth:
+    """True pairs (a synapse table in absolute nm) and the segmentation that labels points.
+
+    ``segmentation`` is a lazily read 3D array (h5py dataset or zarr array); it is valid only
+    inside the :func:`open_ground_truth` block.
+    """
+
+    path: Path
+    pairs: pd.DataFrame
+    segmentation: object
+    offset: tuple[float, float, float]
+    voxel_size: tuple[float, float, float]
+
+    def labels(self, points, what: str = "points") -> np.ndarray:
+        """(N,) labels at world points by the CREMI rounding rule (0 outside, with a warning)."""
+        return labels_at_points(self.segmentation, points, self.offset, self.voxel_size, what)
+
+
+def is_sample_store(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists())
+
+
+@contextlib.contextmanager
+def open_ground_truth(path: str | os.PathLike) -> Iterator[GroundTruth]:
+    """Open ground truth: a CREMI HDF5 file, or a sample store beside its synapse table.
+
+    Raises:
+        SynfulError: a missing file, no ``neuron_ids``, or no synapse table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SynfulError(path, "no such file")
+    if is_sample_store(path):
+        table_path = default_synapse_table(path)
+        if not table_path.exists():
+            raise SynfulError(path, f"no synapse table {table_path.name} beside the sample store")
+        volume = open_neuron_ids(path)
+        pairs = read_synapses(table_path)
+        yield GroundTruth(
+            path,
+            pairs,
+            volume.array,
+            tuple(float(o) for o in volume.offset),
+            tuple(float(v) for v in volume.voxel_size),
+        )
+        return
+    if path.suffix.lower() not in HDF5_SUFFIXES:
+        raise SynfulError(path, "ground truth must be a CREMI HDF5 file or a sample store (.zarr)")
+    with CremiFile(path) as f:
+        if not f.has_volume("neuron_ids"):
+            raise SynfulError(
+                path, f"ground truth has no {VOLUME_PATHS['neuron_ids']} to label the pairs with"
+            )
+        pairs = read_synapses(path)
+        yield GroundTruth(
+            path,
+            pairs,
+            f._dataset("neuron_ids"),
+            f.volume_offset("neuron_ids"),
+            f.volume_resolution("neuron_ids"),
+        )
+
+
+def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """The predicted pairs (Parquet, CSV or CREMI HDF5 annotations), validated."""
+    return read_synapses(path)
+
+
+def split_mask_path(text: str | os.PathLike) -> tuple[Path, str]:
+    """``STORE.zarr/masks/validation`` -> (``STORE.zarr``, ``masks/validation``).
+
+    The store is the last path component ending in ``.zarr``.
+
+    Raises:
+        SynfulError: no ``.zarr`` component, or nothing after it.
+    """
+    parts = Path(text).parts
+    stores = [i for i, part in enumerate(parts) if part.endswith(".zarr")]
+    if not stores or stores[-1] == len(parts) - 1:
+        raise SynfulError(text, "expected a mask array inside a store, like SAMPLE.zarr/masks/validation")
+    i = stores[-1]
+    return Path(*parts[: i + 1]), "/".join(parts[i + 1 :])
+
+
+@dataclass
+class RegionMask:
+    """A 0/1 mask array in a store; a point is inside where its (floor) voxel is non-zero."""
+
+    path: str
+    array: object
+    offset: tuple
+    voxel_size: tuple
+
+    def contains(self, points) -> np.ndarray:
+        """Boolean mask of world points (N x 3) inside the region; points off the array are out."""
+        voxels = points_to_voxels(points, self.offset, self.voxel_size)
+        values, inside = values_at_voxels(self.array, voxels, fill_value=0)
+        return inside & (values != 0)
+
+
+def open_region_mask(text: str | os.PathLike) -> RegionMask:
+    """Open ``STORE.zarr/ARRAY`` as a :class:`RegionMask`."""
+    store, name = split_mask_path(text)
+    volume = open_volume(store, name)
+    if volume.channels:
+        raise SynfulError(text, "a mask must be a 3D array without channels")
+    return RegionMask(str(text), volume.array, tuple(volume.offset), tuple(volume.voxel_size))
+
+
+def post_points(pairs: pd.DataFrame) -> np.ndarray:
+    return pairs[POST].to_numpy(dtype=np.float64).reshape(-1, 3)
