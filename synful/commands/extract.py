@@ -1,0 +1,86 @@
+"""``synful extract PRED.zarr OUT.parquet``: prediction store -> synapse table."""
+
+from __future__ import annotations
+
+from ._args import zyx
+
+NAME = "extract"
+HELP = "prediction store -> synapse table (cc or nms, blockwise, resumable)"
+DESCRIPTION = (
+    "Find synapses in a prediction store (post_indicator, partner_vectors). Postsynaptic "
+    "points: connected components of probability > threshold located at their most interior "
+    "voxel (--mode cc), or local maxima within --nms-radius (--mode nms); the presynaptic "
+    "partner is the post point plus the predicted vector there, snapped to the voxel grid. "
+    "Runs blockwise with a context around each block; every synapse belongs to the block "
+    "holding its post point. Per-block results go to OUT.blocks/ and a rerun resumes; OUT "
+    "appears only when complete. Prints a one-line summary."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("predictions", metavar="PRED.zarr", help="prediction store")
+    parser.add_argument("out", metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)")
+    parser.add_argument("--mode", choices=["cc", "nms"], default="cc", help="candidate detection")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="probability threshold in [0, 1] (strict)"
+    )
+    parser.add_argument(
+        "--score",
+        choices=["sum", "mean", "max", "count"],
+        default="sum",
+        help="cc mode: score of a component (nms scores by the maximum)",
+    )
+    parser.add_argument("--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)")
+    parser.add_argument(
+        "--score-threshold", type=float, default=0.0, metavar="S", help="keep synapses with score > S"
+    )
+    parser.add_argument(
+        "--min-distance",
+        type=float,
+        default=0.0,
+        metavar="NM",
+        help="drop synapses whose pre-post distance is below this (nm); 0 = off",
+    )
+    parser.add_argument(
+        "--context", type=float, default=120.0, metavar="NM", help="margin read around each block (nm)"
+    )
+    parser.add_argument(
+        "--seg", metavar="SAMPLE.zarr", default=None, help="add pre/post segment ids from neuron_ids"
+    )
+    parser.add_argument(
+        "--drop-autapses",
+        action="store_true",
+        help="with --seg: drop synapses whose pre and post segment ids are equal (non-zero)",
+    )
+    zyx(parser, "--block-shape", "block shape in voxels (default: the whole volume)")
+    parser.add_argument("--workers", type=int, default=1, help="number of dask workers")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask scheduler address (tcp://host:8786), or threads/processes/serial",
+    )
+
+
+def run(args) -> int:
+    from ..extract import extract_synapses, summarize
+
+    table = extract_synapses(
+        args.predictions,
+        args.out,
+        mode=args.mode,
+        threshold=args.threshold,
+        score=args.score,
+        nms_radius=args.nms_radius,
+        score_threshold=args.score_threshold,
+        min_distance=args.min_distance,
+        context=args.context,
+        seg_store=args.seg,
+        drop_autapses=args.drop_autapses,
+        block_shape=args.block_shape,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(f"{args.out}: {summarize(table)}")
+    return 0

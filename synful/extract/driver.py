@@ -1,0 +1,243 @@
+"""Blockwise extraction over a prediction store: :func:`extract_synapses`.
+
+Blocks tile the ``post_indicator`` ROI (:mod:`synful.blockwise`); each reads its write ROI
+grown by the context and keeps the synapses whose post point it owns. A block's synapses
+go to ``<OUT>.blocks/tables/<block id>.parquet`` (atomically) and only then is the block
+marked done (``<OUT>.blocks/done``), so an interrupted run resumes with the missing blocks.
+When every block is done the tables are concatenated, sorted by id and written to ``OUT``
+atomically, and the work directory is removed. A work directory left by a run with other
+inputs or settings is discarded, never mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import atomic_output, remove_path
+from ..blockwise.run import run_blockwise
+from ..blockwise.task import Block, BlockwiseTask
+from ..errors import SynfulError
+from ..geometry import Coordinate
+from ..io.synapse_table import write_synapses
+from .config import ExtractConfig
+from .extract_block import empty_table, extract_block
+from .predictions import open_predictions, open_segmentation
+
+logger = logging.getLogger(__name__)
+
+WORK_SUFFIX = ".blocks"
+TABLES_DIR = "tables"
+DONE_DIR = "done"
+IDENTITY_FILE = "identity.json"
+
+
+def work_directory(out_path: str | os.PathLike) -> Path:
+    """Where the per-block tables and done markers of ``out_path`` live during a run."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + WORK_SUFFIX)
+
+
+class ExtractBlocks:
+    """Block processor for :func:`synful.blockwise.run.run_blockwise` (picklable).
+
+    Args:
+        pred_store: the prediction store.
+        config: the extraction settings.
+        tables_dir: directory for the per-block parquet tables.
+        seg_store: optional sample store whose ``neuron_ids`` give segment ids.
+    """
+
+    def __init__(self, pred_store, config: ExtractConfig, tables_dir, seg_store=None):
+        self.pred_store = str(pred_store)
+        self.config = config
+        self.tables_dir = str(tables_dir)
+        self.seg_store = None if seg_store is None else str(seg_store)
+        self._predictions = None
+        self._seg = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_predictions"] = state["_seg"] = None
+        return state
+
+    def setup(self) -> None:
+        """Open the stores (once per worker)."""
+        self._predictions = open_predictions(self.pred_store)
+        if self.seg_store is not None:
+            self._seg = open_segmentation(self.seg_store, self._predictions.post_indicator.voxel_size)
+
+    def table_path(self, block_id: int) -> Path:
+        return Path(self.tables_dir) / f"{int(block_id)}.parquet"
+
+    def process_block(self, block: Block) -> None:
+        """Extract ``block``'s synapses and write them to its table file."""
+        if self._predictions is None:
+            self.setup()
+        table = extract_block(
+            self.config, self._predictions, block.write_roi, block.read_roi, seg=self._seg
+        )
+        with atomic_output(self.table_path(block.block_id)) as tmp:
+            table.to_parquet(tmp, index=False)
+
+
+def make_task(volume_roi, voxel_size, config: ExtractConfig, block_shape=None) -> BlockwiseTask:
+    """Blocks over the prediction ROI; ``block_shape`` in voxels, ``None`` for one block."""
+    voxel_size = Coordinate(voxel_size)
+    if block_shape is None:
+        shape_nm = volume_roi.shape
+    else:
+        block_shape = tuple(int(b) for b in block_shape)
+        if len(block_shape) != 3 or any(b <= 0 for b in block_shape):
+            raise SynfulError("--block-shape", f"must be 3 positive integers, got {list(block_shape)}")
+        shape_nm = Coordinate(block_shape) * voxel_size
+    return BlockwiseTask(
+        total_roi=volume_roi,
+        block_shape=shape_nm,
+        context=config.context_for(voxel_size),
+        voxel_size=voxel_size,
+        fit="shrink",
+    )
+
+
+def _prepare_work_directory(work: Path, identity: dict) -> None:
+    """Keep a work directory of the same run (resume); discard one of another."""
+    identity_file = work / IDENTITY_FILE
+    if work.exists():
+        try:
+            same = json.loads(identity_file.read_text()) == identity
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if same:
+            return
+        logger.info("discarding %s: it belongs to a run with other inputs or settings", work)
+        remove_path(work)
+    (work / TABLES_DIR).mkdir(parents=True)
+    with atomic_output(identity_file) as tmp:
+        tmp.write_text(json.dumps(identity, indent=1))
+
+
+def read_block_tables(processor: ExtractBlocks, task: BlockwiseTask, with_seg: bool) -> pd.DataFrame:
+    """All blocks' tables, concatenated and sorted by id."""
+    tables = [pd.read_parquet(processor.table_path(i)) for i in range(task.num_blocks)]
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return empty_table(with_seg)
+    table = pd.concat(tables, ignore_index=True).sort_values("id", kind="stable")
+    if table["id"].duplicated().any():
+        raise RuntimeError("a synapse id appears in two blocks (block ownership is broken)")
+    return table.reset_index(drop=True)
+
+
+def run_extract_blocks(
+    pred_store,
+    out_path,
+    config: ExtractConfig,
+    *,
+    seg_store=None,
+    block_shape: Sequence[int] | None = None,
+    workers: int = 1,
+    scheduler=None,
+    progress: bool = True,
+) -> tuple[ExtractBlocks, BlockwiseTask]:
+    """Validate the inputs and process every block not yet done (the resumable part)."""
+    predictions = open_predictions(pred_store)
+    mask = predictions.post_indicator
+    if seg_store is not None:
+        open_segmentation(seg_store, mask.voxel_size)
+    if workers < 1:
+        raise SynfulError("--workers", f"must be >= 1, got {workers}")
+    task = make_task(mask.roi, mask.voxel_size, config, block_shape)
+    work = work_directory(out_path)
+    identity = {
+        "predictions": os.path.abspath(pred_store),
+        "segmentation": None if seg_store is None else os.path.abspath(seg_store),
+        "config": config.to_dict(),
+        "task": task.to_dict(),
+    }
+    _prepare_work_directory(work, identity)
+    processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store)
+    run_blockwise(
+        task,
+        processor,
+        done_dir=work / DONE_DIR,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        tag=identity,
+        desc="extract",
+    )
+    return processor, task
+
+
+def extract_synapses(
+    pred_store,
+    out_path,
+    *,
+    mode: str = "cc",
+    threshold: float = 0.5,
+    score: str = "sum",
+    nms_radius: float = 40.0,
+    score_threshold: float = 0.0,
+    min_distance: float = 0.0,
+    context: float = 120,
+    seg_store=None,
+    drop_autapses: bool = False,
+    block_shape: Sequence[int] | None = None,
+    workers: int = 1,
+    scheduler=None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Extract synapses from a prediction store into a synapse table at ``out_path``.
+
+    Args:
+        pred_store: prediction store with ``post_indicator`` and ``partner_vectors``.
+        out_path: the synapse table to write (``.parquet``, or ``.csv``).
+        mode, threshold, score, nms_radius, score_threshold, min_distance, context,
+            drop_autapses: see :class:`ExtractConfig`.
+        seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
+        block_shape: block shape in voxels (z, y, x); ``None`` processes the whole volume
+            as one block.
+        workers: number of dask workers (1: serial in this process).
+        scheduler: ``None``, ``"serial"``, ``"threads"``, ``"processes"`` or a dask
+            scheduler address.
+        progress: show a progress bar.
+
+    Returns:
+        the table as written.
+
+    Raises:
+        SynfulError: bad settings, a store without predictions, a segmentation with another
+            voxel size; no output is left behind.
+    """
+    config = ExtractConfig(
+        mode=mode,
+        threshold=threshold,
+        score=score,
+        nms_radius=nms_radius,
+        score_threshold=score_threshold,
+        min_distance=min_distance,
+        context=context,
+        drop_autapses=drop_autapses,
+    )
+    if drop_autapses and seg_store is None:
+        raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
+    processor, task = run_extract_blocks(
+        pred_store,
+        out_path,
+        config,
+        seg_store=seg_store,
+        block_shape=block_shape,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    table = read_block_tables(processor, task, with_seg=seg_store is not None)
+    write_synapses(table, out_path)
+    remove_path(work_directory(out_path))
+    return table

@@ -1,0 +1,168 @@
+"""Synapses of one block (or of a whole in-memory volume), without any scheduler.
+
+:func:`extract_block` reads the block's read ROI (write ROI + context, zero outside the
+predictions), finds candidates there, keeps those whose post voxel lies in the write ROI
+(half-open: every synapse belongs to exactly one block), reads the partner vectors at just
+those voxels and returns the synapse table. :func:`extract_from_arrays` does the same for
+arrays in memory; on the same data both give the same table.
+
+Synapse ids are the linear (C-order) index of the post voxel in the prediction volume's
+voxel grid, so they are unique and independent of the block shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..geometry import Roi, points_in_roi, points_to_voxels
+from ..io.synapse_table import make_synapses
+from ..io.zarr_array import Volume
+from .candidates import Candidates
+from .components import cc_candidates
+from .config import ExtractConfig
+from .nms import nms_candidates
+from .partners import far_enough, partner_locations, read_at_points, read_vectors
+from .predictions import Predictions
+from .values import to_values
+
+
+def find_candidates(
+    stored: np.ndarray, voxel_size: Sequence[int], config: ExtractConfig, scale: float | None = None
+) -> Candidates:
+    """Candidates in a stored probability array, by ``config.mode``, before the score filter."""
+    if config.mode == "cc":
+        return cc_candidates(
+            stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale
+        )
+    return nms_candidates(
+        to_values(stored, scale), voxel_size, radius=config.nms_radius, threshold=config.threshold
+    )
+
+
+def synapse_ids(post, volume_roi: Roi, voxel_size: Sequence[int]) -> np.ndarray:
+    """uint64 ids: the C-order index of each post voxel in the grid of ``volume_roi``."""
+    voxels = points_to_voxels(post, volume_roi.begin, voxel_size)
+    shape = tuple(int(s) // int(v) for s, v in zip(volume_roi.shape, voxel_size))
+    if len(voxels) == 0:
+        return np.zeros(0, np.uint64)
+    return np.ravel_multi_index(tuple(voxels.T), shape).astype(np.uint64)
+
+
+def empty_table(with_seg: bool = False) -> pd.DataFrame:
+    """A synapse table without rows, with the columns extraction writes."""
+    extra = {"score": np.zeros(0)}
+    if with_seg:
+        extra.update(pre_seg_id=np.zeros(0), post_seg_id=np.zeros(0))
+    return make_synapses(np.zeros((0, 3)), np.zeros((0, 3)), ids=np.zeros(0), **extra)
+
+
+def assemble_synapses(
+    candidates: Candidates,
+    origin: Sequence[int],
+    volume_roi: Roi,
+    voxel_size: Sequence[int],
+    config: ExtractConfig,
+    vectors_at: Callable[[np.ndarray], np.ndarray],
+    owned_roi: Roi | None = None,
+    seg: Volume | None = None,
+) -> pd.DataFrame:
+    """Turn candidates found in an array at ``origin`` (nm) into a synapse table.
+
+    Args:
+        candidates: found in the array whose voxel 0 lies at ``origin``.
+        origin: world position (nm) of the array's first voxel.
+        volume_roi: the prediction volume's ROI (ids and the pre grid refer to it).
+        voxel_size: voxel size (nm).
+        config: the settings (score threshold, minimum distance, autapses).
+        vectors_at: partner vectors (N x 3, nm) at post locations (N x 3, nm).
+        owned_roi: keep only post points in this ROI (half-open); ``None`` keeps all.
+        seg: a segmentation to add ``pre_seg_id``/``post_seg_id`` from (floor rule, 0 outside).
+    """
+    post = candidates.voxels * np.asarray(voxel_size, np.int64) + np.asarray(origin, np.int64)
+    keep = candidates.scores > config.score_threshold
+    keep &= points_in_roi(post, volume_roi)
+    if owned_roi is not None:
+        keep &= points_in_roi(post, owned_roi)
+    post, scores = post[keep].astype(np.float64), candidates.scores[keep]
+    if len(post) == 0:
+        return empty_table(with_seg=seg is not None)
+    ids = synapse_ids(post, volume_roi, voxel_size)
+    # Two NMS plateaus may round to the same voxel: keep the best-scoring one.
+    order = np.lexsort((ids, -scores))
+    first = order[np.unique(ids[order], return_index=True)[1]]
+    post, scores, ids = post[first], scores[first], ids[first]
+    pre = partner_locations(post, vectors_at(post), volume_roi.begin, voxel_size)
+    keep = far_enough(pre, post, config.min_distance)
+    pre, post, scores, ids = pre[keep], post[keep], scores[keep], ids[keep]
+    extra = {"score": scores}
+    if seg is not None:
+        pre_seg = read_at_points(seg, pre).astype(np.uint64)
+        post_seg = read_at_points(seg, post).astype(np.uint64)
+        if config.drop_autapses:
+            keep = ~((pre_seg == post_seg) & (pre_seg != 0))
+            pre, post, scores, ids = pre[keep], post[keep], scores[keep], ids[keep]
+            pre_seg, post_seg = pre_seg[keep], post_seg[keep]
+        extra = {"score": scores, "pre_seg_id": pre_seg, "post_seg_id": post_seg}
+    table = make_synapses(pre, post, ids=ids, **extra)
+    return table.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def extract_block(
+    config: ExtractConfig,
+    predictions: Predictions,
+    write_roi: Roi,
+    read_roi: Roi,
+    seg: Volume | None = None,
+) -> pd.DataFrame:
+    """The synapses whose post point lies in ``write_roi``, found in ``read_roi``.
+
+    Args:
+        config: the extraction settings.
+        predictions: the opened prediction store.
+        write_roi: the block's own region (nm, half-open); it owns the post points inside.
+        read_roi: ``write_roi`` grown by the context (nm); read zero-filled outside the store.
+        seg: optional segmentation for segment ids.
+    """
+    mask = predictions.post_indicator
+    stored = mask.read(read_roi)
+    candidates = find_candidates(stored, mask.voxel_size, config, mask.scale)
+    return assemble_synapses(
+        candidates,
+        read_roi.begin,
+        mask.roi,
+        mask.voxel_size,
+        config,
+        lambda post: read_vectors(predictions.partner_vectors, post),
+        owned_roi=write_roi,
+        seg=seg,
+    )
+
+
+def extract_from_arrays(
+    probabilities: np.ndarray,
+    vectors: np.ndarray,
+    voxel_size: Sequence[int],
+    offset: Sequence[int],
+    config: ExtractConfig,
+) -> pd.DataFrame:
+    """Whole-volume extraction from in-memory arrays (no store, no blocks).
+
+    Args:
+        probabilities: probability map (z, y, x), floats in [0, 1].
+        vectors: partner vectors (3, z, y, x), nm.
+        voxel_size: voxel size (nm).
+        offset: world position (nm) of voxel (0, 0, 0).
+        config: the extraction settings (``seg`` options do not apply).
+    """
+    probabilities = np.asarray(probabilities)
+    roi = Roi(tuple(int(o) for o in offset), tuple(int(s) * int(v) for s, v in zip(probabilities.shape, voxel_size)))
+    candidates = find_candidates(probabilities, voxel_size, config)
+
+    def vectors_at(post: np.ndarray) -> np.ndarray:
+        index = tuple(points_to_voxels(post, offset, voxel_size).T)
+        return np.stack([np.asarray(vectors[c])[index] for c in range(3)], axis=1).astype(np.float64)
+
+    return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, vectors_at)

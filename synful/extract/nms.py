@@ -1,0 +1,123 @@
+"""NMS mode: local maxima of the probability map within an ellipsoid of a radius in nm.
+
+The original (``synful/nms.py::find_maxima``): voxel radius ``ceil(radius / voxel_size)``,
+footprint = the ellipsoid ``sum((d / r)^2) <= 1``, local maxima = voxels equal to their
+maximum-filtered value and > 0, plateaus labelled (6-connected), location = the plateau's
+centroid, score = the maximum probability. Here a maximum must also exceed the probability
+threshold, and the centroid is snapped to the nearest voxel (halves up).
+
+Only voxels above the threshold can be maxima, and only they can beat one, so when they are
+few the maximum filter is evaluated just there (the footprint's offsets gathered from a
+zero-padded copy); otherwise ``scipy.ndimage.maximum_filter`` runs on the whole array. Both
+treat the outside of the array as 0 and give the same maxima.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+from .candidates import Candidates
+from .components import label_components
+
+SPARSE_FRACTION = 0.125
+
+
+def voxel_radius(radius_nm: Sequence[float] | float, voxel_size: Sequence[float]) -> tuple[int, ...]:
+    """``ceil(radius / voxel_size)`` per axis (at least 1)."""
+    if np.isscalar(radius_nm):
+        radius_nm = (float(radius_nm),) * len(voxel_size)
+    return tuple(max(1, math.ceil(float(r) / float(v))) for r, v in zip(radius_nm, voxel_size))
+
+
+def ellipsoid_footprint(radius: Sequence[int]) -> np.ndarray:
+    """Boolean ellipsoid of voxel radii ``radius``: offsets d with ``sum((d / r)^2) <= 1``.
+
+    Tested in integers (``sum(d_i^2 * prod_{j != i} r_j^2) <= prod r^2``), so offsets on the
+    surface are included exactly.
+    """
+    radius = [int(r) for r in radius]
+    grids = np.meshgrid(*[np.arange(-r, r + 1, dtype=np.int64) for r in radius], indexing="ij")
+    total = math.prod(r * r for r in radius)
+    lhs = sum(g * g * (total // (r * r)) for g, r in zip(grids, radius))
+    return lhs <= total
+
+
+def _maxima_dense(values: np.ndarray, footprint: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    filtered = ndimage.maximum_filter(values, footprint=footprint, mode="constant", cval=0)
+    return candidates & (values == filtered)
+
+
+def _maxima_sparse(values: np.ndarray, footprint: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    radius = [s // 2 for s in footprint.shape]
+    padded = np.pad(values, [(r, r) for r in radius])
+    strides = np.array([int(np.prod(padded.shape[i + 1 :])) for i in range(padded.ndim)])
+    index = np.flatnonzero(candidates)
+    coords = np.stack(np.unravel_index(index, values.shape), axis=1) + np.array(radius)
+    flat = coords @ strides
+    center = padded.reshape(-1)[flat]
+    neighbour_max = np.zeros_like(center)
+    for offset in np.argwhere(footprint) - np.array(radius):
+        np.maximum(neighbour_max, padded.reshape(-1)[flat + int(offset @ strides)], out=neighbour_max)
+    maxima = np.zeros(values.shape, dtype=bool)
+    maxima.reshape(-1)[index[center >= neighbour_max]] = True
+    return maxima
+
+
+def local_maxima(
+    values: np.ndarray, footprint: np.ndarray, threshold: float = 0.0, method: str = "auto"
+) -> np.ndarray:
+    """Boolean mask of voxels > ``threshold`` (and > 0) equal to their footprint maximum.
+
+    Args:
+        values: the probability map (z, y, x), floats.
+        footprint: boolean footprint with odd shape (see :func:`ellipsoid_footprint`).
+        threshold: only voxels strictly above it can be maxima.
+        method: ``"dense"``, ``"sparse"`` or ``"auto"`` (sparse when few voxels pass).
+    """
+    candidates = (values > threshold) & (values > 0)
+    if method == "auto":
+        method = "sparse" if candidates.sum() < SPARSE_FRACTION * values.size else "dense"
+    if method == "dense":
+        return _maxima_dense(values, footprint, candidates)
+    if method == "sparse":
+        return _maxima_sparse(values, footprint, candidates)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def nms_candidates(
+    values: np.ndarray,
+    voxel_size: Sequence[float],
+    *,
+    radius: float | Sequence[float] = 40.0,
+    threshold: float = 0.0,
+    method: str = "auto",
+) -> Candidates:
+    """One candidate per plateau of local maxima, scored by its probability.
+
+    Args:
+        values: the probability map (z, y, x), floats in [0, 1].
+        voxel_size: voxel size (nm).
+        radius: NMS radius in nm (one value or one per axis).
+        threshold: probability threshold (strict).
+        method: see :func:`local_maxima`.
+
+    Returns:
+        :class:`Candidates` with voxel indices into ``values``: the plateau centroid rounded
+        to the nearest voxel (halves up), clipped to the array.
+    """
+    footprint = ellipsoid_footprint(voxel_radius(radius, voxel_size))
+    maxima = local_maxima(values, footprint, threshold, method)
+    labels, count = label_components(maxima)
+    if count == 0:
+        return Candidates.empty()
+    stats = cc3d.statistics(labels)
+    centroids = np.asarray(stats["centroids"], dtype=np.float64)[1:]
+    voxels = np.floor(centroids + 0.5).astype(np.int64)
+    voxels = np.clip(voxels, 0, np.array(values.shape) - 1)
+    scores = ndimage.maximum(values, labels, np.arange(1, count + 1))
+    return Candidates(voxels, np.asarray(scores, dtype=np.float64))

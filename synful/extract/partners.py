@@ -1,0 +1,89 @@
+"""Presynaptic partners: the post location plus the predicted vector at the post voxel.
+
+The original (``synful/detection.py::find_targets``) reads the 3-vector (nm) at the single
+post voxel, adds it to the post location and rounds the result to the voxel grid. Locations
+use the voxel-corner convention (``index * voxel_size + offset``, absolute nm); rounding is
+``floor(x + 0.5)`` (halves up) in voxel units relative to the array offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..io.zarr_array import Volume
+from .values import to_values
+
+
+def snap_to_grid(points, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
+    """World points (N x 3, nm) moved to the nearest voxel corner of the grid at ``offset``."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    offset = np.asarray(offset, dtype=np.float64)
+    voxel_size = np.asarray(voxel_size, dtype=np.float64)
+    return np.floor((points - offset) / voxel_size + 0.5) * voxel_size + offset
+
+
+def partner_locations(post, vectors, offset, voxel_size) -> np.ndarray:
+    """Pre locations (N x 3, nm): ``post + vector`` snapped to the voxel grid.
+
+    Args:
+        post: postsynaptic locations (N x 3, absolute nm, voxel corners).
+        vectors: partner vectors at the post voxels (N x 3, nm).
+        offset: offset (nm) of the voxel grid.
+        voxel_size: voxel size (nm).
+    """
+    post = np.asarray(post, dtype=np.float64).reshape(-1, 3)
+    vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
+    return snap_to_grid(post + vectors, offset, voxel_size)
+
+
+def far_enough(pre, post, min_distance: float) -> np.ndarray:
+    """Boolean mask of pairs whose pre-post distance is at least ``min_distance`` (nm)."""
+    if min_distance <= 0:
+        return np.ones(len(np.asarray(pre).reshape(-1, 3)), dtype=bool)
+    distance = np.linalg.norm(np.asarray(pre, np.float64) - np.asarray(post, np.float64), axis=-1)
+    return distance >= min_distance
+
+
+def read_at_points(volume: Volume, points, fill_value=0) -> np.ndarray:
+    """Stored values of ``volume`` at world points (floor rule), ``fill_value`` outside.
+
+    Only the chunks holding the points are read (zarr coordinate selection).
+
+    Args:
+        volume: the array; with channel axes, every channel is read at each point.
+        points: world points (N x 3, nm).
+
+    Returns:
+        an array of shape (N,) without channels, (N, C) with one channel axis.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    voxels = np.floor(
+        (points - np.asarray(volume.offset, np.float64)) / np.asarray(volume.voxel_size, np.float64)
+    ).astype(np.int64)
+    shape = np.asarray(volume.shape, dtype=np.int64)
+    inside = np.all((voxels >= 0) & (voxels < shape), axis=1)
+    channel_shape = tuple(volume.array.shape[: volume.channels])
+    out = np.full((len(points),) + channel_shape, fill_value, dtype=volume.dtype)
+    if not inside.any():
+        return out
+    index = tuple(voxels[inside].T)
+    if volume.channels == 0:
+        out[inside] = volume.array.get_coordinate_selection(index)
+    elif volume.channels == 1:
+        n = int(inside.sum())
+        channels = channel_shape[0]
+        selection = (np.repeat(np.arange(channels), n),) + tuple(np.tile(i, channels) for i in index)
+        values = volume.array.get_coordinate_selection(selection)
+        out[inside] = values.reshape(channels, n).T
+    else:
+        raise ValueError(f"{volume.name}: {volume.channels} channel axes are not supported")
+    return out
+
+
+def read_vectors(vectors: Volume, post) -> np.ndarray:
+    """Partner vectors (N x 3, nm, ``scale`` honoured) at the post locations' voxels."""
+    if vectors.channels != 1 or vectors.array.shape[0] != 3:
+        raise ValueError(f"{vectors.name}: expected shape (3, z, y, x)")
+    return to_values(read_at_points(vectors, post), vectors.scale).astype(np.float64)

@@ -1,0 +1,53 @@
+"""Stored prediction values -> probabilities, exactly as :meth:`Volume.read_values` does.
+
+A prediction array is stored as integers with a ``scale`` attribute (value = stored / scale,
+e.g. uint8 with scale 255) or as floats without one. Extraction thresholds the whole map but
+needs the float values only at a few voxels, so these helpers work on the *stored* array:
+for 8- and 16-bit integers a lookup table gives the threshold mask without converting the
+volume to float32 (4x less memory, and faster), and every value equals
+``float32(stored) / float32(scale)`` bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_LOOKUP_DTYPES = (np.uint8, np.int8, np.uint16, np.int16)
+
+
+def to_values(stored: np.ndarray, scale: float | None) -> np.ndarray:
+    """Float values of stored data: ``float32(stored) / float32(scale)`` (or as is for floats).
+
+    Args:
+        stored: the array as stored (any numeric dtype).
+        scale: the array's ``scale`` attribute, or ``None``.
+    """
+    stored = np.asarray(stored)
+    if scale is None:
+        return stored if stored.dtype.kind == "f" else stored.astype(np.float32)
+    return stored.astype(np.float32) / np.float32(scale)
+
+
+def _lookup_table(dtype: np.dtype, scale: float | None) -> np.ndarray:
+    info = np.iinfo(dtype)
+    codes = np.arange(info.min, info.max + 1, dtype=np.int64).astype(dtype)
+    return to_values(codes, scale)
+
+
+def above_threshold(stored: np.ndarray, scale: float | None, threshold: float) -> np.ndarray:
+    """Boolean mask of voxels whose value is strictly greater than ``threshold``.
+
+    Equal to ``to_values(stored, scale) > threshold`` (compared in the values' float type),
+    computed through a lookup table for 8/16-bit integer data.
+
+    Args:
+        stored: the array as stored.
+        scale: the array's ``scale`` attribute, or ``None``.
+        threshold: the probability threshold.
+    """
+    stored = np.asarray(stored)
+    if stored.dtype.type in _LOOKUP_DTYPES:
+        table = _lookup_table(stored.dtype, scale) > threshold
+        index = stored.astype(np.intp) - int(np.iinfo(stored.dtype).min) if stored.dtype.kind == "i" else stored
+        return table[index]
+    return to_values(stored, scale) > threshold

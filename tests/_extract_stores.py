@@ -1,0 +1,64 @@
+"""Prediction and sample stores written by hand for the extraction tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from synful.io.zarr_array import write_volume
+
+VOXEL_SIZE = (40, 4, 4)
+
+
+def write_prediction_store(
+    path,
+    probabilities: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    voxel_size=VOXEL_SIZE,
+    offset=(0, 0, 0),
+    quantized: bool = False,
+    chunks=None,
+):
+    """A prediction store: float arrays, or uint8 (x255) and int8 (x0.25) with ``scale``."""
+    group = zarr.open_group(str(path), mode="w")
+    if quantized:
+        mask = np.round(np.clip(probabilities, 0, 1) * 255).astype(np.uint8)
+        vec = np.clip(np.round(vectors * 0.25), -128, 127).astype(np.int8)
+        mask_attrs, vec_attrs = {"scale": 255}, {"scale": 0.25}
+    else:
+        mask, vec = probabilities.astype(np.float32), vectors.astype(np.float32)
+        mask_attrs = vec_attrs = None
+    write_volume(group, "post_indicator", mask, voxel_size, offset, attrs=mask_attrs, chunks=chunks)
+    vec_chunks = None if chunks is None else (3, *chunks)
+    write_volume(
+        group, "partner_vectors", vec, voxel_size, offset, channels=1, attrs=vec_attrs,
+        chunks=vec_chunks,
+    )
+    return path
+
+
+def write_sample_store(path, neuron_ids: np.ndarray, *, voxel_size=VOXEL_SIZE, offset=(0, 0, 0)):
+    group = zarr.open_group(str(path), mode="w")
+    write_volume(group, "neuron_ids", neuron_ids.astype(np.uint64), voxel_size, offset)
+    return path
+
+
+def blob_map(shape, centers, radius_vox=(1, 3, 3), value=0.9, seed=0):
+    """Ellipsoid blobs of probability ``value`` (+ noise) at voxel ``centers``."""
+    rng = np.random.default_rng(seed)
+    prob = np.zeros(shape, np.float32)
+    grid = np.indices(shape)
+    for c in centers:
+        d = sum(((g - ci) / r) ** 2 for g, ci, r in zip(grid, c, radius_vox))
+        inside = d <= 1
+        prob[inside] = np.maximum(prob[inside], value * (1 - 0.3 * d[inside]))
+    prob += rng.uniform(0, 0.05, shape).astype(np.float32) * (prob > 0)
+    return np.clip(prob, 0, 1)
+
+
+def vector_field(shape, vector_nm=(40.0, 20.0, -16.0)):
+    vectors = np.zeros((3, *shape), np.float32)
+    for i, v in enumerate(vector_nm):
+        vectors[i] = v
+    return vectors

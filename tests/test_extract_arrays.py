@@ -1,0 +1,175 @@
+"""Extraction on in-memory arrays: cc, nms, partners, value lookup, whole-volume tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from synful.errors import SynfulError
+from synful.extract import ExtractConfig, cc_candidates, extract_from_arrays, nms_candidates
+from synful.extract.components import most_interior_voxel
+from synful.extract.nms import ellipsoid_footprint, local_maxima, voxel_radius
+from synful.extract.partners import far_enough, partner_locations, snap_to_grid
+from synful.extract.values import above_threshold, to_values
+
+VS = (40, 4, 4)
+
+
+def reference_cc(prob, voxel_size, threshold, score):
+    """Straight scipy: label, whole-array EDT of each component mask, argmax, score."""
+    labels, n = ndimage.label(prob > threshold)
+    out = []
+    for label in range(1, n + 1):
+        component = labels == label
+        dist = ndimage.distance_transform_edt(np.pad(component, 1), sampling=voxel_size)[
+            1:-1, 1:-1, 1:-1
+        ]
+        dist[~component] = -1
+        voxel = np.unravel_index(int(np.argmax(dist)), prob.shape)
+        values = prob[component].astype(np.float64)
+        s = {"sum": values.sum(), "mean": values.mean(), "max": values.max(), "count": values.size}
+        out.append((tuple(int(v) for v in voxel), s[score]))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("score", ["sum", "mean", "max", "count"])
+def test_cc_matches_scipy_reference(score):
+    """Locations and scores equal a plain scipy implementation on a random map."""
+    rng = np.random.default_rng(1)
+    prob = ndimage.gaussian_filter(rng.random((8, 40, 40)), (0.7, 2, 2)).astype(np.float32)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    expected = reference_cc(prob, VS, 0.6, score)
+    found = cc_candidates(prob, VS, threshold=0.6, score=score)
+    got = sorted((tuple(int(v) for v in vox), s) for vox, s in zip(found.voxels, found.scores))
+    assert len(expected) > 5
+    assert [g[0] for g in got] == [e[0] for e in expected]
+    np.testing.assert_allclose([g[1] for g in got], [e[1] for e in expected], rtol=1e-12)
+
+
+def test_cc_threshold_is_strict_and_components_are_6_connected():
+    prob = np.zeros((3, 6, 6), np.float32)
+    prob[1, 1, 1] = 0.5  # equal to the threshold: not foreground
+    prob[1, 3, 3] = prob[1, 4, 4] = 0.8  # diagonal neighbours: two components
+    found = cc_candidates(prob, VS, threshold=0.5, score="count")
+    assert sorted(map(tuple, found.voxels.tolist())) == [(1, 3, 3), (1, 4, 4)]
+    np.testing.assert_array_equal(found.scores, [1, 1])
+
+
+def test_most_interior_voxel_is_anisotropic_and_ties_go_to_c_order():
+    """A 3 x 5 x 5 box: in z (40 nm) every section is 40 nm from outside, in-plane the middle
+    voxel is 12 nm inside, so the distance is limited in-plane: the whole middle column ties
+    and the first one in C order (z = 0) wins."""
+    box = np.ones((3, 5, 5), bool)
+    assert most_interior_voxel(box, (40, 4, 4)) == (0, 2, 2)
+    # isotropic 5 x 5 x 5: the centre is strictly most interior
+    assert most_interior_voxel(np.ones((5, 5, 5), bool), (4, 4, 4)) == (2, 2, 2)
+
+
+def test_cc_location_uses_whole_component_not_bounding_box():
+    """An L-shaped component: the most interior voxel is in the thick arm."""
+    prob = np.zeros((1, 20, 20), np.float32)
+    prob[0, 2:18, 2:5] = 1  # thin arm, 3 wide
+    prob[0, 10:18, 2:18] = 1  # thick arm, 8 high
+    found = cc_candidates(prob, VS, threshold=0.5)
+    # distances 16 nm along rows 13 and 14 from x = 5: the first in C order
+    assert found.voxels.tolist() == [[0, 13, 5]]
+
+
+def test_value_lookup_equals_float_conversion():
+    rng = np.random.default_rng(2)
+    for dtype, scale in [(np.uint8, 255.0), (np.int8, 0.25), (np.uint16, 1000.0), (np.int16, 7.0)]:
+        info = np.iinfo(dtype)
+        stored = rng.integers(info.min, info.max + 1, (4, 9, 9)).astype(dtype)
+        for threshold in (0.0, 0.5, 0.9, 1.0, -3.0):
+            np.testing.assert_array_equal(
+                above_threshold(stored, scale, threshold), to_values(stored, scale) > threshold
+            )
+    floats = rng.random((3, 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(above_threshold(floats, None, 0.3), floats > 0.3)
+
+
+def test_cc_on_stored_uint8_equals_cc_on_values():
+    rng = np.random.default_rng(3)
+    prob = ndimage.gaussian_filter(rng.random((6, 30, 30)), (0.7, 2, 2))
+    stored = np.round((prob - prob.min()) / np.ptp(prob) * 255).astype(np.uint8)
+    a = cc_candidates(stored, VS, threshold=0.55, scale=255)
+    b = cc_candidates(to_values(stored, 255), VS, threshold=0.55)
+    np.testing.assert_array_equal(a.voxels, b.voxels)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_nms_footprint_matches_the_original_example():
+    """40 nm at (40, 4, 4) nm -> voxel radius (1, 10, 10); surface offsets are included."""
+    radius = voxel_radius(40, VS)
+    assert radius == (1, 10, 10)
+    fp = ellipsoid_footprint(radius)
+    assert fp.shape == (3, 21, 21)
+    assert fp[1, 10, 0] and fp[1, 4, 2] and fp[0, 10, 10]  # (0, 6, 8): 0.36 + 0.64 = 1
+    assert not fp[0, 10, 11] and not fp[1, 0, 0]
+
+
+def test_nms_sparse_equals_dense():
+    rng = np.random.default_rng(4)
+    values = ndimage.gaussian_filter(rng.random((6, 40, 40)), (0.5, 1.5, 1.5)).astype(np.float32)
+    values = np.round(values * 50) / 50  # plateaus
+    fp = ellipsoid_footprint((1, 3, 3))
+    for threshold in (0.0, 0.5):
+        dense = local_maxima(values, fp, threshold, method="dense")
+        sparse = local_maxima(values, fp, threshold, method="sparse")
+        assert dense.any()
+        np.testing.assert_array_equal(dense, sparse)
+
+
+def test_nms_plateau_centroid_and_score():
+    values = np.zeros((3, 30, 30), np.float32)
+    values[1, 5, 5:8] = 0.8  # plateau of three voxels: centroid (1, 5, 6)
+    values[1, 20, 20] = 0.95
+    values[1, 22, 22] = 0.9  # within 40 nm of the 0.95 peak: suppressed
+    values[1, 5, 25] = 0.3  # below the threshold
+    found = nms_candidates(values, VS, radius=40, threshold=0.5)
+    got = sorted(zip(map(tuple, found.voxels.tolist()), found.scores.round(6)))
+    assert got == [((1, 5, 6), 0.8), ((1, 20, 20), 0.95)]
+
+
+def test_partner_snapping_and_min_distance():
+    post = np.array([[400.0, 40.0, 40.0]])
+    pre = partner_locations(post, [[21.0, -5.9, 2.0]], offset=(10, 2, 2), voxel_size=VS)
+    # relative to the offset: (411 / 40 = 10.275 -> 10, 32.1 / 4 = 8.025 -> 8, 40 / 4 = 10)
+    np.testing.assert_array_equal(pre, [[410.0, 34.0, 42.0]])
+    np.testing.assert_array_equal(snap_to_grid([[20.0, 2.0, 6.0]], (0, 0, 0), VS), [[40.0, 4.0, 8.0]])
+    np.testing.assert_array_equal(
+        far_enough([[0, 0, 0], [0, 0, 10]], [[0, 0, 0], [0, 0, 0]], 5), [False, True]
+    )
+    assert far_enough([[0, 0, 0]], [[0, 0, 0]], 0).all()
+
+
+def test_extract_from_arrays_builds_the_table():
+    prob = np.zeros((5, 20, 20), np.float32)
+    prob[2, 4:7, 4:7] = 0.9  # 9 voxels, most interior = centre (2, 5, 5)
+    prob[2, 14, 14] = 0.7
+    vectors = np.zeros((3, 5, 20, 20), np.float32)
+    vectors[:, 2, 5, 5] = [40, 8, -8]
+    vectors[:, 2, 14, 14] = [0, 0, 0]
+    offset = (100, 20, 8)
+    table = extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(threshold=0.5))
+    assert list(table.columns)[:7] == ["id", "pre_z", "pre_y", "pre_x", "post_z", "post_y", "post_x"]
+    assert table["id"].dtype == np.uint64
+    rows = table.to_dict("records")
+    assert rows[0]["id"] == np.ravel_multi_index((2, 5, 5), (5, 20, 20))
+    assert (rows[0]["post_z"], rows[0]["post_y"], rows[0]["post_x"]) == (180.0, 40.0, 28.0)
+    assert (rows[0]["pre_z"], rows[0]["pre_y"], rows[0]["pre_x"]) == (220.0, 48.0, 20.0)
+    assert rows[0]["score"] == pytest.approx(9 * np.float32(0.9))
+    assert rows[1]["score"] == pytest.approx(0.7)
+    assert len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(score_threshold=1.0))) == 1
+    assert len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(min_distance=10))) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"threshold": 1.5}, {"threshold": -0.1}, {"mode": "watershed"}, {"score": "median"},
+     {"nms_radius": 0}, {"min_distance": -1}, {"context": float("nan")}],
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(SynfulError):
+        ExtractConfig(**kwargs)
