@@ -1,0 +1,57 @@
+"""Smooth random fields (Gaussian-filtered white noise) used for shapes and textures."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: float | tuple[float, ...]
+) -> np.ndarray:
+    """White noise smoothed by a Gaussian of ``sigma`` voxels, rescaled to unit std (float32).
+
+    Args:
+        rng: the random generator to draw from.
+        shape: the shape of the field.
+        sigma: the Gaussian's standard deviation in voxels, one value or one per axis.
+    """
+    field = rng.standard_normal(shape, dtype=np.float32)
+    field = ndimage.gaussian_filter(field, sigma, mode="reflect", truncate=3.0)
+    std = float(field.std())
+    if std > 0:
+        field /= std
+    return field
+
+
+def smooth_noise_upsampled(
+    rng: np.random.Generator, shape: tuple[int, int, int], sigma: float, factor: int
+) -> np.ndarray:
+    """A smooth in-plane field drawn on a grid ``factor`` times coarser in y and x, then
+    linearly upsampled to ``shape`` (much cheaper than filtering at full resolution).
+
+    Args:
+        rng: the random generator to draw from.
+        shape: (z, y, x) shape of the result.
+        sigma: (z, y, x)-isotropic smoothing in coarse voxels in-plane; z is smoothed by
+            ``sigma / factor`` sections (z is not downsampled).
+        factor: in-plane downsampling factor of the coarse grid.
+    """
+    z, y, x = shape
+    coarse_shape = (z, -(-y // factor) + 1, -(-x // factor) + 1)
+    coarse = smooth_noise(rng, coarse_shape, (max(sigma / factor, 0.5), sigma, sigma))
+    return _interpolation_matrix(y, coarse_shape[1], factor) @ coarse @ (
+        _interpolation_matrix(x, coarse_shape[2], factor).T
+    )
+
+
+def _interpolation_matrix(fine: int, coarse: int, factor: int) -> np.ndarray:
+    """(fine x coarse) matrix of linear interpolation weights from a grid of step ``factor``."""
+    position = np.arange(fine, dtype=np.float64) / factor
+    lower = np.floor(position).astype(np.int64)
+    weight = position - lower
+    matrix = np.zeros((fine, coarse), dtype=np.float32)
+    rows = np.arange(fine)
+    matrix[rows, lower] = 1.0 - weight
+    matrix[rows, np.minimum(lower + 1, coarse - 1)] += weight
+    return matrix

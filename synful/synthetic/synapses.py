@@ -1,0 +1,302 @@
+"""Polyadic synapses: placement where neurons touch, and their rendering.
+
+A synapse site is a presynaptic T-bar (a dark dense body standing on the membrane) with a
+cloud of vesicles behind it, both inside the presynaptic neuron, and one to four partner
+neurons across the membrane, each with a postsynaptic density (a thickened, dark stretch of
+its membrane facing the T-bar). As in the CREMI annotations, the pre point sits in the
+presynaptic neuron by the T-bar and each post point inside its partner neuron, 100-300 nm away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, spread_points
+
+# geometry in voxels (in-plane voxels are 4 nm, sections 40 nm)
+SEARCH_RADIUS = 72  # in-plane half-size of the window searched for partners
+PRE_DEPTH = 9  # pre point: this far from the membrane into the presynaptic neuron
+POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neuron
+POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
+PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
+MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
+PARTNER_COUNTS = (1, 2, 3, 4)
+PARTNER_PROBABILITIES = (0.1, 0.3, 0.35, 0.25)
+
+TBAR_DARKNESS = 100.0
+VESICLE_DARKNESS = 60.0
+PSD_DARKNESS = 65.0
+
+
+@dataclass
+class SynapseSite:
+    """One presynaptic site and its partners, in voxel coordinates of the whole volume.
+
+    Attributes:
+        pre: (z, y, x) voxel of the pre point.
+        pre_neuron: neuron index of the presynaptic neuron.
+        foot: (y, x) membrane point the T-bar stands on (section ``pre[0]``).
+        normal: (y, x) unit vector from the membrane into the presynaptic neuron.
+        posts: list of (z, y, x) voxels of the post points.
+        post_neurons: neuron index of each partner.
+    """
+
+    pre: np.ndarray
+    pre_neuron: int
+    foot: np.ndarray
+    normal: np.ndarray
+    posts: list[np.ndarray] = field(default_factory=list)
+    post_neurons: list[int] = field(default_factory=list)
+
+
+def _distance_to_neuron(labels: np.ndarray, neuron: int) -> np.ndarray:
+    """Per section, in-plane distance (voxels) of each voxel to the nearest voxel of ``neuron``."""
+    out = np.empty(labels.shape, dtype=np.float32)
+    for z, section in enumerate(labels):
+        inside = section == neuron
+        if inside.any():
+            out[z] = ndimage.distance_transform_edt(~inside)
+        else:
+            out[z] = np.inf
+    return out
+
+
+def propose_site(
+    rng: np.random.Generator,
+    index: np.ndarray,
+    distance: np.ndarray,
+    foot_voxel: np.ndarray,
+    voxel_size: np.ndarray,
+) -> SynapseSite | None:
+    """Try to build a synapse site whose T-bar stands on the membrane at ``foot_voxel``.
+
+    Returns ``None`` when the place does not allow a site (no room for the T-bar, or no
+    partner neuron at a suitable distance).
+
+    Args:
+        rng: the random generator.
+        index: (z, y, x) neuron index per voxel.
+        distance: in-plane distance of every voxel to the nearest other neuron.
+        foot_voxel: (z, y, x) voxel on a membrane (distance 1), in the presynaptic neuron.
+        voxel_size: (z, y, x) voxel size in nm.
+    """
+    z, y, x = (int(v) for v in foot_voxel)
+    depth, height, width = index.shape
+    pre_neuron = int(index[z, y, x])
+    z0, z1 = max(z - 1, 0), min(z + 2, depth)
+    y0, y1 = max(y - SEARCH_RADIUS, 0), min(y + SEARCH_RADIUS + 1, height)
+    x0, x1 = max(x - SEARCH_RADIUS, 0), min(x + SEARCH_RADIUS + 1, width)
+    local = index[z0:z1, y0:y1, x0:x1]
+    local_distance = distance[z0:z1, y0:y1, x0:x1]
+    ly, lx, lz = y - y0, x - x0, z - z0
+
+    # normal: from the other side of the membrane into the presynaptic neuron
+    r = 6
+    patch = local[lz, max(ly - r, 0) : ly + r + 1, max(lx - r, 0) : lx + r + 1]
+    py, px = np.nonzero(np.ones_like(patch, dtype=bool))
+    inside = (patch == pre_neuron).ravel()
+    if inside.all() or not inside.any():
+        return None
+    normal = np.array(
+        [py[inside].mean() - py[~inside].mean(), px[inside].mean() - px[~inside].mean()]
+    )
+    norm = np.hypot(*normal)
+    if norm < 1e-6:
+        return None
+    normal /= norm
+
+    pre_yx = np.rint(np.array([ly, lx]) + PRE_DEPTH * normal).astype(int)
+    if not (0 <= pre_yx[0] < local.shape[1] and 0 <= pre_yx[1] < local.shape[2]):
+        return None
+    if local[lz, pre_yx[0], pre_yx[1]] != pre_neuron or local_distance[lz, pre_yx[0], pre_yx[1]] < 5:
+        return None
+    # the T-bar, pre point and vesicle cloud need room inside the presynaptic neuron
+    cloud_yx = np.rint(np.array([ly, lx]) + 20 * normal).astype(int)
+    if not (0 <= cloud_yx[0] < local.shape[1] and 0 <= cloud_yx[1] < local.shape[2]):
+        return None
+    if local[lz, cloud_yx[0], cloud_yx[1]] != pre_neuron:
+        return None
+
+    to_pre = _distance_to_neuron(local, pre_neuron)
+    gz, gy, gx = np.meshgrid(
+        np.arange(local.shape[0]), np.arange(local.shape[1]), np.arange(local.shape[2]), indexing="ij"
+    )
+    pre_local = np.array([lz, pre_yx[0], pre_yx[1]])
+    offset_nm = (np.stack([gz, gy, gx], -1) - pre_local) * voxel_size
+    pre_post_nm = np.sqrt((offset_nm**2).sum(-1))
+    lateral = np.hypot(gy - ly, gx - lx)
+    facing = (gy - ly) * normal[0] + (gx - lx) * normal[1]
+    candidate = (
+        (local != pre_neuron)
+        & (to_pre >= POST_DEPTH[0])
+        & (to_pre <= POST_DEPTH[1])
+        & (local_distance >= 4)
+        & (pre_post_nm >= PRE_POST_NM[0])
+        & (pre_post_nm <= PRE_POST_NM[1])
+        & (lateral <= POST_MAX_LATERAL)
+        & (facing <= 2)
+    )
+    if not candidate.any():
+        return None
+    neurons = np.unique(local[candidate])
+    wanted = int(rng.choice(PARTNER_COUNTS, p=PARTNER_PROBABILITIES))
+    chosen = rng.permutation(neurons)[:wanted]
+    site = SynapseSite(
+        pre=np.array([z, y0 + pre_yx[0], x0 + pre_yx[1]]),
+        pre_neuron=pre_neuron,
+        foot=np.array([y, x], dtype=np.float64),
+        normal=normal,
+    )
+    for neuron in chosen:
+        where = np.flatnonzero(candidate & (local == neuron))
+        # prefer post points close to the T-bar's foot
+        weight = np.exp(-lateral.ravel()[where] / 15.0)
+        pick = where[rng.choice(len(where), p=weight / weight.sum())]
+        pz, py_, px_ = np.unravel_index(pick, local.shape)
+        site.posts.append(np.array([z0 + pz, y0 + py_, x0 + px_]))
+        site.post_neurons.append(int(neuron))
+    return site
+
+
+def place_sites(
+    rng: np.random.Generator,
+    index: np.ndarray,
+    distance: np.ndarray,
+    cube: tuple[slice, slice, slice],
+    voxel_size,
+    density_per_um3: float,
+) -> tuple[list[SynapseSite], list[SynapseSite]]:
+    """Place synapse sites over the whole volume: annotated ones inside ``cube``, and
+    unannotated ones in the padding around it (real padded CREMI raw has synapses there too).
+
+    A site is annotated when its pre and post points all lie inside the cube (partners whose
+    post point would leave the cube are dropped); a padding site keeps all its features well
+    outside the cube, so that no unannotated synapse shows inside the labelled region.
+
+    Args:
+        rng: the random generator.
+        index: (z, y, x) neuron index per voxel of the whole (padded) volume.
+        distance: in-plane distance of every voxel to the nearest other neuron.
+        cube: slices of the labelled cube inside the volume.
+        voxel_size: (z, y, x) nm.
+        density_per_um3: presynaptic sites per cubic micrometre, in the cube and the padding.
+
+    Returns:
+        (annotated sites, padding sites).
+    """
+    voxel_size = np.asarray(voxel_size, dtype=np.float64)
+    um3 = float(np.prod(voxel_size)) * 1e-9
+    cube_begin = np.array([s.start for s in cube])
+    cube_end = np.array([s.stop for s in cube])
+    cube_voxels = int(np.prod(cube_end - cube_begin))
+    target_cube = int(round(density_per_um3 * cube_voxels * um3))
+    target_padding = int(round(density_per_um3 * (index.size - cube_voxels) * um3))
+    # keep padding synapses (with their PSD and vesicle clouds) clear of the cube
+    guard = np.array([2, SEARCH_RADIUS // 2, SEARCH_RADIUS // 2])
+
+    membrane = np.flatnonzero(distance.ravel() <= 1.0)
+    order = rng.permutation(len(membrane))[: 60 * (target_cube + target_padding) + 200]
+    annotated: list[SynapseSite] = []
+    padding: list[SynapseSite] = []
+    pres_nm: list[np.ndarray] = []
+    for flat in membrane[order]:
+        if len(annotated) >= target_cube and len(padding) >= target_padding:
+            break
+        foot = np.array(np.unravel_index(flat, index.shape))
+        foot_in_cube = np.all(foot >= cube_begin) and np.all(foot < cube_end)
+        if foot_in_cube and len(annotated) >= target_cube:
+            continue
+        if not foot_in_cube and len(padding) >= target_padding:
+            continue
+        if pres_nm and np.min(np.linalg.norm(np.asarray(pres_nm) - foot * voxel_size, axis=1)) < (
+            MIN_SITE_SPACING_NM
+        ):
+            continue
+        site = propose_site(rng, index, distance, foot, voxel_size)
+        if site is None:
+            continue
+        points = np.array([site.pre, *site.posts])
+        inside = np.all((points >= cube_begin) & (points < cube_end), axis=1)
+        near = np.all((points >= cube_begin - guard) & (points < cube_end + guard), axis=1)
+        if inside[0]:
+            keep = inside[1:]
+            if not keep.any():
+                continue
+            site.posts = [p for p, k in zip(site.posts, keep) if k]
+            site.post_neurons = [n for n, k in zip(site.post_neurons, keep) if k]
+            annotated.append(site)
+        elif not near.any():
+            padding.append(site)
+        else:
+            continue
+        pres_nm.append(site.pre * voxel_size)
+    return annotated, padding
+
+
+def render_site(
+    rng: np.random.Generator, darkness: np.ndarray, index: np.ndarray, site: SynapseSite
+) -> None:
+    """Draw the T-bar, the vesicle cloud and the postsynaptic densities of ``site``.
+
+    Args:
+        rng: the random generator.
+        darkness: (z, y, x) float32 field (grey values subtracted from the tissue), in place.
+        index: (z, y, x) neuron index per voxel.
+        site: the site to draw.
+    """
+    z = int(site.pre[0])
+    n = site.normal
+    tbar_profile = section_profile(rng, int(rng.integers(2, 4)), falloff=0.7)
+    # pedestal standing on the membrane, and the platform on top of it (a "T")
+    draw_ellipse(darkness, z, site.foot + 4.0 * n, (4.5, 3.0), n, TBAR_DARKNESS, tbar_profile,
+                 index, site.pre_neuron)
+    draw_ellipse(darkness, z, site.foot + 8.5 * n, (2.4, 8.0), n, TBAR_DARKNESS, tbar_profile,
+                 index, site.pre_neuron)
+    # vesicle cloud behind the T-bar
+    cloud_centre = site.foot + 22.0 * n
+    cloud_profile = section_profile(rng, int(rng.integers(3, 5)), falloff=0.85)
+    for dz in cloud_profile:
+        zz = z + dz
+        if not 0 <= zz < index.shape[0]:
+            continue
+        count = int(rng.integers(14, 24))
+        for point in spread_points(rng, cloud_centre, 26.0, count, 8.5):
+            if np.hypot(*(point - (site.foot + 6.0 * n))) < 8.0:
+                continue
+            stamp = ring_stamp(float(rng.uniform(3.2, 4.3)))
+            add_stamp(darkness, zz, np.rint(point), stamp, VESICLE_DARKNESS, index, site.pre_neuron)
+    # postsynaptic densities: the partner's membrane thickened where it faces the T-bar
+    for post, neuron in zip(site.posts, site.post_neurons):
+        draw_psd(darkness, index, post, neuron, site.pre_neuron, PSD_DARKNESS)
+
+
+def draw_psd(
+    darkness: np.ndarray,
+    index: np.ndarray,
+    centre: np.ndarray,
+    neuron: int,
+    facing_neuron: int,
+    amplitude: float,
+    radius: int = 22,
+) -> None:
+    """Darken and thicken the membrane of ``neuron`` where it touches ``facing_neuron``, within
+    ``radius`` voxels (in-plane) of ``centre`` (z, y, x) and one section above and below."""
+    z, y, x = (int(v) for v in centre)
+    depth, height, width = index.shape
+    reach = radius + 8
+    y0, y1 = max(y - reach, 0), min(y + reach + 1, height)
+    x0, x1 = max(x - reach, 0), min(x + reach + 1, width)
+    ys = np.arange(y0, y1)[:, None]
+    xs = np.arange(x0, x1)[None, :]
+    near = np.clip((radius - np.hypot(ys - y, xs - x)) / 4.0, 0.0, 1.0)
+    for dz, weight in ((-1, 0.6), (0, 1.0), (1, 0.6)):
+        zz = z + dz
+        if not 0 <= zz < depth:
+            continue
+        section = index[zz, y0:y1, x0:x1]
+        to_facing = ndimage.distance_transform_edt(section != facing_neuron)
+        band = np.exp(-0.5 * ((to_facing - 1.5) / 2.0) ** 2) * (section == neuron)
+        darkness[zz, y0:y1, x0:x1] += amplitude * weight * band * near
