@@ -1,0 +1,147 @@
+"""Shapes and the block task of a blockwise prediction.
+
+* The network's output shape ``unit`` (voxels) is the output for the setup's
+  ``predict_input_shape`` (or ``input_shape`` when it has none); its context is
+  ``(input - output) / 2`` voxels on each side.
+* A block is a whole number of network outputs: ``--block-shape`` (voxels) is rounded up to
+  a multiple of ``unit``, so ``1 1 1`` means one network output per block. A block is
+  predicted by one forward pass on ``block + 2 * context`` voxels of raw, which the U-Net
+  accepts because ``unit`` is a multiple of its output grid (the product of its
+  downsample factors), and whose output is then exactly ``block``.
+* Every block begins at ``raw.begin + k * block`` (world nm), so block offsets are multiples
+  of the output grid and the prediction does not depend on the block shape.
+* ``roi`` (nm) is grown to that block grid and cut to the raw ROI; blocks overhang the total
+  ROI at its upper border (the network always predicts a whole block) and their writes are
+  cropped to the output arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from ..blockwise import BlockwiseTask
+from ..errors import SynfulError
+from ..geometry import Coordinate, Roi
+
+# Default block target (voxels): blocks are the smallest multiple of the network output that
+# reaches this on every axis (capped at the volume), to amortise the context of a forward pass.
+DEFAULT_BLOCK_TARGET = (24, 256, 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictPlan:
+    """Geometry of one prediction.
+
+    Args:
+        voxel_size: nm per voxel (raw = setup voxel size).
+        unit_shape: the network output shape (voxels) blocks are multiples of.
+        block_shape: write block shape (voxels).
+        context: voxels read on each side of a block.
+        total_roi: the region predicted and written (nm).
+    """
+
+    voxel_size: Coordinate
+    unit_shape: Coordinate
+    block_shape: Coordinate
+    context: Coordinate
+    total_roi: Roi
+
+    @property
+    def block_input_shape(self) -> Coordinate:
+        """Raw voxels fed to the network per block."""
+        return self.block_shape + self.context * 2
+
+    @property
+    def task(self) -> BlockwiseTask:
+        return BlockwiseTask(
+            total_roi=self.total_roi,
+            block_shape=self.block_shape * self.voxel_size,
+            context=self.context * self.voxel_size,
+            voxel_size=self.voxel_size,
+            fit="overhang",
+        )
+
+    @property
+    def output_shape(self) -> Coordinate:
+        """Shape (voxels) of the output arrays."""
+        return self.total_roi.shape / self.voxel_size
+
+    def to_dict(self) -> dict:
+        return {
+            "voxel_size": list(self.voxel_size),
+            "unit_shape": list(self.unit_shape),
+            "block_shape": list(self.block_shape),
+            "context": list(self.context),
+            "total_roi": {"offset": list(self.total_roi.begin), "shape": list(self.total_roi.shape)},
+        }
+
+
+def network_input_shape(setup: dict) -> tuple[int, int, int]:
+    """The input shape (voxels) a setup predicts with: ``predict_input_shape`` or ``input_shape``."""
+    shape = setup.get("predict_input_shape") or setup.get("input_shape")
+    if shape is None or len(shape) != 3:
+        raise ValueError("the setup has no input_shape (z, y, x)")
+    return tuple(int(s) for s in shape)
+
+
+def round_up(shape: Sequence[int], unit: Sequence[int]) -> Coordinate:
+    """``shape`` rounded up to a multiple of ``unit`` on every axis (at least one unit)."""
+    return Coordinate(max(1, -(-int(s) // int(u))) * int(u) for s, u in zip(shape, unit))
+
+
+def plan_prediction(
+    model,
+    setup: dict,
+    raw_roi: Roi,
+    *,
+    roi: Roi | None = None,
+    block_shape: Sequence[int] | None = None,
+    source: str | None = None,
+) -> PredictPlan:
+    """Plan the blocks of a prediction of ``raw_roi`` (or of ``roi`` inside it).
+
+    Args:
+        model: the network (``output_shape(input_shape)``, ``output_grid``).
+        setup: its setup (``voxel_size``, ``input_shape``, optional ``predict_input_shape``).
+        raw_roi: the raw's ROI (nm); block grid origin.
+        roi: optional region (nm) to predict; grown to the block grid, cut to ``raw_roi``.
+        block_shape: write block shape (voxels), rounded up to the network output shape;
+            ``None`` for the default (see :data:`DEFAULT_BLOCK_TARGET`).
+        source: name for error messages (the checkpoint).
+
+    Raises:
+        SynfulError: for an input shape the network cannot take, a bad block shape, or a
+            ``roi`` that does not overlap the raw.
+    """
+    voxel_size = Coordinate(int(v) for v in setup["voxel_size"])
+    try:
+        input_shape = network_input_shape(setup)
+        unit = Coordinate(model.output_shape(input_shape))
+    except ValueError as exc:
+        raise SynfulError(source, f"invalid network input shape: {exc}") from None
+    context = (Coordinate(input_shape) - unit) / 2
+    grid = Coordinate(model.output_grid)
+    if unit % grid != Coordinate((0, 0, 0)):
+        raise SynfulError(source, f"network output {tuple(unit)} is not a multiple of its grid {tuple(grid)}")
+    raw_voxels = raw_roi.shape / voxel_size
+    if block_shape is None:
+        target = [min(t, s) for t, s in zip(DEFAULT_BLOCK_TARGET, raw_voxels)]
+        blocks = round_up(target, unit)
+    else:
+        if len(block_shape) != 3 or any(int(b) < 1 for b in block_shape):
+            raise SynfulError(None, f"block shape {list(block_shape)} must be 3 positive integers")
+        blocks = round_up(block_shape, unit)
+    total_roi = raw_roi
+    if roi is not None:
+        block_nm = blocks * voxel_size
+        begin = Coordinate(
+            r + ((b - r) // s) * s for b, r, s in zip(roi.begin, raw_roi.begin, block_nm)
+        )
+        end = Coordinate(
+            r + (-(-(e - r) // s)) * s for e, r, s in zip(roi.end, raw_roi.begin, block_nm)
+        )
+        total_roi = Roi(begin, end - begin).intersect(raw_roi)
+        if total_roi.empty or any(s <= 0 for s in total_roi.shape):
+            raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
+    return PredictPlan(voxel_size, unit, blocks, context, total_roi)

@@ -1,0 +1,147 @@
+"""One block of a prediction: read raw with context, run the network, write the outputs.
+
+:func:`predict_raw` is the pure part (uint8 raw in, float32 probabilities and nm out);
+:class:`PredictBlock` is the block processor for :func:`synful.blockwise.run_blockwise`: a
+small picklable configuration whose ``setup()`` loads the checkpoint once per worker and
+whose ``process_block(block)`` predicts and writes one block.
+
+Raw outside its ROI is zero-filled, then normalised like every other voxel, so padding is
+-1 in the network input (the original padded raw with zeros before ``x / 255 * 2 - 1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from ..geometry import roi_to_slices
+from ..io.sample_store import open_raw
+from ..io.zarr_array import Volume
+from ..models import POST_INDICATOR, normalize_raw
+from .output_store import encode
+
+
+def resolve_device(device: str, worker_index: int | None = None) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; plain ``cuda`` -> one GPU per worker.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        worker_index: the local worker number; with several GPUs, worker ``i`` uses GPU
+            ``i % count``.
+    """
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise RuntimeError("--device cuda: no CUDA device is available")
+        device = f"cuda:{(worker_index or 0) % count}"
+    return device
+
+
+def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False) -> dict:
+    """Run ``model`` on uint8 ``raw`` (z, y, x); float32 outputs (probability, nm).
+
+    Returns:
+        ``{"post_indicator": (z, y, x) sigmoid probability, "partner_vectors": (3, z, y, x)
+        nm}`` for the heads the model has.
+    """
+    import torch
+
+    x = torch.from_numpy(normalize_raw(raw)[None, None]).to(device)
+    device_type = torch.device(device).type
+    with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(x)
+        result = {}
+        for head, tensor in out.items():
+            tensor = tensor.float()
+            if head == POST_INDICATOR:
+                tensor = torch.sigmoid(tensor)[:, 0]
+            result[head] = tensor[0].cpu().numpy()
+    return result
+
+
+def _worker_index() -> int | None:
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    try:
+        return int(name)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclasses.dataclass
+class PredictBlock:
+    """Block processor of a prediction.
+
+    Args:
+        checkpoint: the checkpoint file (absolute path: workers may run elsewhere).
+        sample: the sample store whose ``raw`` is read.
+        out_store: the (temporary) prediction store, already created.
+        heads: the output arrays to write.
+        dtype: output dtype option (``uint8``, ``float16``, ``float32``).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (resolved per worker).
+        bf16: run the network under bfloat16 autocast.
+        threads: torch CPU threads per worker (``None``: torch's default).
+    """
+
+    checkpoint: str
+    sample: str
+    out_store: str
+    heads: tuple[str, ...]
+    dtype: str = "uint8"
+    device: str = "auto"
+    bf16: bool = False
+    threads: int | None = None
+
+    def __post_init__(self):
+        self._model = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_model"] = None  # never ship a loaded model; each worker loads its own
+        state.pop("_raw", None)
+        state.pop("_outputs", None)
+        return state
+
+    def setup(self) -> None:
+        """Load the checkpoint onto this worker's device and open the arrays (once per worker)."""
+        import torch
+
+        from ..checkpoint import load_checkpoint
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        self._device = resolve_device(self.device, _worker_index())
+        self._model = load_checkpoint(self.checkpoint, device=self._device).model
+        self._raw = open_raw(self.sample)
+        self._outputs = {head: Volume.open(self.out_store, head, mode="r+") for head in self.heads}
+
+    def process_block(self, block) -> None:
+        """Predict ``block.read_roi`` and write its write ROI (cropped to the output arrays)."""
+        if self._model is None:
+            self.setup()
+        raw = self._raw.read(block.read_roi, fill_value=0)
+        predictions = predict_raw(self._model, raw, self._device, self.bf16)
+        for head in self.heads:
+            output = self._outputs[head]
+            target = block.write_roi.intersect(output.roi)
+            if target.empty:
+                continue
+            values = predictions[head]
+            crop = roi_to_slices(target, block.write_roi.begin, output.voxel_size)
+            values = values[(slice(None),) * (values.ndim - 3) + crop]
+            output.write(target, encode(head, values, self.dtype))
+
+
+def default_threads(workers: int) -> int:
+    """CPU threads per local worker so that the workers share the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))

@@ -1,0 +1,187 @@
+"""``predict``: blockwise prediction of a sample store into a prediction store, resumable.
+
+The store is written into a hidden sibling ``.<OUT>.partial`` with done markers in
+``.<OUT>.partial/.blocks_done``; only when every block is done are the markers removed and
+the sibling renamed to ``OUT``, so ``OUT`` never exists half-written. A rerun with the same
+inputs and options resumes the partial store (done blocks are not predicted again); a rerun
+with other inputs or options starts it over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from ..atomic import remove_path, temporary_sibling
+from ..blockwise import run_blockwise
+from ..errors import SynfulError
+from ..geometry import Roi
+from ..io.sample_store import open_raw
+from .output_store import DTYPES, create_prediction_store
+from .plan import plan_prediction
+from .predict_block import PredictBlock, default_threads
+
+logger = logging.getLogger(__name__)
+
+MARKERS = ".blocks_done"
+ATTRS_KEY = "synful_predict"
+LOCAL_SCHEDULERS = (None, "serial", "threads", "processes")
+
+
+def partial_path(out_store: str | os.PathLike) -> Path:
+    """Where an unfinished prediction of ``out_store`` lives."""
+    out_store = Path(out_store)
+    return out_store.with_name(f".{out_store.name}.partial")
+
+
+def _file_identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _read_attrs(store: Path) -> dict | None:
+    try:
+        return json.loads((store / "zarr.json").read_text()).get("attributes", {}).get(ATTRS_KEY)
+    except (OSError, ValueError):
+        return None
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, replacing an existing ``target``."""
+    if target.exists() or target.is_symlink():
+        old = temporary_sibling(target)
+        os.replace(target, old)
+        os.replace(source, target)
+        remove_path(old)
+    else:
+        os.replace(source, target)
+
+
+def predict(
+    checkpoint,
+    sample_store,
+    out_store,
+    *,
+    roi: Roi | None = None,
+    block_shape=None,
+    workers: int | None = 1,
+    scheduler=None,
+    device: str = "auto",
+    dtype: str = "uint8",
+    bf16: bool = False,
+    progress: bool = True,
+) -> None:
+    """Predict ``sample_store``'s raw blockwise with a checkpoint into ``out_store``.
+
+    Args:
+        checkpoint: a ``synful train`` checkpoint file.
+        sample_store: a sample store with ``raw`` at the setup's voxel size.
+        out_store: the prediction store to write (replaced if it exists).
+        roi: region (nm) to predict, grown to the block grid; default: all of raw.
+        block_shape: write block (voxels), rounded up to the network output shape.
+        workers: local workers; ``None``: one per GPU (or 1 without GPUs).
+        scheduler: ``None``/``"serial"``/``"threads"``/``"processes"`` or a dask scheduler
+            address (or ``distributed.Client``) of an existing cluster.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: ``uint8`` (scaled uint8/int8 as the original), ``float16`` or ``float32``.
+        bf16: run the network under bfloat16 autocast.
+        progress: show a progress bar of blocks done.
+
+    Raises:
+        SynfulError: bad checkpoint or sample, voxel size mismatch, failed blocks.
+    """
+    import torch
+
+    from ..checkpoint import load_checkpoint
+
+    if dtype not in DTYPES:
+        raise SynfulError(None, f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
+        raise SynfulError(None, f"unknown device {device!r}: expected auto, cpu, cuda or cuda:N")
+    checkpoint = Path(checkpoint).resolve()
+    sample_store = Path(sample_store).resolve()
+    out_store = Path(out_store).resolve()
+    if out_store in (sample_store, checkpoint):
+        raise SynfulError(out_store, "the output would overwrite an input")
+
+    loaded = load_checkpoint(checkpoint, device="cpu")
+    setup = loaded.setup
+    raw = open_raw(sample_store)
+    if raw.dtype != "uint8":
+        raise SynfulError(f"{sample_store}/raw", f"raw must be uint8, not {raw.dtype}")
+    if raw.channels:
+        raise SynfulError(f"{sample_store}/raw", "raw must have 3 axes (z, y, x)")
+    voxel_size = setup.get("voxel_size")
+    if voxel_size is None:
+        raise SynfulError(checkpoint, "the checkpoint's setup has no voxel_size")
+    if tuple(int(v) for v in voxel_size) != tuple(raw.voxel_size):
+        raise SynfulError(
+            sample_store,
+            f"raw voxel size {list(raw.voxel_size)} nm differs from the network's "
+            f"{[int(v) for v in voxel_size]} nm",
+        )
+    plan = plan_prediction(
+        loaded.model, setup, raw.roi, roi=roi, block_shape=block_shape, source=str(checkpoint)
+    )
+    heads = tuple(loaded.model.heads)
+    del loaded
+
+    local = scheduler in LOCAL_SCHEDULERS
+    if workers is None:
+        gpus = torch.cuda.device_count() if device != "cpu" else 0
+        workers = max(1, gpus) if local else 1
+    if workers < 1:
+        raise SynfulError(None, f"--workers must be >= 1, got {workers}")
+    identity = {
+        "checkpoint": _file_identity(checkpoint),
+        "sample": str(sample_store),
+        "plan": plan.to_dict(),
+        "heads": list(heads),
+        "dtype": dtype,
+        "bf16": bool(bf16),
+    }
+    identity = json.loads(json.dumps(identity))
+    partial = partial_path(out_store)
+    if partial.exists() and _read_attrs(partial) != identity:
+        logger.info("%s belongs to another prediction: starting over", partial)
+        remove_path(partial)
+    if not partial.exists():
+        out_store.parent.mkdir(parents=True, exist_ok=True)
+        building = temporary_sibling(partial)
+        try:
+            create_prediction_store(building, plan, heads, dtype, attrs={ATTRS_KEY: identity})
+            os.replace(building, partial)
+        except BaseException:
+            remove_path(building)
+            raise
+    logger.info(
+        "predicting %s: %d blocks of %s voxels (network output %s, context %s) on %s",
+        plan.total_roi, plan.task.num_blocks, tuple(plan.block_shape), tuple(plan.unit_shape),
+        tuple(plan.context), "this process" if workers == 1 and scheduler is None else
+        f"{workers} local workers" if local else scheduler,
+    )
+    processor = PredictBlock(
+        checkpoint=str(checkpoint),
+        sample=str(sample_store),
+        out_store=str(partial),
+        heads=heads,
+        dtype=dtype,
+        device=device,
+        bf16=bool(bf16),
+        threads=default_threads(workers) if local and workers > 1 else None,
+    )
+    run_blockwise(
+        plan.task,
+        processor,
+        done_dir=partial / MARKERS,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        tag={"prediction": identity},
+        desc="predict blocks",
+    )
+    shutil.rmtree(partial / MARKERS)
+    _replace(partial, out_store)

@@ -1,0 +1,102 @@
+"""Prediction geometry, output encoding and store layout (no network runs here)."""
+
+import numpy as np
+import pytest
+import zarr
+from _predict_fixtures import RAW_OFFSET, VOXEL, tiny_setup
+
+from synful.errors import SynfulError
+from synful.geometry import Coordinate, Roi
+from synful.models import build_model
+from synful.predict import create_prediction_store, encode, plan_prediction, stored_dtype
+from synful.predict.output_store import chunking
+from synful.predict.plan import round_up
+
+RAW_ROI = Roi(RAW_OFFSET, Coordinate(13, 30, 34) * Coordinate(VOXEL))
+
+
+@pytest.fixture(scope="module")
+def net():
+    setup = tiny_setup()
+    return build_model(setup), setup
+
+
+def test_blocks_are_multiples_of_the_network_output(net):
+    model, setup = net
+    plan = plan_prediction(model, setup, RAW_ROI, block_shape=(1, 1, 1))
+    assert plan.unit_shape == (6, 20, 20) and plan.block_shape == (6, 20, 20)
+    assert plan.context == (12, 20, 20)
+    assert model.output_shape(plan.block_input_shape) == tuple(plan.block_shape)
+    plan = plan_prediction(model, setup, RAW_ROI, block_shape=(7, 20, 41))
+    assert plan.block_shape == (12, 20, 60)
+    assert model.output_shape(plan.block_input_shape) == tuple(plan.block_shape)
+    task = plan.task
+    assert task.fit == "overhang" and task.total_roi == RAW_ROI
+    assert task.context == plan.context * Coordinate(VOXEL)
+
+
+def test_default_block_covers_a_small_volume_in_one_block(net):
+    model, setup = net
+    plan = plan_prediction(model, setup, RAW_ROI)
+    assert plan.block_shape == (18, 40, 40) and plan.task.num_blocks == 1
+
+
+def test_predict_input_shape_sets_the_unit(net):
+    model, setup = net
+    setup = dict(setup, predict_input_shape=list(model.valid_input_shape((32, 64, 64))))
+    plan = plan_prediction(model, setup, RAW_ROI, block_shape=(1, 1, 1))
+    assert plan.unit_shape == model.output_shape(setup["predict_input_shape"])
+
+
+def test_roi_is_grown_to_the_block_grid_and_cut_to_raw(net):
+    model, setup = net
+    # block (6, 20, 20) voxels = (24, 40, 40) nm, grid anchored at the raw offset (8, 4, 6)
+    roi = Roi((8 + 25, 4 + 1, 6 + 41), (2, 2, 80))
+    plan = plan_prediction(model, setup, RAW_ROI, roi=roi, block_shape=(1, 1, 1))
+    assert plan.total_roi.begin == (8 + 24, 4, 6 + 40)
+    assert plan.total_roi.end == (8 + 48, 4 + 40, RAW_ROI.end[2])
+    with pytest.raises(SynfulError, match="does not overlap"):
+        plan_prediction(model, setup, RAW_ROI, roi=Roi((0, 0, 10_000), (4, 4, 4)))
+
+
+def test_invalid_network_input_shape_is_an_error(net):
+    model, setup = net
+    with pytest.raises(SynfulError, match="invalid network input shape"):
+        plan_prediction(model, dict(setup, input_shape=[31, 60, 60]), RAW_ROI)
+
+
+def test_round_up():
+    assert round_up((1, 21, 40), (6, 20, 20)) == (6, 40, 40)
+
+
+def test_encode_uint8_and_int8_like_the_original():
+    prob = np.array([0.0, 0.5, 0.999, 1.0], dtype=np.float32)
+    np.testing.assert_array_equal(encode("post_indicator", prob, "uint8"), [0, 128, 255, 255])
+    vectors = np.array([-1000.0, -2.1, 0.0, 1.9, 37.0, 510.0, 600.0], dtype=np.float32)
+    stored = encode("partner_vectors", vectors, "uint8")
+    assert stored.dtype == np.int8
+    np.testing.assert_array_equal(stored, [-128, -1, 0, 0, 9, 127, 127])
+    assert encode("partner_vectors", vectors, "float16").dtype == np.float16
+    assert stored_dtype("post_indicator", "float32") == np.float32
+
+
+def test_chunks_and_shards_equal_the_write_block():
+    assert chunking((6, 20, 20)) == ((6, 20, 20), None)
+    chunks, shards = chunking((54, 920, 920))
+    assert shards == (54, 920, 920)
+    assert all(s % c == 0 and c <= m for s, c, m in zip(shards, chunks, (32, 256, 256)))
+
+
+def test_store_layout_follows_the_contract(net, tmp_path):
+    model, setup = net
+    plan = plan_prediction(model, setup, RAW_ROI, block_shape=(1, 1, 1))
+    create_prediction_store(tmp_path / "p.zarr", plan, ("post_indicator", "partner_vectors"), "uint8")
+    group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
+    mask, vectors = group["post_indicator"], group["partner_vectors"]
+    assert mask.shape == (13, 30, 34) and vectors.shape == (3, 13, 30, 34)
+    assert mask.chunks == (6, 20, 20) and vectors.chunks == (3, 6, 20, 20)
+    assert mask.dtype == np.uint8 and vectors.dtype == np.int8
+    assert mask.attrs["scale"] == 255 and vectors.attrs["scale"] == 0.25
+    assert mask.attrs["offset"] == list(RAW_OFFSET) and mask.attrs["voxel_size"] == list(VOXEL)
+    assert vectors.attrs["axis_names"] == ["c^", "z", "y", "x"]
+    assert vectors.attrs["types"] == ["channel", "space", "space", "space"]
