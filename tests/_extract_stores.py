@@ -56,9 +56,3 @@ def blob_map(shape, centers, radius_vox=(1, 3, 3), value=0.9, seed=0):
     prob += rng.uniform(0, 0.05, shape).astype(np.float32) * (prob > 0)
     return np.clip(prob, 0, 1)
 
-
-def vector_field(shape, vector_nm=(40.0, 20.0, -16.0)):
-    vectors = np.zeros((3, *shape), np.float32)
-    for i, v in enumerate(vector_nm):
-        vectors[i] = v
-    return vectors

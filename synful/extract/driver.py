@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_output, remove_path
-from ..blockwise.run import run_blockwise
+from ..blockwise.run import BlockwiseResult, run_blockwise
 from ..blockwise.task import Block, BlockwiseTask
 from ..errors import SynfulError
 from ..geometry import Coordinate
@@ -144,8 +144,12 @@ def run_extract_blocks(
     workers: int = 1,
     scheduler=None,
     progress: bool = True,
-) -> tuple[ExtractBlocks, BlockwiseTask]:
-    """Validate the inputs and process every block not yet done (the resumable part)."""
+) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult]:
+    """Validate the inputs and process every block not yet done (the resumable part).
+
+    Returns:
+        the block processor (it knows where the tables are), the task and what the run did.
+    """
     predictions = open_predictions(pred_store)
     mask = predictions.post_indicator
     if seg_store is not None:
@@ -162,7 +166,7 @@ def run_extract_blocks(
     }
     _prepare_work_directory(work, identity)
     processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store)
-    run_blockwise(
+    result = run_blockwise(
         task,
         processor,
         done_dir=work / DONE_DIR,
@@ -172,7 +176,7 @@ def run_extract_blocks(
         tag=identity,
         desc="extract",
     )
-    return processor, task
+    return processor, task, result
 
 
 def extract_synapses(
@@ -227,7 +231,7 @@ def extract_synapses(
     )
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
-    processor, task = run_extract_blocks(
+    processor, task, _ = run_extract_blocks(
         pred_store,
         out_path,
         config,

@@ -1,0 +1,214 @@
+"""Extraction from prediction stores: blockwise = whole volume, ids, resume, seg ids, errors, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+from _extract_stores import (
+    blob_map,
+    write_prediction_store,
+    write_sample_store,
+)
+
+from synful.cli import main
+from synful.errors import SynfulError
+from synful.extract import (
+    ExtractConfig,
+    extract_from_arrays,
+    extract_synapses,
+    run_extract_blocks,
+    work_directory,
+)
+from synful.extract.predictions import open_predictions
+from synful.io.synapse_table import read_synapses
+from synful.io.zarr_array import write_volume
+
+VS = (40, 4, 4)
+SHAPE = (12, 64, 64)
+# blob centres chosen to straddle the borders of 4 x 16 x 16 and 6 x 32 x 32 blocks
+CENTRES = [(3, 15, 16), (4, 32, 31), (6, 8, 47), (8, 48, 48), (2, 40, 10), (9, 20, 56), (5, 55, 25)]
+OFFSET = (400, 80, 120)
+
+
+@pytest.fixture
+def prob():
+    return blob_map(SHAPE, CENTRES, radius_vox=(1, 4, 4), value=0.95, seed=5)
+
+
+@pytest.fixture
+def vectors():
+    rng = np.random.default_rng(6)
+    return (rng.integers(-30, 30, (3, *SHAPE)) * 4).astype(np.float32)
+
+
+@pytest.fixture
+def store(tmp_path, prob, vectors):
+    return write_prediction_store(tmp_path / "pred.zarr", prob, vectors, offset=OFFSET, chunks=(4, 16, 16))
+
+
+@pytest.mark.parametrize("mode", ["cc", "nms"])
+@pytest.mark.parametrize("block_shape", [(4, 16, 16), (6, 32, 32), (5, 21, 13)])
+def test_blockwise_equals_whole_volume(tmp_path, store, prob, vectors, mode, block_shape):
+    """Components straddle block borders; every block shape gives the whole-volume table."""
+    kwargs = {"mode": mode, "threshold": 0.5, "progress": False}
+    whole = extract_synapses(store, tmp_path / "whole.parquet", **kwargs)
+    blocks = extract_synapses(store, tmp_path / "blocks.parquet", block_shape=block_shape, **kwargs)
+    assert len(whole) >= len(CENTRES)
+    pd.testing.assert_frame_equal(whole, blocks)
+    pd.testing.assert_frame_equal(blocks, read_synapses(tmp_path / "blocks.parquet"))
+    in_memory = extract_from_arrays(prob, vectors, VS, OFFSET, ExtractConfig(mode=mode))
+    pd.testing.assert_frame_equal(whole, in_memory)
+    assert whole["id"].is_unique and whole["id"].is_monotonic_increasing
+    assert not work_directory(tmp_path / "blocks.parquet").exists()
+
+
+def test_without_context_straddling_components_split(tmp_path, store):
+    """The context is what makes blocks agree: without it, border components split."""
+    whole = extract_synapses(store, tmp_path / "w.parquet", progress=False)
+    split = extract_synapses(
+        store, tmp_path / "s.parquet", block_shape=(4, 16, 16), context=0, progress=False
+    )
+    assert len(split) > len(whole)
+
+
+def test_quantized_store_honours_scale(tmp_path, prob, vectors):
+    """uint8/255 probabilities and int8/0.25 vectors give the de-scaled values."""
+    store = write_prediction_store(tmp_path / "q.zarr", prob, vectors, offset=OFFSET, quantized=True)
+    table = extract_synapses(store, tmp_path / "q.parquet", block_shape=(4, 16, 16), progress=False)
+    stored = zarr.open_array(str(store / "post_indicator"))[...]
+    expected = extract_from_arrays(stored / np.float32(255), vectors, VS, OFFSET, ExtractConfig())
+    pd.testing.assert_frame_equal(table, expected)
+    post = table[["post_z", "post_y", "post_x"]].to_numpy()
+    pre = table[["pre_z", "pre_y", "pre_x"]].to_numpy()
+    voxel = ((post - OFFSET) / VS).astype(int)
+    vec = vectors[(slice(None), *voxel.T)].T
+    expected_pre = np.floor((post + vec - OFFSET) / VS + 0.5) * VS + OFFSET
+    np.testing.assert_array_equal(pre, expected_pre)
+
+
+def test_resume_processes_only_missing_blocks(tmp_path, store):
+    out = tmp_path / "syn.parquet"
+    config = ExtractConfig()
+    processor, task, result = run_extract_blocks(
+        store, out, config, block_shape=(4, 32, 32), progress=False
+    )
+    assert result.processed == task.num_blocks == 12
+    work = work_directory(out)
+    (work / "done" / "blocks" / "5").unlink()
+    processor.table_path(5).unlink()
+    _, _, result = run_extract_blocks(store, out, config, block_shape=(4, 32, 32), progress=False)
+    assert (result.skipped, result.processed) == (11, 1)
+    # other settings: the old work directory is discarded, not mixed in
+    _, _, result = run_extract_blocks(
+        store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32), progress=False
+    )
+    assert (result.skipped, result.processed) == (0, 12)
+    resumed = extract_synapses(store, out, threshold=0.6, block_shape=(4, 32, 32), progress=False)
+    fresh = extract_synapses(store, tmp_path / "fresh.parquet", threshold=0.6, progress=False)
+    pd.testing.assert_frame_equal(resumed, fresh)
+
+
+def test_segment_ids_and_autapses(tmp_path):
+    prob = np.zeros((6, 32, 32), np.float32)
+    prob[2, 5:8, 5:8] = 0.9  # post (2, 6, 6): vector to (2, 6, 20) in another segment
+    prob[3, 20:23, 20:23] = 0.9  # post (3, 21, 21): vector stays in the same segment
+    vectors = np.zeros((3, 6, 32, 32), np.float32)
+    vectors[2, 2, 6, 6] = 14 * 4
+    vectors[2, 3, 21, 21] = -4 * 4
+    store = write_prediction_store(tmp_path / "p.zarr", prob, vectors)
+    seg = np.zeros((6, 32, 32), np.uint64)
+    seg[:, :, :16] = 7
+    seg[:, :, 16:] = 9
+    sample = write_sample_store(tmp_path / "s.zarr", seg[:, :30])  # smaller: outside is 0
+    table = extract_synapses(store, tmp_path / "a.parquet", seg_store=sample, progress=False)
+    assert table[["pre_seg_id", "post_seg_id"]].to_numpy().tolist() == [[9, 7], [9, 9]]
+    assert table["pre_seg_id"].dtype == np.uint64
+    kept = extract_synapses(
+        store, tmp_path / "b.parquet", seg_store=sample, drop_autapses=True, progress=False
+    )
+    assert kept[["pre_seg_id", "post_seg_id"]].to_numpy().tolist() == [[9, 7]]
+    pd.testing.assert_frame_equal(kept, read_synapses(tmp_path / "b.parquet"))
+
+
+def test_min_distance_and_nms_options(tmp_path, store):
+    a = extract_synapses(store, tmp_path / "a.parquet", progress=False)
+    b = extract_synapses(store, tmp_path / "b.parquet", min_distance=100, progress=False)
+    pre, post = a[["pre_z", "pre_y", "pre_x"]].to_numpy(), a[["post_z", "post_y", "post_x"]].to_numpy()
+    assert len(b) == int((np.linalg.norm(pre - post, axis=1) >= 100).sum()) < len(a)
+    c = extract_synapses(store, tmp_path / "c.parquet", mode="nms", nms_radius=80, progress=False)
+    d = extract_synapses(store, tmp_path / "d.parquet", mode="nms", nms_radius=16, progress=False)
+    assert len(c) <= len(d)
+    assert (c["score"] <= 1).all()
+
+
+def test_dask_workers_give_the_same_table(tmp_path, store):
+    serial = extract_synapses(store, tmp_path / "a.parquet", block_shape=(6, 32, 32), progress=False)
+    threaded = extract_synapses(
+        store, tmp_path / "b.parquet", block_shape=(6, 32, 32), workers=2, scheduler="threads",
+        progress=False,
+    )
+    pd.testing.assert_frame_equal(serial, threaded)
+
+
+def _no_outputs(tmp_path, out):
+    assert not out.exists() and not work_directory(out).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_inputs_raise_and_leave_nothing(tmp_path, store):
+    out = tmp_path / "out.parquet"
+    sample = tmp_path / "raw_only.zarr"
+    write_volume(zarr.open_group(str(sample), mode="w"), "raw", np.zeros((4, 8, 8), np.uint8), VS, (0, 0, 0))
+    with pytest.raises(SynfulError, match="not a prediction store"):
+        extract_synapses(sample, out, progress=False)
+    with pytest.raises(SynfulError, match=r"\[0, 1\]"):
+        extract_synapses(store, out, threshold=1.5, progress=False)
+    seg = write_sample_store(tmp_path / "seg.zarr", np.ones((4, 8, 8)), voxel_size=(40, 8, 8))
+    with pytest.raises(SynfulError, match="voxel size"):
+        extract_synapses(store, out, seg_store=seg, progress=False)
+    with pytest.raises(SynfulError, match="no such"):
+        extract_synapses(tmp_path / "missing.zarr", out, progress=False)
+    with pytest.raises(SynfulError, match="segmentation"):
+        extract_synapses(store, out, drop_autapses=True, progress=False)
+    _no_outputs(tmp_path, out)
+
+
+def test_scale_and_vector_shape_are_checked(tmp_path, prob, vectors):
+    store = write_prediction_store(tmp_path / "p.zarr", prob, vectors)
+    group = zarr.open_group(str(store), mode="a")
+    write_volume(group, "partner_vectors", vectors[:2], VS, (0, 0, 0), channels=1)
+    with pytest.raises(SynfulError, match=r"\(3, z, y, x\)"):
+        open_predictions(store)
+    write_volume(group, "partner_vectors", vectors, VS, (0, 0, 0), channels=1)
+    write_volume(group, "post_indicator", (prob * 255).astype(np.uint8), VS, (0, 0, 0))
+    with pytest.raises(SynfulError, match="without a scale"):
+        open_predictions(store)
+
+
+def test_cli_summary_and_error_line(tmp_path, store, capsys):
+    out = tmp_path / "cli.parquet"
+    assert main(["--quiet", "extract", str(store), str(out), "--block-shape", "4", "16", "16"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{out}: ") and "synapses; score min/25%/50%/75%/max" in line
+    assert len(read_synapses(out)) == int(line.split(": ")[1].split()[0])
+    bad = tmp_path / "bad.parquet"
+    assert main(["extract", str(store), str(bad), "--threshold", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "synful: error: --threshold: must lie in [0, 1], got 2"
+    _no_outputs(tmp_path, bad)
+
+
+def test_extract_never_imports_torch(tmp_path, store):
+    code = (
+        "import sys\n"
+        "from synful.cli import main\n"
+        f"assert main(['--quiet', 'extract', {str(store)!r}, {str(tmp_path / 't.parquet')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
