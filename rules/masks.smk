@@ -1,0 +1,15 @@
+rule masks:
+    input:
+        store="results/samples/{sample}.zarr",
+        synapses="results/samples/{sample}.parquet",
+        mask_volumes=mask_volume_files,
+    output:
+        summary="results/samples/{sample}.masks.json",
+    log:
+        "logs/masks/{sample}.log",
+    conda:
+        "../envs/synful.yaml"
+    params:
+        args=masks_args,
+    script:
+        "../workflow_scripts/masks.py"

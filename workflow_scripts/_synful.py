@@ -1,0 +1,35 @@
+"""Run one `synful` command from a Snakemake `script:` job, its output going to the job's log.
+
+The job runs in the Python that runs the script (Snakemake's own, or the rule's conda
+environment with --sdm conda), so `synful` need not be on PATH. An environment without synful
+installed (envs/synful.yaml) imports it from this checkout.
+"""
+
+import shlex
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from importlib.util import find_spec
+from pathlib import Path
+
+if find_spec("synful") is None:
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from synful.cli import main  # noqa: E402
+
+
+def run_synful(snakemake, command, *args):
+    """Run `synful <command> <args>`, writing its messages to ``snakemake.log[0]``.
+
+    Args:
+        snakemake: the job's ``snakemake`` object.
+        command: the synful subcommand.
+        args: its arguments (converted to strings; lists are flattened).
+    """
+    argv = [command]
+    for arg in args:
+        argv += [str(a) for a in arg] if isinstance(arg, list | tuple) else [str(arg)]
+    with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+        print("synful", shlex.join(argv), flush=True)
+        code = main(argv)
+    if code:
+        sys.exit(f"synful {command} failed (exit {code}); see {snakemake.log[0]}")
