@@ -7,7 +7,8 @@ in the voxel ``floor((p - offset) / voxel_size)``; vectors start at the voxel co
 - postsynaptic indicator: a ball of ``blob_radius`` nm around each post point's voxel,
   clipped to the neuron under the post point (post points on label 0 draw nothing);
 - partner vectors: inside a ``d_blob_radius`` ball around each post point (clipped the same
-  way) the vector (pre - voxel corner) in nm; where balls overlap the nearest post point wins;
+  way) the vector (pre - voxel corner) in nm; where balls overlap the post point nearest to
+  the voxel's centre wins;
 - vector mask: the union of the clipped vector balls;
 - balancing weights: per window w_c = 1 / (2 clip(f_c, clipmin, clipmax)).
 """
@@ -96,7 +97,8 @@ def partner_vectors(pre, post, labels, offset, voxel_size, d_blob_radius) -> tup
     if len(flat) == 0:
         return vectors, mask
     corners = np.stack(np.unravel_index(flat, labels.shape), axis=1) * vs + off
-    distance = ((corners - post[owners]) ** 2).sum(axis=1)
+    # nearest post point measured from the voxel centre (symmetric under mirroring)
+    distance = ((corners + vs / 2 - post[owners]) ** 2).sum(axis=1)
     # per voxel, the nearest post point: sort by (voxel, distance) and keep the first
     order = np.lexsort((distance, flat))
     flat, owners, corners = flat[order], owners[order], corners[order]

@@ -56,7 +56,8 @@ def test_overlapping_balls_go_to_the_nearest_post_point():
     pre = np.array([[0, 0, -1000.0], [0, 0, 1000.0]])
     vectors, mask = partner_vectors(pre, post, labels, (0, 0, 0), VS, d_blob_radius=60)
     x = np.arange(40) * 4.0
-    owner = np.where(np.abs(x - 40) <= np.abs(x - 80), 0, 1)
+    centre = x + 2
+    owner = np.where(np.abs(centre - 40) <= np.abs(centre - 80), 0, 1)
     expected = np.where(owner == 0, -1000.0 - x, 1000.0 - x)
     inside = mask[0, 0] == 1
     assert inside.sum() == 36  # voxels 0..35

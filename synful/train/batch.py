@@ -1,0 +1,137 @@
+"""Assemble training samples and batches from sample stores (numpy only, no torch).
+
+For one sample: choose an output window, draw a spatial transform of the input window, read
+the source region the transform needs (raw zero-padded outside its ROI, labels 0 outside
+theirs), resample raw (linear) and labels (nearest), augment the intensities, transform the
+synapse points with the inverse transform and render the targets from the transformed points
+(so the vectors follow the arrays), then crop the targets to the output window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from ..geometry import Coordinate, Roi, points_in_roi
+from ..targets import balance_weights, partner_vectors, post_indicator
+from .augment import SpatialTransform, augment_defects, augment_intensity, sample_transform
+from .sampling import TrainingSample, choose_output_window
+from .setup import TrainSetup
+
+SAMPLE_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "neuron_ids")
+
+
+def render_sample(
+    rng: np.random.Generator,
+    sample: TrainingSample,
+    output_roi: Roi,
+    transform: SpatialTransform,
+    setup: TrainSetup,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """Raw and targets for one output window under one spatial transform.
+
+    Returns:
+        ``raw`` float32 (1, Z, Y, X) in [-1, 1]; ``post_indicator`` float32 (1, z, y, x) 0/1;
+        ``partner_vectors`` float32 (3, z, y, x) nm; ``vector_mask`` float32 (1, z, y, x);
+        ``neuron_ids`` int64 (z, y, x) (the augmented labels of the output window).
+    """
+    vs = np.asarray(sample.voxel_size, dtype=np.int64)
+    input_shape = np.asarray(input_shape, dtype=np.int64)
+    output_shape = np.asarray(output_shape, dtype=np.int64)
+    context = (input_shape - output_shape) // 2
+    input_begin = np.asarray(output_roi.begin, dtype=np.int64) - context * vs
+
+    coords = transform.source_coordinates()
+    low = np.floor(coords.reshape(3, -1).min(axis=1)).astype(np.int64) - 1
+    high = np.ceil(coords.reshape(3, -1).max(axis=1)).astype(np.int64) + 2
+    source_roi = Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs))
+    local = coords - low[:, None, None, None].astype(np.float32)
+
+    raw_source = sample.raw.read(source_roi).astype(np.float32) / np.float32(255.0)
+    raw = ndimage.map_coordinates(raw_source, local, order=1, mode="constant", cval=0.0).astype(np.float32)
+    raw = augment_intensity(rng, raw, setup.intensity)
+    raw = augment_defects(rng, raw, setup.defect)
+    raw = raw * np.float32(2.0) - np.float32(1.0)
+
+    labels_source = sample.labels.read(source_roi)
+    nearest = np.rint(local).astype(np.int64)
+    inside = np.all((nearest >= 0) & (nearest < np.asarray(labels_source.shape)[:, None, None, None]), axis=0)
+    nearest = np.where(inside[None], nearest, 0)
+    labels = np.where(inside, labels_source[tuple(nearest)], 0)
+
+    # the synapses near the source region, moved into the augmented window
+    margin = int(np.ceil(max(setup.blob_radius, setup.d_blob_radius))) + int(vs.max())
+    near = points_in_roi(sample.post, source_roi.grow(Coordinate((margin,) * 3), Coordinate((margin,) * 3)))
+    post = _to_window(transform, sample.post[near], input_begin, vs)
+    pre = _to_window(transform, sample.pre[near], input_begin, vs)
+
+    # render on the output window grown by the ball radius (inside the input window), then crop
+    reach = np.ceil(max(setup.blob_radius, setup.d_blob_radius) / vs).astype(np.int64)
+    grow = np.minimum(reach, context)
+    begin, end = context - grow, context + output_shape + grow
+    window_labels = labels[tuple(slice(b, e) for b, e in zip(begin, end))]
+    window_offset = input_begin + begin * vs
+    indicator = post_indicator(post, window_labels, window_offset, vs, setup.blob_radius)
+    vectors, vector_mask = partner_vectors(pre, post, window_labels, window_offset, vs, setup.d_blob_radius)
+    crop = tuple(slice(g, g + o) for g, o in zip(grow, output_shape))
+    return {
+        "raw": raw[None],
+        "post_indicator": indicator[crop][None].astype(np.float32),
+        "partner_vectors": np.ascontiguousarray(vectors[(slice(None), *crop)]),
+        "vector_mask": vector_mask[crop][None].astype(np.float32),
+        "neuron_ids": labels[tuple(slice(c, c + o) for c, o in zip(context, output_shape))].astype(np.int64),
+    }
+
+
+def _to_window(transform: SpatialTransform, points: np.ndarray, input_begin, vs) -> np.ndarray:
+    """World points -> world positions in the augmented window (identity without augmentation)."""
+    if len(points) == 0:
+        return points.reshape(0, 3)
+    source_index = (points - input_begin) / vs - 0.5  # sample i sits at index i (voxel centre)
+    if transform.is_identity:
+        return points.copy()
+    return input_begin + (transform.to_target(source_index) + 0.5) * vs
+
+
+def make_sample(
+    rng: np.random.Generator,
+    sample: TrainingSample,
+    setup: TrainSetup,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    reject_probability: float,
+) -> dict[str, np.ndarray]:
+    """A random augmented training sample from one store."""
+    output_roi = choose_output_window(rng, sample, output_shape, reject_probability, setup.min_masked)
+    transform = sample_transform(rng, input_shape, sample.voxel_size, setup.elastic, setup.simple)
+    out = render_sample(rng, sample, output_roi, transform, setup, input_shape, output_shape)
+    out["output_begin"] = np.asarray(output_roi.begin, dtype=np.int64)
+    return out
+
+
+def make_batch(
+    rng: np.random.Generator,
+    samples: Sequence[TrainingSample],
+    setup: TrainSetup,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    iteration: int,
+) -> dict[str, np.ndarray]:
+    """A batch of ``setup.batch_size`` samples, each from a uniformly chosen store.
+
+    The curriculum (if any) sets the reject probability and the balancing clip for
+    ``iteration``; ``loss_weights`` balance the post indicator over the whole batch.
+    """
+    reject_probability = setup.reject_probability_at(iteration)
+    parts = []
+    for _ in range(setup.batch_size):
+        sample = samples[int(rng.integers(len(samples)))]
+        parts.append(make_sample(rng, sample, setup, input_shape, output_shape, reject_probability))
+    batch = {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+    batch["loss_weights"] = balance_weights(batch["post_indicator"], setup.balance_clip_at(iteration))
+    batch["iteration"] = np.asarray(iteration, dtype=np.int64)
+    return batch

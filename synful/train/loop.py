@@ -1,0 +1,226 @@
+"""The training loop: Adam, checkpoints, resume, snapshots, a loss log and a progress bar.
+
+``train(setup_path, samples, out_dir)`` resumes from the newest ``checkpoint_<it>.pt`` in
+``out_dir`` (a corrupt one is an error naming it), trains until ``iterations`` (default: the
+setup's ``max_iteration``), writes a checkpoint every ``checkpoint_every`` iterations and at
+the end, a snapshot every ``snapshot_every`` iterations, and appends one row per logged
+iteration to ``training_log.csv`` (iteration, losses, step and data-wait seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
+from ..errors import SynfulError
+from ..models import POST_INDICATOR, build_model
+from .dataset import TrainingBatches, batch_loader
+from .losses import training_loss
+from .sampling import open_training_sample
+from .setup import TrainSetup, load_setup
+from .snapshots import write_snapshot
+
+logger = logging.getLogger(__name__)
+
+LOG_NAME = "training_log.csv"
+LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", "data_seconds"]
+#: setup keys that must not change when resuming (they define the network or its targets)
+MODEL_KEYS = (
+    "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "m_loss_scale",
+    "d_loss_scale", "d_scale", "input_size", "voxel_size",
+)  # fmt: skip
+TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SynfulError(None, f"--device {device}: CUDA is not available on this machine")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise SynfulError(None, f"unknown device {device!r} (expected auto, cpu or cuda)") from None
+
+
+def train(
+    setup_path: str | os.PathLike,
+    samples: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    iterations: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) a network; returns the last checkpoint.
+
+    Args:
+        setup_path: the setup YAML.
+        samples: sample stores (each with its synapse table beside it).
+        out_dir: where checkpoints, snapshots and the log go.
+        iterations: train until this iteration (default: the setup's ``max_iteration``).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a tqdm progress bar.
+    """
+    setup = load_setup(setup_path)
+    return train_setup(setup, samples, out_dir, iterations=iterations, device=device, progress=progress,
+                       setup_path=setup_path)
+
+
+def train_setup(
+    setup: TrainSetup,
+    samples: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    iterations: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    setup_path: str | os.PathLike | None = None,
+) -> Path:
+    """:func:`train` for an already resolved setup."""
+    if not samples:
+        raise SynfulError(None, "no sample stores given (--samples)")
+    last_iteration = int(iterations if iterations is not None else setup.max_iteration)
+    if last_iteration < 1:
+        raise SynfulError(None, f"--iterations must be >= 1, got {last_iteration}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    setup_dict = setup.to_dict()
+    # open the stores once here, so bad input fails before any worker starts
+    for path in samples:
+        open_training_sample(path, setup.voxel_size)
+
+    torch.manual_seed(setup.seed)
+    existing = list_checkpoints(out_dir)
+    if existing:
+        start_iteration, path = existing[-1]
+        checkpoint = load_checkpoint(path, device=torch_device)
+        _check_resume(checkpoint.setup, setup_dict, path, setup_path)
+        model = checkpoint.model
+        if start_iteration >= last_iteration:
+            logger.info("%s is at iteration %d >= %d: nothing to do", path, start_iteration, last_iteration)
+            return path
+        logger.info("resuming from %s", path)
+    else:
+        start_iteration, checkpoint = 0, None
+        model = build_model(setup_dict).to(torch_device)
+    model.train()
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=setup.learning_rate, betas=tuple(setup.adam_betas), eps=setup.adam_eps
+    )
+    if checkpoint is not None and checkpoint.optimizer_state is not None:
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+    input_shape = tuple(setup.input_size)
+    output_shape = model.output_shape(input_shape)
+    context = model.context(input_shape)
+    log_path = out_dir / LOG_NAME
+    _truncate_log(log_path, start_iteration)
+
+    use_cuda = torch_device.type == "cuda"
+    def autocast():
+        if use_cuda and setup.mixed_precision:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    dataset = TrainingBatches(samples, setup_dict, input_shape, output_shape, start=start_iteration + 1)
+    loader = batch_loader(dataset, setup.num_workers, pin_memory=use_cuda)
+    batches = iter(loader)
+    last_path = None
+    bar = _progress(progress, start_iteration, last_iteration)
+    try:
+        with open(log_path, "a", newline="") as log_file:
+            writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
+            if log_file.tell() == 0:
+                writer.writeheader()
+            for iteration in range(start_iteration + 1, last_iteration + 1):
+                t0 = time.perf_counter()
+                batch = next(batches)
+                t1 = time.perf_counter()
+                if int(batch["iteration"]) != iteration:  # the loader's order is the contract
+                    raise RuntimeError(f"batch for iteration {int(batch['iteration'])} arrived at {iteration}")
+                tensors = {k: batch[k].to(torch_device, non_blocking=True) for k in TENSOR_KEYS}
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    outputs = model(tensors["raw"])
+                loss, parts = training_loss(outputs, tensors, setup)
+                if not torch.isfinite(loss):
+                    raise SynfulError(setup_path, f"the loss became {float(loss)} at iteration {iteration}")
+                loss.backward()
+                optimizer.step()
+                if use_cuda:
+                    torch.cuda.synchronize()
+                t2 = time.perf_counter()
+                if iteration % setup.log_every == 0 or iteration == last_iteration:
+                    writer.writerow({"iteration": iteration, **{k: parts.get(k, "") for k in LOG_COLUMNS[1:4]},
+                                     "step_seconds": round(t2 - t0, 5), "data_seconds": round(t1 - t0, 5)})
+                    log_file.flush()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{parts['loss']:.4g}", refresh=False)
+                    bar.update(1)
+                if iteration % setup.snapshot_every == 0:
+                    _snapshot(out_dir, iteration, batch, outputs, setup, context)
+                if iteration % setup.checkpoint_every == 0 or iteration == last_iteration:
+                    last_path = save_checkpoint(
+                        out_dir / checkpoint_name(iteration), model=model, setup=setup_dict,
+                        iteration=iteration, optimizer=optimizer,
+                    )
+    finally:
+        if bar is not None:
+            bar.close()
+        del batches
+    return last_path
+
+
+def _check_resume(stored: dict, current: dict, checkpoint_path: Path, setup_path) -> None:
+    changed = [k for k in MODEL_KEYS if stored.get(k) != current.get(k)]
+    if changed:
+        raise SynfulError(
+            setup_path,
+            f"differs from the setup stored in {checkpoint_path} in {', '.join(changed)}; "
+            "train into a new --out directory",
+        )
+
+
+def _truncate_log(log_path: Path, iteration: int) -> None:
+    """Drop log rows after ``iteration`` (written after the last checkpoint of a killed run)."""
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as f:
+        rows = [row for row in csv.DictReader(f) if int(row["iteration"]) <= iteration]
+    tmp = log_path.with_name(f".{log_path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, log_path)
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="it", mininterval=1.0, dynamic_ncols=True)
+
+
+def _snapshot(out_dir: Path, iteration: int, batch: dict, outputs: dict, setup: TrainSetup, context) -> None:
+    predictions = {}
+    for key, value in outputs.items():
+        value = value.detach().float()
+        if key == POST_INDICATOR:
+            value = torch.sigmoid(value)
+        predictions[key] = value.cpu().numpy()
+    numpy_batch = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in batch.items()}
+    write_snapshot(out_dir / "snapshots", iteration, numpy_batch, predictions, setup.voxel_size, context)
+

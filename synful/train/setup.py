@@ -1,0 +1,289 @@
+"""The training setup (``config/setups/*.yaml``): a schema of dataclasses with defaults.
+
+A setup is a flat mapping of the original ``parameter.json`` keys plus a few nested sections
+(``elastic``, ``simple``, ``intensity``, ``defect``, ``curriculum``). :func:`load_setup` reads
+YAML, rejects unknown keys with a suggestion (``unknown key 'fmap_nu' (did you mean
+'fmap_num'?)``), checks types, fills in defaults and returns a :class:`TrainSetup`;
+``TrainSetup.to_dict()`` is the full resolved setup stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import SynfulError
+
+
+@dataclass
+class ElasticSettings:
+    """Elastic augmentation (gunpowder ElasticAugment); lengths in voxels, angles in radians."""
+
+    enabled: bool = True
+    control_point_spacing: list[int] = field(default_factory=lambda: [4, 40, 40])
+    jitter_sigma: list[float] = field(default_factory=lambda: [0.0, 2.0, 2.0])
+    rotation_interval: list[float] = field(default_factory=lambda: [0.0, math.pi / 2])
+    prob_slip: float = 0.05
+    prob_shift: float = 0.05
+    max_misalign: float = 10.0
+    subsample: int = 8
+
+
+@dataclass
+class SimpleSettings:
+    """Mirror along y and x, transpose y <-> x (gunpowder SimpleAugment as in the original)."""
+
+    mirror: bool = True
+    transpose: bool = True
+
+
+@dataclass
+class IntensitySettings:
+    """Per-section a' = mean + (a - mean) * scale + shift on raw in [0, 1], clipped to [0, 1]."""
+
+    enabled: bool = True
+    scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    shift: list[float] = field(default_factory=lambda: [-0.1, 0.1])
+
+
+@dataclass
+class DefectSettings:
+    """Section defects (not in the original's public scripts): missing and low-contrast sections."""
+
+    prob_missing: float = 0.0
+    prob_low_contrast: float = 0.0
+    contrast_scale: float = 0.1
+
+
+@dataclass
+class CurriculumSettings:
+    """A linear schedule over the first ``iterations`` iterations (0 = off).
+
+    While on, ``reject_probability`` goes linearly from ``reject_probability[0]`` to
+    ``reject_probability[1]`` and the lower balancing clip from ``clipmin[0]`` to ``clipmin[1]``
+    (an entry left empty keeps the setup's fixed value); afterwards the end values hold. The
+    original's curriculum schedule is not public (unverified); this is our own choice.
+    """
+
+    iterations: int = 0
+    reject_probability: list[float] | None = None
+    clipmin: list[float] | None = None
+
+
+@dataclass
+class TrainSetup:
+    """A full training setup (see ``config/README`` and ``config/setups/*.yaml``)."""
+
+    description: str = ""
+    # network
+    network_type: str = "vanilla"
+    input_size: list[int] = field(default_factory=lambda: [45, 295, 295])
+    downsample_factors: list[list[int]] = field(default_factory=lambda: [[1, 3, 3], [1, 3, 3], [3, 3, 3]])
+    fmap_num: int = 4
+    fmap_inc_factor: int = 5
+    voxel_size: list[int] = field(default_factory=lambda: [40, 4, 4])
+    # targets
+    blob_radius: float = 10.0
+    d_blob_radius: float = 100.0
+    d_scale: float = 1.0
+    # losses
+    m_loss_scale: float = 1.0
+    d_loss_scale: float = 1.0
+    mask_loss: str = "ce"
+    balance_clip: list[float] = field(default_factory=lambda: [7e-4, 0.9993])
+    # sampling
+    reject_probability: float = 0.95
+    min_masked: float = 1.0
+    batch_size: int = 1
+    # optimiser and schedule
+    learning_rate: float = 0.5e-4
+    adam_betas: list[float] = field(default_factory=lambda: [0.95, 0.999])
+    adam_eps: float = 1e-8
+    max_iteration: int = 700000
+    checkpoint_every: int = 30000
+    snapshot_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 4
+    mixed_precision: bool = True
+    # augmentation
+    elastic: ElasticSettings = field(default_factory=ElasticSettings)
+    simple: SimpleSettings = field(default_factory=SimpleSettings)
+    intensity: IntensitySettings = field(default_factory=IntensitySettings)
+    defect: DefectSettings = field(default_factory=DefectSettings)
+    curriculum: CurriculumSettings = field(default_factory=CurriculumSettings)
+
+    def to_dict(self) -> dict:
+        """The full resolved setup as plain data (stored in checkpoints)."""
+        return dataclasses.asdict(self)
+
+    def reject_probability_at(self, iteration: int) -> float:
+        """``reject_probability`` at an iteration (the curriculum's schedule, if on)."""
+        return self._scheduled(self.curriculum.reject_probability, self.reject_probability, iteration)
+
+    def balance_clip_at(self, iteration: int) -> tuple[float, float]:
+        """The balancing clip range at an iteration (the curriculum's schedule, if on)."""
+        low = self._scheduled(self.curriculum.clipmin, self.balance_clip[0], iteration)
+        return float(low), float(self.balance_clip[1])
+
+    def _scheduled(self, ends, fixed, iteration):
+        if ends is None or self.curriculum.iterations <= 0:
+            return float(fixed)
+        t = min(max(iteration / self.curriculum.iterations, 0.0), 1.0)
+        return float(ends[0] + t * (ends[1] - ends[0]))
+
+
+def _type_name(annotation) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _convert(value, annotation, where: str, path):
+    """Check and convert ``value`` to ``annotation`` (bool, int, float, str, list[...], None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)][0]
+        return _convert(value, inner, where, path)
+    if origin is list:
+        (inner,) = typing.get_args(annotation)
+        if not isinstance(value, list | tuple):
+            raise SynfulError(path, f"{where} must be a list, got {value!r}")
+        return [_convert(v, inner, f"{where}[{i}]", path) for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise SynfulError(path, f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise SynfulError(path, f"{where} must be an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML reads 1e-4 as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SynfulError(path, f"{where} must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise SynfulError(path, f"{where} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported schema type {_type_name(annotation)}")  # pragma: no cover
+
+
+def _build(cls, data, path, prefix: str = ""):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SynfulError(path, f"{prefix.rstrip('.') or 'setup'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise SynfulError(path, f"unknown key '{prefix}{key}'{hint}")
+    values = {}
+    for name in names:
+        if name not in data:
+            continue
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            values[name] = _build(annotation, data[name], path, f"{prefix}{name}.")
+        else:
+            values[name] = _convert(data[name], annotation, f"{prefix}{name}", path)
+    return cls(**values)
+
+
+def _check(setup: TrainSetup, path) -> None:
+    def fail(problem):
+        raise SynfulError(path, problem)
+
+    if setup.network_type not in ("vanilla", "dh_unet"):
+        fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
+    if setup.mask_loss not in ("ce", "mse"):
+        fail(f"mask_loss must be 'ce' or 'mse', got {setup.mask_loss!r}")
+    for name in ("input_size", "voxel_size"):
+        value = getattr(setup, name)
+        if len(value) != 3 or min(value) < 1:
+            fail(f"{name} must be 3 positive integers (z, y, x), got {value}")
+    for factor in setup.downsample_factors:
+        if len(factor) != 3 or min(factor) < 1:
+            fail(f"downsample_factors entries must be 3 positive integers, got {factor}")
+    if setup.m_loss_scale < 0 or setup.d_loss_scale < 0:
+        fail("m_loss_scale and d_loss_scale must be >= 0")
+    if setup.m_loss_scale == 0 and setup.d_loss_scale == 0:
+        fail("m_loss_scale and d_loss_scale are both 0: nothing to train")
+    if setup.network_type == "dh_unet" and (setup.m_loss_scale == 0 or setup.d_loss_scale == 0):
+        fail("dh_unet needs both m_loss_scale and d_loss_scale > 0")
+    if setup.fmap_num < 1 or setup.fmap_inc_factor < 1:
+        fail("fmap_num and fmap_inc_factor must be >= 1")
+    if setup.d_scale <= 0 or setup.blob_radius <= 0 or setup.d_blob_radius <= 0:
+        fail("d_scale, blob_radius and d_blob_radius must be > 0")
+    low, high = (setup.balance_clip + [None, None])[:2]
+    if len(setup.balance_clip) != 2 or not 0 < low < high <= 1:
+        fail(f"balance_clip must be [min, max] with 0 < min < max <= 1, got {setup.balance_clip}")
+    if not 0 <= setup.reject_probability <= 1 or not 0 < setup.min_masked <= 1:
+        fail("reject_probability must lie in [0, 1] and min_masked in (0, 1]")
+    for name in ("batch_size", "max_iteration", "checkpoint_every", "snapshot_every", "log_every"):
+        if getattr(setup, name) < 1:
+            fail(f"{name} must be >= 1")
+    if setup.num_workers < 0:
+        fail("num_workers must be >= 0")
+    if setup.learning_rate <= 0 or len(setup.adam_betas) != 2:
+        fail("learning_rate must be > 0 and adam_betas two numbers")
+    e = setup.elastic
+    if len(e.control_point_spacing) != 3 or min(e.control_point_spacing) < 1 or len(e.jitter_sigma) != 3:
+        fail("elastic.control_point_spacing and elastic.jitter_sigma need 3 entries (z, y, x)")
+    if len(e.rotation_interval) != 2 or e.subsample < 1:
+        fail("elastic.rotation_interval needs 2 entries and elastic.subsample must be >= 1")
+    for name in ("scale", "shift"):
+        if len(getattr(setup.intensity, name)) != 2:
+            fail(f"intensity.{name} must be [min, max]")
+    c = setup.curriculum
+    for name in ("reject_probability", "clipmin"):
+        value = getattr(c, name)
+        if value is not None and len(value) != 2:
+            fail(f"curriculum.{name} must be [start, end]")
+
+
+def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSetup:
+    """Validate a setup mapping and fill in defaults; the input shape is rounded up to a valid one.
+
+    Raises:
+        SynfulError: (path, problem) for an unknown key, a wrong type or an invalid value.
+    """
+    setup = _build(TrainSetup, data, path)
+    _check(setup, path)
+    from ..models import build_model  # torch, only when resolving
+
+    try:
+        model = build_model(setup.to_dict())
+        setup.input_size = list(model.valid_input_shape(setup.input_size))
+    except ValueError as exc:
+        raise SynfulError(path, f"invalid network: {exc}") from None
+    return setup
+
+
+def load_setup(path: str | os.PathLike) -> TrainSetup:
+    """Read, validate and resolve a setup YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynfulError(path, "no such setup file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SynfulError(path, f"invalid YAML ({str(exc).splitlines()[0]})") from None
+    return resolve_setup(data or {}, path)
