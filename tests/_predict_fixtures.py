@@ -31,10 +31,14 @@ def make_checkpoint(path, seed=0, **overrides):
     setup = tiny_setup(**overrides)
     torch.manual_seed(seed)
     model = build_model(setup)
-    # random init gives near-constant outputs; widen the biases so quantisation is exercised
+    # random init gives near-constant outputs: widen the heads so quantisation is exercised
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1.5)
+        if model.mask_head is not None:
+            model.mask_head.weight.mul_(10)
+        if model.vector_head is not None:
+            model.vector_head.weight.mul_(5000)
     save_checkpoint(path, model=model, setup=setup, iteration=7)
     return path, model.eval()
 

@@ -1,0 +1,171 @@
+"""Blockwise prediction end to end: exactness, outputs, resume, completion."""
+
+import numpy as np
+import pytest
+import zarr
+from _predict_fixtures import RAW_OFFSET, VOXEL, make_checkpoint, make_sample
+
+import synful.predict.run as predict_run
+from synful.blockwise import BlockwiseError
+from synful.geometry import Coordinate, Roi
+from synful.io.zarr_array import Volume
+from synful.predict import PredictBlock, partial_path, predict, predict_raw
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    checkpoint, model = make_checkpoint(root / "checkpoint_7.pt")
+    sample, raw = make_sample(root / "sample.zarr")
+    return checkpoint, sample, raw, model
+
+
+def whole_volume(model, raw):
+    """One forward pass over all of raw, zero-padded by the context and to whole outputs."""
+    unit, context = np.array([6, 20, 20]), np.array([12, 20, 20])
+    padded_out = -(-np.array(raw.shape) // unit) * unit
+    padded = np.zeros(tuple(padded_out + 2 * context), np.uint8)
+    inner = tuple(slice(c, c + s) for c, s in zip(context, raw.shape))
+    padded[inner] = raw
+    out = predict_raw(model, padded)
+    crop = tuple(slice(0, s) for s in raw.shape)
+    return out["post_indicator"][crop], out["partner_vectors"][(slice(None),) + crop]
+
+
+def read(store, head):
+    return Volume.open(store, head).read()
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory):
+    """Default blocks, serial, float32."""
+    checkpoint, sample, raw, model = inputs
+    out = tmp_path_factory.mktemp("ref") / "pred.zarr"
+    predict(checkpoint, sample, out, dtype="float32", progress=False)
+    return out
+
+
+def test_default_blocks_equal_one_whole_volume_forward_pass(inputs, reference):
+    checkpoint, sample, raw, model = inputs
+    mask, vectors = whole_volume(model, raw)
+    np.testing.assert_allclose(read(reference, "post_indicator"), mask, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(read(reference, "partner_vectors"), vectors, rtol=0, atol=2e-3)
+    assert np.ptp(mask) > 0.3  # not a constant output: the comparison means something
+    assert np.abs(vectors).max() > 600  # int8 clipping is exercised
+
+
+@pytest.mark.parametrize(
+    "block_shape,workers,scheduler",
+    [
+        ((1, 1, 1), 2, "threads"),
+        ((7, 20, 41), 1, None),
+        pytest.param((1, 1, 1), 2, "processes", marks=pytest.mark.slow),
+    ],
+)
+def test_result_does_not_depend_on_blocks_or_workers(
+    inputs, reference, tmp_path, block_shape, workers, scheduler
+):
+    """One network output per block on 2 workers (threads, processes) equals default blocks."""
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    predict(checkpoint, sample, out, block_shape=block_shape, workers=workers,
+            scheduler=scheduler, dtype="float32", progress=False)
+    # float32 sums in another order (thread count, conv algorithm): agree to rounding error
+    np.testing.assert_allclose(
+        read(out, "post_indicator"), read(reference, "post_indicator"), rtol=0, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        read(out, "partner_vectors"), read(reference, "partner_vectors"), rtol=0, atol=2e-3
+    )
+    assert not partial_path(out).exists()
+    assert not (out / ".blocks_done").exists()
+
+
+def test_uint8_output_is_the_quantised_float_output(inputs, tmp_path):
+    checkpoint, sample, *_ = inputs
+    reference = tmp_path / "float.zarr"
+    predict(checkpoint, sample, reference, block_shape=(1, 1, 1), dtype="float32", progress=False)
+    out = tmp_path / "pred.zarr"
+    predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
+    mask, vectors = Volume.open(out, "post_indicator"), Volume.open(out, "partner_vectors")
+    assert mask.dtype == np.uint8 and mask.scale == 255
+    assert vectors.dtype == np.int8 and vectors.scale == 0.25
+    assert mask.offset == RAW_OFFSET and mask.voxel_size == VOXEL
+    expected_mask = read(reference, "post_indicator")
+    np.testing.assert_array_equal(mask.read(), np.rint(expected_mask * 255).astype(np.uint8))
+    expected_vectors = np.clip(np.rint(read(reference, "partner_vectors") * 0.25), -128, 127)
+    np.testing.assert_array_equal(vectors.read(), expected_vectors.astype(np.int8))
+    assert (vectors.read() == 127).any()  # clipped at +508 nm
+    np.testing.assert_allclose(mask.read_values(), expected_mask, atol=0.5 / 255 + 1e-6)
+    attrs = zarr.open_group(str(out), mode="r").attrs["synful_predict"]
+    assert attrs["plan"]["block_shape"] == [6, 20, 20] and attrs["dtype"] == "uint8"
+
+
+def test_roi_predicts_the_same_values_in_a_sub_region(inputs, reference, tmp_path):
+    checkpoint, sample, raw, _ = inputs
+    out = tmp_path / "pred.zarr"
+    roi = Roi(Coordinate(RAW_OFFSET) + Coordinate(30, 2, 2), (4, 4, 4))
+    predict(checkpoint, sample, out, roi=roi, block_shape=(1, 1, 1), dtype="float32",
+            progress=False)
+    part = Volume.open(out, "post_indicator")
+    # grown to the block (6, 20, 20) voxels = (24, 40, 40) nm containing it
+    assert part.roi == Roi(Coordinate(RAW_OFFSET) + Coordinate(24, 0, 0), (24, 40, 40))
+    full = Volume.open(reference, "post_indicator")
+    np.testing.assert_allclose(part.read(), full.read(part.roi), atol=1e-6)
+
+
+def test_only_the_heads_of_the_setup_are_written(tmp_path):
+    checkpoint, _ = make_checkpoint(tmp_path / "mask_only.pt", d_loss_scale=0.0)
+    sample, _ = make_sample(tmp_path / "sample.zarr", shape=(6, 20, 20))
+    out = tmp_path / "pred.zarr"
+    predict(checkpoint, sample, out, progress=False)
+    group = zarr.open_group(str(out), mode="r")
+    assert sorted(group.array_keys()) == ["post_indicator"]
+
+
+class CrashAfter(PredictBlock):
+    """Fault injection: the real block processor, failing once N blocks were written."""
+
+    limit = 5
+    calls: list = []
+
+    def process_block(self, block):
+        if len(CrashAfter.calls) >= CrashAfter.limit:
+            raise RuntimeError("killed")
+        super().process_block(block)
+        CrashAfter.calls.append(block.block_id)
+
+
+def test_a_failed_run_resumes_without_redoing_finished_blocks(inputs, reference, tmp_path,
+                                                              monkeypatch):
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    CrashAfter.calls = []
+    with pytest.raises(BlockwiseError, match="7 of 12 blocks failed"):
+        predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
+    first = list(CrashAfter.calls)
+    assert len(first) == 5
+    assert not out.exists() and partial_path(out).exists()  # never looks complete
+    CrashAfter.limit = 10**6
+    predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
+    second = CrashAfter.calls[5:]
+    assert sorted(first + second) == list(range(12))  # no block predicted twice
+    assert not partial_path(out).exists()
+    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
+                               atol=1e-5)
+    np.testing.assert_allclose(read(out, "partner_vectors"), read(reference, "partner_vectors"),
+                               atol=2e-3)
+
+
+def test_a_partial_store_of_other_options_is_started_over(inputs, tmp_path, monkeypatch):
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    CrashAfter.calls, CrashAfter.limit = [], 3
+    with pytest.raises(BlockwiseError):
+        predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
+    CrashAfter.calls, CrashAfter.limit = [], 10**6
+    predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
+    assert sorted(CrashAfter.calls) == list(range(12))
+    assert Volume.open(out, "post_indicator").dtype == np.float32
