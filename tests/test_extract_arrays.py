@@ -173,3 +173,21 @@ def test_extract_from_arrays_builds_the_table():
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(SynfulError):
         ExtractConfig(**kwargs)
+
+
+def test_packed_edt_equals_one_component_at_a_time():
+    """Packing many components into one EDT call changes no location (several batches)."""
+    from synful.extract.components import most_interior_voxels
+
+    rng = np.random.default_rng(7)
+    components = []
+    for _ in range(60):
+        shape = tuple(rng.integers(1, [4, 9, 9]))
+        component = rng.random(shape) < 0.8
+        component.reshape(-1)[0] = True
+        components.append(component)
+    packed = most_interior_voxels(components, VS, max_batch_voxels=600)
+    for component, got in zip(components, packed):
+        dist = ndimage.distance_transform_edt(np.pad(component, 1), sampling=VS)[1:-1, 1:-1, 1:-1]
+        dist[~component] = -1
+        assert tuple(got) == np.unravel_index(int(np.argmax(dist)), component.shape)

@@ -3,8 +3,9 @@
 A prediction array is stored as integers with a ``scale`` attribute (value = stored / scale,
 e.g. uint8 with scale 255) or as floats without one. Extraction thresholds the whole map but
 needs the float values only at a few voxels, so these helpers work on the *stored* array:
-for 8- and 16-bit integers a lookup table gives the threshold mask without converting the
-volume to float32 (4x less memory, and faster), and every value equals
+for 8- and 16-bit integers a lookup table of all codes turns the threshold into a threshold
+on the stored codes, so the volume is never converted to float32 (4x less memory, and
+faster), and every value equals
 ``float32(stored) / float32(scale)`` bit for bit.
 """
 
@@ -48,6 +49,12 @@ def above_threshold(stored: np.ndarray, scale: float | None, threshold: float) -
     stored = np.asarray(stored)
     if stored.dtype.type in _LOOKUP_DTYPES:
         table = _lookup_table(stored.dtype, scale) > threshold
-        index = stored.astype(np.intp) - int(np.iinfo(stored.dtype).min) if stored.dtype.kind == "i" else stored
+        passing = np.flatnonzero(table)
+        if len(passing) == 0:
+            return np.zeros(stored.shape, dtype=bool)
+        first = int(passing[0])
+        if table[first:].all():  # monotonic (positive scale): one comparison of stored codes
+            return stored >= stored.dtype.type(first + int(np.iinfo(stored.dtype).min))
+        index = stored.astype(np.intp) - int(np.iinfo(stored.dtype).min)
         return table[index]
     return to_values(stored, scale) > threshold
