@@ -43,6 +43,18 @@ def test_heads_follow_the_loss_scales():
         build_model({**SMALL, "network_type": "resnet"})
 
 
+def test_anisotropic_kernels_save_sections():
+    iso = build_model(SMALL)
+    aniso = build_model({**SMALL, "kernel_sizes": [[1, 3, 3], [1, 3, 3], [3, 3, 3]]})
+    assert aniso.valid_input_shape((1, 1, 1))[0] < iso.valid_input_shape((1, 1, 1))[0]
+    assert aniso.valid_input_shape((1, 1, 1))[1:] == iso.valid_input_shape((1, 1, 1))[1:]
+    assert aniso.unet.encoder[0][0].kernel_size == (1, 3, 3)
+    with pytest.raises(ValueError):
+        build_model({**SMALL, "kernel_sizes": [[1, 3, 3]]})
+    with pytest.raises(ValueError):
+        build_model({**SMALL, "kernel_sizes": [[2, 3, 3], [3, 3, 3], [3, 3, 3]]})
+
+
 def test_dh_unet_has_two_decoders_and_more_parameters():
     vanilla = build_model(SMALL)
     dh = build_model({**SMALL, "network_type": "dh_unet"})
@@ -85,11 +97,18 @@ def test_d_scale_divides_the_vector_head():
         torch.testing.assert_close(plain(x)[PARTNER_VECTORS] / 4.0, scaled(x)[PARTNER_VECTORS])
 
 
-@pytest.mark.parametrize("network_type", ["vanilla", "dh_unet"])
-def test_blockwise_equals_whole_volume_on_the_grid(network_type):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"network_type": "vanilla"},
+        {"network_type": "dh_unet"},
+        {"kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
+    ],
+)
+def test_blockwise_equals_whole_volume_on_the_grid(extra):
     """Outputs of blocks whose offsets are multiples of output_grid tile the whole output."""
     torch.manual_seed(2)
-    model = build_model({**SMALL, "network_type": network_type}).eval()
+    model = build_model({**SMALL, **extra}).eval()
     grid = np.array(model.output_grid)
     block_in = np.array(model.valid_input_shape((10, 40, 40)))
     block_out = np.array(model.output_shape(block_in))

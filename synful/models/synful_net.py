@@ -34,6 +34,7 @@ class SynfulNet(nn.Module):
         mask_head: whether to predict the postsynaptic indicator.
         vector_head: whether to predict partner vectors.
         d_scale: the factor the vector targets were multiplied by in training.
+        kernel_sizes: one (z, y, x) kernel per level (``None``: the original's 3x3x3).
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class SynfulNet(nn.Module):
         mask_head: bool = True,
         vector_head: bool = True,
         d_scale: float = 1.0,
+        kernel_sizes: Sequence[Sequence[int]] | None = None,
     ):
         super().__init__()
         if network_type not in NETWORK_TYPES:
@@ -59,7 +61,12 @@ class SynfulNet(nn.Module):
         self.network_type = network_type
         self.d_scale = float(d_scale)
         self.unet = UNet(
-            1, fmap_num, fmap_inc_factor, downsample_factors, num_decoders=2 if network_type == "dh_unet" else 1
+            1,
+            fmap_num,
+            fmap_inc_factor,
+            downsample_factors,
+            num_decoders=2 if network_type == "dh_unet" else 1,
+            kernel_sizes=kernel_sizes,
         )
         top = self.unet.fmaps[0]
         self.mask_head = nn.Conv3d(top, 1, 1) if mask_head else None
@@ -87,7 +94,7 @@ class SynfulNet(nn.Module):
             ValueError: if a max-pool would not divide exactly, a feature map would vanish, or
                 the output would not be centred in the input (odd ``input - output``).
         """
-        output = unet_output_shape(input_shape, self.unet.downsample_factors)
+        output = unet_output_shape(input_shape, self.unet.downsample_factors, self.unet.kernel_sizes)
         if any((int(i) - o) % 2 for i, o in zip(input_shape, output)):
             raise ValueError(
                 f"input shape {tuple(input_shape)} gives an output {output} that is not centred "
@@ -114,9 +121,10 @@ class SynfulNet(nn.Module):
         result = []
         for axis, start in enumerate(min_input_shape):
             axis_factors = [f[axis] for f in factors]
+            axis_kernels = [k[axis] for k in self.unet.kernel_sizes]
             for size in range(start, start + 100_000):
                 try:
-                    output = unet_output_size(size, axis_factors)
+                    output = unet_output_size(size, axis_factors, kernels=axis_kernels)
                 except ValueError:
                     continue
                 if (size - output) % 2 == 0:

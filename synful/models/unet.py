@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-KERNEL_SIZE = 3
+KERNEL_SIZE = (3, 3, 3)
 CONVS_PER_LEVEL = 2
-CONV_CROP = CONVS_PER_LEVEL * (KERNEL_SIZE - 1)  # voxels lost per level by the valid convs
 
 
 def level_fmaps(fmap_num: int, fmap_inc_factor: int, levels: int) -> list[int]:
@@ -40,13 +39,35 @@ def crop_factors(downsample_factors: Sequence[Sequence[int]]) -> list[tuple[int,
     return products[::-1]
 
 
-def _crop_to_factor_size(size: int, factor: int) -> int:
-    """Largest ``n * factor + CONV_CROP <= size`` (the size kept by crop-to-factor)."""
-    return ((size - CONV_CROP) // factor) * factor + CONV_CROP
+def level_kernel_sizes(kernel_sizes, levels: int) -> list[tuple[int, int, int]]:
+    """One (z, y, x) kernel per level (both convolutions of a level, down and up path).
+
+    ``None`` gives the original's 3x3x3 everywhere.
+
+    Raises:
+        ValueError: for a wrong number of levels or a kernel that is not 3 odd positive ints.
+    """
+    if kernel_sizes is None:
+        return [KERNEL_SIZE] * levels
+    kernels = [tuple(int(k) for k in kernel) for kernel in kernel_sizes]
+    if len(kernels) != levels:
+        raise ValueError(f"kernel_sizes needs one (z, y, x) kernel per level ({levels}), got {len(kernels)}")
+    for kernel in kernels:
+        if len(kernel) != 3 or min(kernel) < 1 or any(k % 2 == 0 for k in kernel):
+            raise ValueError(f"kernel size {list(kernel)} must be 3 odd positive integers")
+    return kernels
 
 
-def unet_output_size(size: int, factors: Sequence[int], crops: Sequence[int] | None = None) -> int:
-    """Output size along one axis for input ``size`` and that axis' downsample factors.
+def _crop_to_factor_size(size: int, factor: int, conv_crop: int) -> int:
+    """Largest ``n * factor + conv_crop <= size`` (the size kept by crop-to-factor)."""
+    return ((size - conv_crop) // factor) * factor + conv_crop
+
+
+def unet_output_size(
+    size: int, factors: Sequence[int], crops: Sequence[int] | None = None, kernels: Sequence[int] | None = None
+) -> int:
+    """Output size along one axis for input ``size``, that axis' downsample factors, crop
+    factors (default: from the factors) and kernel size per level (default: 3).
 
     Raises:
         ValueError: when a feature map would vanish or a max-pool would not divide exactly.
@@ -54,9 +75,12 @@ def unet_output_size(size: int, factors: Sequence[int], crops: Sequence[int] | N
     factors = [int(f) for f in factors]
     if crops is None:
         crops = [c[0] for c in crop_factors([(f, 1, 1) for f in factors])]
+    if kernels is None:
+        kernels = [KERNEL_SIZE[0]] * (len(factors) + 1)
+    conv_crops = [CONVS_PER_LEVEL * (int(k) - 1) for k in kernels]
     lefts = []
     for level in range(len(factors) + 1):
-        size -= CONV_CROP
+        size -= conv_crops[level]
         if size < 1:
             raise ValueError("too small for this network")
         lefts.append(size)
@@ -65,14 +89,14 @@ def unet_output_size(size: int, factors: Sequence[int], crops: Sequence[int] | N
                 raise ValueError(f"a feature map of size {size} cannot be max-pooled by {factors[level]}")
             size //= factors[level]
     for level in reversed(range(len(factors))):
-        size = _crop_to_factor_size(size * factors[level], crops[level])
-        if size <= CONV_CROP or size > lefts[level]:
+        size = _crop_to_factor_size(size * factors[level], crops[level], conv_crops[level])
+        if size <= conv_crops[level] or size > lefts[level]:
             raise ValueError("too small for this network")
-        size -= CONV_CROP
+        size -= conv_crops[level]
     return size
 
 
-def unet_output_shape(input_shape: Sequence[int], downsample_factors) -> tuple[int, ...]:
+def unet_output_shape(input_shape: Sequence[int], downsample_factors, kernel_sizes=None) -> tuple[int, ...]:
     """Output shape (voxels) of the U-Net for ``input_shape``, mirroring ``forward``.
 
     Raises:
@@ -83,10 +107,13 @@ def unet_output_shape(input_shape: Sequence[int], downsample_factors) -> tuple[i
         raise ValueError(f"input shape {input_shape} must have 3 entries (z, y, x)")
     factors = [tuple(int(f) for f in factor) for factor in downsample_factors]
     crops = crop_factors(factors)
+    kernels = level_kernel_sizes(kernel_sizes, len(factors) + 1)
     out = []
     for axis, size in enumerate(input_shape):
         try:
-            out.append(unet_output_size(size, [f[axis] for f in factors], [c[axis] for c in crops]))
+            out.append(
+                unet_output_size(size, [f[axis] for f in factors], [c[axis] for c in crops], [k[axis] for k in kernels])
+            )
         except ValueError as exc:
             raise ValueError(f"input shape {input_shape} is not valid on axis {axis}: {exc}") from None
     return tuple(out)
@@ -99,29 +126,39 @@ def centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 
 class ConvPass(nn.Sequential):
-    """Two valid 3x3x3 convolutions, each followed by ReLU."""
+    """Two valid convolutions (default 3x3x3), each followed by ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=KERNEL_SIZE):
         layers = []
         for i in range(CONVS_PER_LEVEL):
-            layers.append(nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, KERNEL_SIZE))
+            layers.append(nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, tuple(kernel_size)))
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
 
 class Upsample(nn.Module):
-    """Transposed convolution (kernel = stride = factor) + ReLU, crop-to-factor, skip concat."""
+    """Transposed convolution (kernel = stride = factor) + ReLU, crop-to-factor, skip concat.
 
-    def __init__(self, in_channels: int, out_channels: int, factor, crop_factor):
+    Args:
+        in_channels, out_channels: channels below and at this level.
+        factor: the downsample factor between this level and the one below.
+        crop_factor: the product of the factors from this level down.
+        next_kernel: the kernel of the convolutions that follow (their crop is accounted for).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, factor, crop_factor, next_kernel=KERNEL_SIZE):
         super().__init__()
         self.factor = tuple(int(f) for f in factor)
         self.crop_factor = tuple(int(f) for f in crop_factor)
+        self.conv_crop = tuple(CONVS_PER_LEVEL * (int(k) - 1) for k in next_kernel)
         self.up = nn.ConvTranspose3d(in_channels, out_channels, self.factor, stride=self.factor)
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, skip: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
         up = self.activation(self.up(below))
-        target = tuple(_crop_to_factor_size(s, f) for s, f in zip(up.shape[-3:], self.crop_factor))
+        target = tuple(
+            _crop_to_factor_size(s, f, c) for s, f, c in zip(up.shape[-3:], self.crop_factor, self.conv_crop)
+        )
         up = centre_crop(up, target)
         return torch.cat([centre_crop(skip, target), up], dim=1)
 
@@ -135,29 +172,34 @@ class UNet(nn.Module):
         fmap_inc_factor: multiplier per level.
         downsample_factors: one (z, y, x) factor per downsampling step (levels = len + 1).
         num_decoders: how many decoders read the shared encoder.
+        kernel_sizes: one (z, y, x) kernel per level (``None``: 3x3x3 everywhere).
     """
 
-    def __init__(self, in_channels, fmap_num, fmap_inc_factor, downsample_factors, num_decoders=1):
+    def __init__(
+        self, in_channels, fmap_num, fmap_inc_factor, downsample_factors, num_decoders=1, kernel_sizes=None
+    ):
         super().__init__()
         self.downsample_factors = [tuple(int(f) for f in factor) for factor in downsample_factors]
         for factor in self.downsample_factors:
             if len(factor) != 3 or min(factor) < 1:
                 raise ValueError(f"downsample factor {list(factor)} must be 3 positive integers")
         levels = len(self.downsample_factors) + 1
+        self.kernel_sizes = level_kernel_sizes(kernel_sizes, levels)
+        kernels = self.kernel_sizes
         fmaps = level_fmaps(fmap_num, fmap_inc_factor, levels)
         self.fmaps = fmaps
         self.encoder = nn.ModuleList(
-            ConvPass(in_channels if level == 0 else fmaps[level - 1], fmaps[level]) for level in range(levels)
+            ConvPass(in_channels if level == 0 else fmaps[level - 1], fmaps[level], kernels[level]) for level in range(levels)
         )
         self.pools = nn.ModuleList(nn.MaxPool3d(f, stride=f) for f in self.downsample_factors)
         crops = crop_factors(self.downsample_factors)
         self.decoders = nn.ModuleList()
         for _ in range(num_decoders):
             ups = nn.ModuleList(
-                Upsample(fmaps[level + 1], fmaps[level], self.downsample_factors[level], crops[level])
+                Upsample(fmaps[level + 1], fmaps[level], self.downsample_factors[level], crops[level], kernels[level])
                 for level in range(levels - 1)
             )
-            convs = nn.ModuleList(ConvPass(2 * fmaps[level], fmaps[level]) for level in range(levels - 1))
+            convs = nn.ModuleList(ConvPass(2 * fmaps[level], fmaps[level], kernels[level]) for level in range(levels - 1))
             self.decoders.append(nn.ModuleDict({"ups": ups, "convs": convs}))
 
     @property

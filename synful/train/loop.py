@@ -36,7 +36,7 @@ LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", 
 #: setup keys that must not change when resuming (they define the network or its targets)
 MODEL_KEYS = (
     "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "m_loss_scale",
-    "d_loss_scale", "d_scale", "input_size", "voxel_size",
+    "d_loss_scale", "d_scale", "input_size", "voxel_size", "kernel_sizes",
 )  # fmt: skip
 TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
 

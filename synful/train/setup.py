@@ -89,6 +89,7 @@ class TrainSetup:
     downsample_factors: list[list[int]] = field(default_factory=lambda: [[1, 3, 3], [1, 3, 3], [3, 3, 3]])
     fmap_num: int = 4
     fmap_inc_factor: int = 5
+    kernel_sizes: list[list[int]] | None = None
     voxel_size: list[int] = field(default_factory=lambda: [40, 4, 4])
     # targets
     blob_radius: float = 10.0
