@@ -6,6 +6,7 @@ stack of in-plane shapes whose strength follows a per-section profile.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -75,14 +76,24 @@ def draw_ellipse(
             field[zz, sy, sx] += values
 
 
-def ring_stamp(radius: float, width: float = 0.9, inner: float = -0.2) -> np.ndarray:
-    """A vesicle: a dark ring of ``radius`` voxels (peak 1) with a lighter core (``inner``)."""
+@functools.lru_cache(maxsize=64)
+def _ring(radius: float, width: float, inner: float) -> np.ndarray:
     half = int(np.ceil(radius + 3 * width))
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
     r = np.sqrt(yy**2 + xx**2)
     ring = np.exp(-0.5 * ((r - radius) / width) ** 2)
     core = inner * (r < radius - width)
-    return (ring + core).astype(np.float32)
+    stamp = (ring + core).astype(np.float32)
+    stamp.flags.writeable = False
+    return stamp
+
+
+def ring_stamp(radius: float, width: float = 0.9, inner: float = -0.2) -> np.ndarray:
+    """A vesicle: a dark ring of ``radius`` voxels (peak 1) with a lighter core (``inner``).
+
+    Radii are rounded to 0.1 voxel, so that stamps can be reused (read-only arrays).
+    """
+    return _ring(round(float(radius), 1), float(width), float(inner))
 
 
 def add_stamp(
@@ -123,7 +134,7 @@ def spread_points(
     rng: np.random.Generator, centre, radius: float, count: int, min_distance: float
 ) -> np.ndarray:
     """Up to ``count`` random in-plane points (n x 2) in a disk, at least ``min_distance`` apart."""
-    candidates = count * 4
+    candidates = count * 3
     angle = rng.uniform(0, 2 * np.pi, candidates)
     dist = radius * np.sqrt(rng.uniform(0, 1, candidates))
     points = np.stack([centre[0] + dist * np.sin(angle), centre[1] + dist * np.cos(angle)], 1)

@@ -10,12 +10,15 @@ profiles, and a label for every voxel (no background).
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .noise import smooth_noise, smooth_noise_upsampled
 
 # in-plane downsampling of the coarse pass that picks candidate neurons per block
 _COARSE = 8
 _CANDIDATES = 6
+# in-plane warp of the power diagram: (sigma in voxels, amplitude in voxels) per scale
+WARP_SCALES = ((80.0, 10.0), (12.0, 2.5))
 
 
 def neuron_tubes(
@@ -58,34 +61,41 @@ def neuron_index(
     """
     depth, height, width = shape
     centres, weights = neuron_tubes(rng, shape, mean_diameter)
-    warp_y = smooth_noise_upsampled(rng, shape, 18.0, 4) * 9.0
-    warp_x = smooth_noise_upsampled(rng, shape, 18.0, 4) * 9.0
+    # smooth in-plane warps bend the straight power-diagram edges into curves
+    warp_y = smooth_noise_upsampled(rng, shape, WARP_SCALES, 4)
+    warp_x = smooth_noise_upsampled(rng, shape, WARP_SCALES, 4)
     coarse_y = np.arange(0, height, _COARSE)
     coarse_x = np.arange(0, width, _COARSE)
-    centre_y = np.float32((_COARSE - 1) / 2)
+    sample_y = np.minimum(coarse_y + _COARSE // 2, height - 1)
+    sample_x = np.minimum(coarse_x + _COARSE // 2, width - 1)
     fine_y = np.arange(height, dtype=np.float32)[:, None]
     fine_x = np.arange(width, dtype=np.float32)[None, :]
     k = min(_CANDIDATES, len(weights))
     index = np.empty(shape, dtype=np.int32)
     for z in range(depth):
         cy, cx, w = centres[:, z, 0], centres[:, z, 1], weights[:, z]
-        # coarse pass at warped block centres: the few best neurons per block
-        sy = np.minimum(coarse_y + 1, height - 1)
-        sx = np.minimum(coarse_x + 1, width - 1)
-        wy = coarse_y[:, None] + centre_y + warp_y[z][np.ix_(sy, sx)]
-        wx = coarse_x[None, :] + centre_y + warp_x[z][np.ix_(sy, sx)]
-        cost = (wy[..., None] - cy) ** 2 + (wx[..., None] - cx) ** 2 - w
-        if k < len(w):
-            candidates = np.argpartition(cost, k - 1, axis=-1)[..., :k]
-        else:
-            candidates = np.broadcast_to(np.arange(k), cost.shape)
+        # coarse pass: the k lowest power distances at warped block centres, found as nearest
+        # neighbours after lifting each seed by sqrt(max(w) - w) into a third dimension
+        lift = np.sqrt(np.maximum(w.max() - w, 0.0))
+        tree = cKDTree(np.stack([cy, cx, lift], axis=1))
+        wy = sample_y[:, None] + warp_y[z][np.ix_(sample_y, sample_x)]
+        wx = sample_x[None, :] + warp_x[z][np.ix_(sample_y, sample_x)]
+        queries = np.stack([wy.ravel(), wx.ravel(), np.zeros(wy.size, np.float32)], axis=1)
+        _, candidates = tree.query(queries, k=k)
+        candidates = candidates.reshape(len(coarse_y), len(coarse_x), k).astype(np.int32)
         candidates = np.repeat(np.repeat(candidates, _COARSE, 0), _COARSE, 1)[:height, :width]
         # fine pass: exact power distance to the candidates only
-        py = (fine_y + warp_y[z])[..., None]
-        px = (fine_x + warp_x[z])[..., None]
-        fine_cost = (py - cy[candidates]) ** 2 + (px - cx[candidates]) ** 2 - w[candidates]
-        best = np.argmin(fine_cost, axis=-1)
-        index[z] = np.take_along_axis(candidates, best[..., None], -1)[..., 0]
+        py = fine_y + warp_y[z]
+        px = fine_x + warp_x[z]
+        best_cost = np.full((height, width), np.inf, dtype=np.float32)
+        best = np.zeros((height, width), dtype=np.int32)
+        for j in range(k):
+            c = candidates[..., j]
+            cost = (py - cy[c]) ** 2 + (px - cx[c]) ** 2 - w[c]
+            better = cost < best_cost
+            best_cost[better] = cost[better]
+            best[better] = c[better]
+        index[z] = best
     return index
 
 

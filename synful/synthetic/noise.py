@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -25,24 +27,37 @@ def smooth_noise(
 
 
 def smooth_noise_upsampled(
-    rng: np.random.Generator, shape: tuple[int, int, int], sigma: float, factor: int
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    scales: Sequence[tuple[float, float]],
+    factor: int,
 ) -> np.ndarray:
-    """A smooth in-plane field drawn on a grid ``factor`` times coarser in y and x, then
-    linearly upsampled to ``shape`` (much cheaper than filtering at full resolution).
+    """A smooth field that sums in-plane noise ``scales``, drawn on a grid ``factor`` times
+    coarser in y and x and linearly upsampled to ``shape`` (much cheaper than filtering at
+    full resolution). Each scale has unit standard deviation times its amplitude.
 
     Args:
         rng: the random generator to draw from.
         shape: (z, y, x) shape of the result.
-        sigma: (z, y, x)-isotropic smoothing in coarse voxels in-plane; z is smoothed by
-            ``sigma / factor`` sections (z is not downsampled).
+        scales: (sigma, amplitude) pairs; sigma in full-resolution in-plane voxels, and
+            ``sigma / factor`` sections along z (z is not downsampled).
         factor: in-plane downsampling factor of the coarse grid.
     """
     z, y, x = shape
     coarse_shape = (z, -(-y // factor) + 1, -(-x // factor) + 1)
-    coarse = smooth_noise(rng, coarse_shape, (max(sigma / factor, 0.5), sigma, sigma))
-    return _interpolation_matrix(y, coarse_shape[1], factor) @ coarse @ (
-        _interpolation_matrix(x, coarse_shape[2], factor).T
-    )
+    coarse = np.zeros(coarse_shape, dtype=np.float32)
+    for sigma, amplitude in scales:
+        s = sigma / factor
+        coarse += smooth_noise(rng, coarse_shape, (max(s, 0.5), s, s)) * np.float32(amplitude)
+    # along x: one matrix product; along y: a blend of the two nearest coarse rows
+    along_x = coarse.reshape(-1, coarse_shape[2]) @ _interpolation_matrix(x, coarse_shape[2], factor).T
+    along_x = along_x.reshape(z, coarse_shape[1], x)
+    position = np.arange(y, dtype=np.float32) / factor
+    lower = np.floor(position).astype(np.int64)
+    weight = (position - lower)[None, :, None]
+    result = along_x[:, lower, :]
+    result += (along_x[:, np.minimum(lower + 1, coarse_shape[1] - 1), :] - result) * weight
+    return result
 
 
 def _interpolation_matrix(fine: int, coarse: int, factor: int) -> np.ndarray:

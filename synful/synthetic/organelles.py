@@ -21,12 +21,25 @@ VESICLE_DARKNESS = 60.0
 MEMBRANE_PATCH_DARKNESS = 45.0
 
 
-def _random_voxels(rng: np.random.Generator, mask_flat: np.ndarray, count: int, shape) -> np.ndarray:
-    """``count`` random voxels (count x 3) among the flat indices in ``mask_flat``."""
-    if len(mask_flat) == 0 or count <= 0:
+def _random_voxels(rng: np.random.Generator, accept, count: int, shape) -> np.ndarray:
+    """``count`` random voxels (count x 3, fewer if rare) whose flat index passes ``accept``.
+
+    Args:
+        rng: the random generator.
+        accept: function of an array of flat indices, returning a boolean array.
+        count: how many voxels to return.
+        shape: the volume's shape.
+    """
+    if count <= 0:
         return np.zeros((0, 3), dtype=np.int64)
-    picks = mask_flat[rng.integers(0, len(mask_flat), count)]
-    return np.stack(np.unravel_index(picks, shape), axis=1)
+    size = int(np.prod(shape))
+    found = np.zeros(0, dtype=np.int64)
+    for _ in range(8):
+        draws = rng.integers(0, size, 50 * count)
+        found = np.concatenate([found, draws[accept(draws)]])
+        if len(found) >= count:
+            break
+    return np.stack(np.unravel_index(found[:count], shape), axis=1)
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
@@ -106,19 +119,30 @@ def render_distractors(
     um3 = index.size * float(np.prod(voxel_size)) * 1e-9
     counts = {k: int(round(v * um3)) for k, v in density_per_um3.items()}
     flat_distance = distance.ravel()
-    deep = np.flatnonzero(flat_distance >= 16)
+
+    def deep(flat):
+        return flat_distance[flat] >= 16
+
     for centre in _random_voxels(rng, deep, counts.get("mitochondria", 0), index.shape):
         draw_mitochondrion(rng, darkness, index, centre)
     # half of the dense bodies sit right by a membrane, where T-bars stand
-    near_membrane = np.flatnonzero((flat_distance >= 4) & (flat_distance <= 8))
-    interior = np.flatnonzero(flat_distance >= 9)
+
+    def near_membrane(flat):
+        return (flat_distance[flat] >= 4) & (flat_distance[flat] <= 8)
+
+    def interior(flat):
+        return flat_distance[flat] >= 9
+
     bodies = counts.get("dense_bodies", 0)
     for pool, count in ((near_membrane, bodies - bodies // 2), (interior, bodies // 2)):
         for centre in _random_voxels(rng, pool, count, index.shape):
             draw_dense_body(rng, darkness, index, centre)
     for centre in _random_voxels(rng, deep, counts.get("vesicle_clusters", 0), index.shape):
         draw_vesicle_cluster(rng, darkness, index, centre)
-    membrane = np.flatnonzero(flat_distance <= 1.0)
+
+    def membrane(flat):
+        return flat_distance[flat] <= 1.0
+
     for centre in _random_voxels(rng, membrane, counts.get("membrane_patches", 0), index.shape):
         z, y, x = (int(v) for v in centre)
         neuron = int(index[z, y, x])

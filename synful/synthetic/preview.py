@@ -13,12 +13,10 @@ from ..io.cremi import CremiSample
 
 
 def _boundaries(labels: np.ndarray) -> np.ndarray:
-    """Pixels of a 2D label image that touch a different label (4-neighbourhood)."""
+    """Pixels of a 2D label image whose upper or left neighbour has a different label."""
     edge = np.zeros(labels.shape, dtype=bool)
     edge[1:] |= labels[1:] != labels[:-1]
-    edge[:-1] |= labels[1:] != labels[:-1]
     edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edge[:, :-1] |= labels[:, 1:] != labels[:, :-1]
     return edge
 
 
@@ -54,7 +52,8 @@ def write_preview(
     """Draw raw sections of the labelled cube side by side with neuron boundaries (light),
     pre points (red), post points (cyan) and arrows pre -> post, and save them as a PNG.
 
-    Points in the shown section are filled; points one section away are drawn hollow.
+    Synapses with a point within one section of a shown section are drawn; points in the
+    shown section are filled, points in other sections hollow.
 
     Args:
         sample: a sample with ``raw``, ``neuron_ids`` and ``annotations``.
@@ -86,7 +85,7 @@ def write_preview(
         post = (post - np.asarray(labels.offset)) / resolution
     else:
         pre = post = np.zeros((0, 3))
-    overlay = ListedColormap([(0, 0, 0, 0), (1.0, 0.85, 0.2, 0.35)])
+    overlay = ListedColormap([(0, 0, 0, 0), (1.0, 0.8, 0.1, 0.3)])
 
     height, width = labels.data.shape[1:]
     fig, axes = plt.subplots(
@@ -103,12 +102,12 @@ def write_preview(
                 "", xy=(q[2], q[1]), xytext=(p[2], p[1]),
                 arrowprops={"arrowstyle": "->", "color": "yellow", "lw": 0.8, "shrinkA": 0, "shrinkB": 2},
             )
-        for points, colour, name in ((pre, "red", "pre"), (post, "cyan", "post")):
-            z_of = np.floor(points[:, 0]).astype(int)
-            here = np.unique(points[z_of == z], axis=0)
-            near = np.unique(points[np.abs(z_of - z) == 1], axis=0)
+        for points, z_of, colour, name in ((pre, pre_z, "red", "pre"), (post, post_z, "cyan", "post")):
+            here = np.unique(points[shown & (z_of == z)], axis=0)
+            elsewhere = np.unique(points[shown & (z_of != z)], axis=0)
             ax.scatter(here[:, 2], here[:, 1], s=14, c=colour, label=name, linewidths=0)
-            ax.scatter(near[:, 2], near[:, 1], s=14, facecolors="none", edgecolors=colour, linewidths=0.8)
+            ax.scatter(elsewhere[:, 2], elsewhere[:, 1], s=14, facecolors="none", edgecolors=colour,
+                       linewidths=0.8)
         ax.set_title(f"section {z} of the labelled cube", fontsize=8)
         ax.set_xlim(-0.5, width - 0.5)
         ax.set_ylim(height - 0.5, -0.5)
@@ -116,5 +115,5 @@ def write_preview(
     axes[0][0].legend(loc="lower left", fontsize=6, framealpha=0.6)
     fig.tight_layout(pad=0.3)
     with atomic_output(png_path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"optimize": True})
     plt.close(fig)

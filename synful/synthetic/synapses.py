@@ -26,9 +26,9 @@ MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
 PARTNER_COUNTS = (1, 2, 3, 4)
 PARTNER_PROBABILITIES = (0.1, 0.3, 0.35, 0.25)
 
-TBAR_DARKNESS = 100.0
+TBAR_DARKNESS = 110.0
 VESICLE_DARKNESS = 60.0
-PSD_DARKNESS = 65.0
+PSD_DARKNESS = 70.0
 
 
 @dataclass
@@ -143,6 +143,9 @@ def propose_site(
         return None
     neurons = np.unique(local[candidate])
     wanted = int(rng.choice(PARTNER_COUNTS, p=PARTNER_PROBABILITIES))
+    # fly synapses are mostly polyadic: a site that wants several partners needs two or more
+    if len(neurons) < min(wanted, 2):
+        return None
     chosen = rng.permutation(neurons)[:wanted]
     site = SynapseSite(
         pre=np.array([z, y0 + pre_yx[0], x0 + pre_yx[1]]),
@@ -251,20 +254,23 @@ def render_site(
     n = site.normal
     tbar_profile = section_profile(rng, int(rng.integers(2, 4)), falloff=0.7)
     # pedestal standing on the membrane, and the platform on top of it (a "T")
-    draw_ellipse(darkness, z, site.foot + 4.0 * n, (4.5, 3.0), n, TBAR_DARKNESS, tbar_profile,
+    draw_ellipse(darkness, z, site.foot + 4.5 * n, (5.0, 3.2), n, TBAR_DARKNESS, tbar_profile,
                  index, site.pre_neuron)
-    draw_ellipse(darkness, z, site.foot + 8.5 * n, (2.4, 8.0), n, TBAR_DARKNESS, tbar_profile,
+    draw_ellipse(darkness, z, site.foot + 10.0 * n, (2.8, 10.0), n, TBAR_DARKNESS, tbar_profile,
                  index, site.pre_neuron)
-    # vesicle cloud behind the T-bar
-    cloud_centre = site.foot + 22.0 * n
-    cloud_profile = section_profile(rng, int(rng.integers(3, 5)), falloff=0.85)
-    for dz in cloud_profile:
+    # vesicle cloud around and behind the T-bar
+    cloud_centre = site.foot + 17.0 * n
+    tbar_centre = site.foot + 7.0 * n
+    # the cloud spans the T-bar's sections and one more on either side
+    cloud_sections = sorted(tbar_profile)
+    extra = cloud_sections[0] - 1 if rng.random() < 0.5 else cloud_sections[-1] + 1
+    for dz in sorted([*cloud_sections, extra]):
         zz = z + dz
         if not 0 <= zz < index.shape[0]:
             continue
-        count = int(rng.integers(14, 24))
-        for point in spread_points(rng, cloud_centre, 26.0, count, 8.5):
-            if np.hypot(*(point - (site.foot + 6.0 * n))) < 8.0:
+        count = int(rng.integers(16, 26)) if dz in tbar_profile else int(rng.integers(8, 14))
+        for point in spread_points(rng, cloud_centre, 24.0, count, 8.5):
+            if np.hypot(*(point - tbar_centre)) < 11.0:
                 continue
             stamp = ring_stamp(float(rng.uniform(3.2, 4.3)))
             add_stamp(darkness, zz, np.rint(point), stamp, VESICLE_DARKNESS, index, site.pre_neuron)
@@ -298,5 +304,6 @@ def draw_psd(
             continue
         section = index[zz, y0:y1, x0:x1]
         to_facing = ndimage.distance_transform_edt(section != facing_neuron)
-        band = np.exp(-0.5 * ((to_facing - 1.5) / 2.0) ** 2) * (section == neuron)
+        # full strength over the first 4 voxels from the membrane, fading out by 6
+        band = np.clip((6.0 - to_facing) / 2.0, 0.0, 1.0) * (section == neuron)
         darkness[zz, y0:y1, x0:x1] += amplitude * weight * band * near

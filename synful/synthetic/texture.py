@@ -41,7 +41,7 @@ def tissue(rng: np.random.Generator, index: np.ndarray, distance: np.ndarray) ->
     """
     neuron_mean = rng.normal(CYTOPLASM_MEAN, CYTOPLASM_NEURON_STD, int(index.max()) + 1)
     image = neuron_mean.astype(np.float32)[index]
-    image += smooth_noise_upsampled(rng, index.shape, 10.0, 4) * 7.0
+    image += smooth_noise_upsampled(rng, index.shape, ((40.0, 7.0),), 4)
     image += smooth_noise(rng, index.shape, (0.0, 1.5, 1.5)) * GRAIN_STD
     image -= MEMBRANE_DARKNESS * np.exp(-(((distance - 0.5) / MEMBRANE_WIDTH) ** 2))
     return image
