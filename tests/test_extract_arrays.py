@@ -33,14 +33,18 @@ def reference_cc(prob, voxel_size, threshold, score):
     return sorted(out)
 
 
-@pytest.mark.parametrize("score", ["sum", "mean", "max", "count"])
-def test_cc_matches_scipy_reference(score):
-    """Locations and scores equal a plain scipy implementation on a random map."""
+@pytest.mark.parametrize(
+    "score,tile",
+    [("sum", (2, 16, 16)), ("mean", (1, 1, 1)), ("max", (3, 5, 7)), ("count", (8, 64, 64))],
+)
+def test_cc_matches_scipy_reference(score, tile):
+    """Locations and scores equal a plain scipy implementation on a random map, whatever the
+    tiles of the coarse pass."""
     rng = np.random.default_rng(1)
     prob = ndimage.gaussian_filter(rng.random((8, 40, 40)), (0.7, 2, 2)).astype(np.float32)
     prob = (prob - prob.min()) / (prob.max() - prob.min())
     expected = reference_cc(prob, VS, 0.6, score)
-    found = cc_candidates(prob, VS, threshold=0.6, score=score)
+    found = cc_candidates(prob, VS, threshold=0.6, score=score, tile=tile)
     got = sorted((tuple(int(v) for v in vox), s) for vox, s in zip(found.voxels, found.scores))
     assert len(expected) > 5
     assert [g[0] for g in got] == [e[0] for e in expected]
@@ -87,6 +91,21 @@ def test_value_lookup_equals_float_conversion():
             )
     floats = rng.random((3, 4, 5)).astype(np.float32)
     np.testing.assert_array_equal(above_threshold(floats, None, 0.3), floats > 0.3)
+
+
+def test_tiles_above_threshold_equals_naive_tiling():
+    from synful.extract.values import tiles_above_threshold
+
+    rng = np.random.default_rng(8)
+    stored = rng.integers(0, 256, (5, 13, 22)).astype(np.uint8)
+    for scale in (255.0, -255.0):
+        mask = to_values(stored, scale) > 0.9 if scale > 0 else to_values(stored, scale) > -0.1
+        threshold = 0.9 if scale > 0 else -0.1
+        tiles = tiles_above_threshold(stored, scale, threshold, (2, 4, 8))
+        assert tiles.shape == (3, 4, 3)
+        for index in np.ndindex(tiles.shape):
+            block = mask[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, (2, 4, 8)))]
+            assert tiles[index] == block.any()
 
 
 def test_cc_on_stored_uint8_equals_cc_on_values():

@@ -15,16 +15,17 @@ many such boxes are packed into one array per EDT call (:func:`most_interior_vox
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cc3d
 import numpy as np
 from scipy import ndimage
 
 from .candidates import Candidates
-from .values import above_threshold, to_values
+from .values import above_threshold, tiles_above_threshold, to_values
 
 SCORES = ("sum", "mean", "max", "count")
+TILE = (2, 16, 16)
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -86,6 +87,35 @@ def most_interior_voxel(component: np.ndarray, voxel_size: Sequence[float]) -> t
     return tuple(int(i) for i in most_interior_voxels([np.asarray(component, bool)], voxel_size)[0])
 
 
+def foreground_regions(
+    stored: np.ndarray, scale: float | None, threshold: float, tile: Sequence[int] = TILE
+) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    """Boxes of ``stored`` that hold all voxels above ``threshold``, with their masks.
+
+    A coarse pass finds the tiles holding a voxel above the threshold and labels them
+    (6-connected); two 6-connected voxels lie in the same or face-adjacent tiles, so every
+    component of the fine mask lies inside one group of tiles. Each group yields its
+    bounding box (slices into ``stored``) and the fine mask restricted to the group's tiles.
+    Labelling only these boxes skips the empty bulk of a sparse map.
+
+    Args:
+        stored: the probability map as stored.
+        scale: its ``scale`` attribute or ``None``.
+        threshold: probability threshold (strict).
+        tile: tile shape in voxels.
+    """
+    groups, count = label_components(tiles_above_threshold(stored, scale, threshold, tile))
+    for group, coarse in enumerate(ndimage.find_objects(groups), start=1):
+        region = tuple(
+            slice(c.start * t, min(c.stop * t, n)) for c, t, n in zip(coarse, tile, stored.shape)
+        )
+        in_group = groups[coarse] == group
+        for axis, t in enumerate(tile):
+            in_group = np.repeat(in_group, t, axis=axis)
+        in_group = in_group[tuple(slice(0, r.stop - r.start) for r in region)]
+        yield region, above_threshold(stored[region], scale, threshold) & in_group
+
+
 def component_score(values: np.ndarray, score: str) -> float:
     """Score of one component from the probabilities of its voxels."""
     if score == "sum":
@@ -106,6 +136,7 @@ def cc_candidates(
     threshold: float = 0.5,
     score: str = "sum",
     scale: float | None = None,
+    tile: Sequence[int] = TILE,
 ) -> Candidates:
     """One candidate per connected component of ``probability > threshold``.
 
@@ -115,21 +146,25 @@ def cc_candidates(
         threshold: probability threshold (strict).
         score: ``sum``, ``mean``, ``max`` or ``count`` of the component's probabilities.
         scale: the map's ``scale`` attribute, or ``None`` for float probabilities.
+        tile: tile shape (voxels) of the coarse pass (:func:`foreground_regions`).
 
     Returns:
-        :class:`Candidates` with voxel indices into ``stored``, in label (C-scan) order.
+        :class:`Candidates` with voxel indices into ``stored`` (in no particular order).
     """
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}, expected one of {SCORES}")
-    labels, count = label_components(above_threshold(stored, scale, threshold))
-    if count == 0:
-        return Candidates.empty()
-    boxes = ndimage.find_objects(labels)
     components = []
-    scores = np.zeros(count, np.float64)
-    for label, box in enumerate(boxes, start=1):
-        component = labels[box] == label
-        components.append(component)
-        scores[label - 1] = component_score(to_values(stored[box][component], scale), score)
-    starts = np.array([[s.start for s in box] for box in boxes], dtype=np.int64)
-    return Candidates(starts + most_interior_voxels(components, voxel_size), scores)
+    starts = []
+    scores = []
+    for region, mask in foreground_regions(stored, scale, threshold, tile):
+        labels, count = label_components(mask)
+        for label, box in enumerate(ndimage.find_objects(labels), start=1):
+            component = labels[box] == label
+            within = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box))
+            components.append(component)
+            starts.append([s.start for s in within])
+            scores.append(component_score(to_values(stored[within][component], scale), score))
+    if not components:
+        return Candidates.empty()
+    local = most_interior_voxels(components, voxel_size)
+    return Candidates(np.asarray(starts, np.int64) + local, np.asarray(scores, np.float64))

@@ -58,3 +58,29 @@ def above_threshold(stored: np.ndarray, scale: float | None, threshold: float) -
         index = stored.astype(np.intp) - int(np.iinfo(stored.dtype).min)
         return table[index]
     return to_values(stored, scale) > threshold
+
+
+def is_monotonic(dtype: np.dtype, scale: float | None) -> bool:
+    """Whether ``to_values`` never decreases with the stored value (no scale, or scale > 0)."""
+    return scale is None or float(scale) > 0
+
+
+def tile_maximum(stored: np.ndarray, tile) -> np.ndarray:
+    """Maximum of ``stored`` over tiles of shape ``tile`` (partial tiles at the upper ends).
+
+    NaN is ignored for floats.
+    """
+    reduce = np.fmax if np.asarray(stored).dtype.kind == "f" else np.maximum
+    out = np.asarray(stored)
+    for axis in reversed(range(out.ndim)):  # the last axis first: by far the fastest order
+        if tile[axis] > 1:
+            out = reduce.reduceat(out, np.arange(0, out.shape[axis], tile[axis]), axis=axis)
+    return out
+
+
+def tiles_above_threshold(stored: np.ndarray, scale: float | None, threshold: float, tile) -> np.ndarray:
+    """Boolean mask of tiles holding at least one voxel whose value is > ``threshold``."""
+    stored = np.asarray(stored)
+    if is_monotonic(stored.dtype, scale):
+        return above_threshold(tile_maximum(stored, tile), scale, threshold)
+    return tile_maximum(above_threshold(stored, scale, threshold), tile)
