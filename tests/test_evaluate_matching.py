@@ -4,6 +4,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
+import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
@@ -196,6 +197,13 @@ def test_values_at_voxels_reads_every_section():
     values, inside = values_at_voxels(data, idx, fill_value=-7)
     assert inside.tolist() == [True, True, True, True, False, False]
     assert values.tolist() == [data[4, 6, 8], data[0, 0, 0], data[2, 3, 1], data[2, 6, 0], -7, -7]
+    # a chunked on-disk array is read in slabs one chunk deep
+    chunked = zarr.create_array(store={}, shape=data.shape, dtype=data.dtype, chunks=(2, 3, 4))
+    chunked[...] = data
+    idx = np.random.default_rng(1).integers(-1, 9, (200, 3))
+    expected, expected_inside = values_at_voxels(data, idx, fill_value=-7)
+    values, inside = values_at_voxels(chunked, idx, fill_value=-7)
+    assert inside.tolist() == expected_inside.tolist() and values.tolist() == expected.tolist()
 
 
 # --- specific cases ------------------------------------------------------------------------------

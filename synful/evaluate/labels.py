@@ -46,11 +46,21 @@ def cremi_voxel_indices(points, offset: Sequence[float], voxel_size: Sequence[fl
     )
 
 
-def values_at_voxels(array, indices, fill_value=0) -> tuple[np.ndarray, np.ndarray]:
-    """Values of a 3D array-like (numpy, h5py or zarr) at voxel indices, reading slab by slab.
+def _section_depth(array) -> int:
+    """How many z-sections to read at once: the array's chunk depth (1 when unchunked)."""
+    chunks = getattr(array, "chunks", None)
+    try:
+        return max(1, int(chunks[-3]))
+    except (TypeError, IndexError, ValueError):
+        return 1
 
-    Only one z-section bounding box of the requested points is in memory at a time, so a large
-    on-disk volume (a padded CREMI sample) is never read whole.
+
+def values_at_voxels(array, indices, fill_value=0) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a 3D array-like (numpy, h5py or zarr) at voxel indices, read slab by slab.
+
+    Points are grouped by z into slabs one chunk deep and only the bounding box of each slab's
+    points is read, so a large on-disk volume (a padded CREMI sample) is never read whole and
+    no chunk is read more than once.
 
     Args:
         array: anything with ``shape``, ``dtype`` and numpy-style slicing.
@@ -67,17 +77,19 @@ def values_at_voxels(array, indices, fill_value=0) -> tuple[np.ndarray, np.ndarr
     rows = np.flatnonzero(inside)
     if len(rows) == 0:
         return values, inside
-    order = rows[np.argsort(indices[rows, 0], kind="stable")]
-    z_sorted = indices[order, 0]
-    starts = np.flatnonzero(np.r_[True, z_sorted[1:] != z_sorted[:-1]])
-    ends = np.r_[starts[1:], len(order)]
+    depth = _section_depth(array)
+    slab_of = indices[rows, 0] // depth
+    order = np.argsort(slab_of, kind="stable")
+    rows, slab_of = rows[order], slab_of[order]
+    starts = np.flatnonzero(np.r_[True, slab_of[1:] != slab_of[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
     for start, end in zip(starts, ends):
-        group = order[start:end]
-        z = int(z_sorted[start])
-        y0, x0 = indices[group, 1].min(), indices[group, 2].min()
-        y1, x1 = indices[group, 1].max() + 1, indices[group, 2].max() + 1
-        slab = np.asarray(array[z, y0:y1, x0:x1])
-        values[group] = slab[indices[group, 1] - y0, indices[group, 2] - x0]
+        group = indices[rows[start:end]]
+        low = group.min(axis=0)
+        high = group.max(axis=0) + 1
+        slab = np.asarray(array[low[0] : high[0], low[1] : high[1], low[2] : high[2]])
+        local = group - low
+        values[rows[start:end]] = slab[local[:, 0], local[:, 1], local[:, 2]]
     return values, inside
 
 
