@@ -214,3 +214,25 @@ def test_evaluate_and_export_do_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_empty_predictions_and_ground_truth(files, capsys):
+    d = files["dir"]
+    empty = d / "empty.csv"
+    PRED.iloc[:0].to_csv(empty, index=False)
+    gt = d / "gt_empty.hdf"
+    write_cremi(gt, CremiSample(neuron_ids=CremiVolume(segmentation(), VOXEL, SEG_OFFSET)))
+    for pred, truth, expected in [(empty, files["hdf"], (0, 0, 3)), (files["pred"], gt, (0, 5, 0)),
+                                  (empty, gt, (0, 0, 0))]:
+        out = d / "m.json"
+        code, _, err = run_cli(
+            ["evaluate", "--pred", pred, "--gt", truth, "--out", out, "--score-thresholds", "auto",
+             "--plot", d / "pr.png"],
+            capsys,
+        )
+        assert code == 0, err
+        metrics = json.loads(out.read_text())
+        assert counts(metrics) == expected
+        assert (metrics["precision"], metrics["recall"]) == (
+            1.0 if expected[1] == 0 else 0.0, 1.0 if expected[2] == 0 else 0.0
+        )

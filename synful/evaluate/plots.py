@@ -22,7 +22,7 @@ def plot_precision_recall(
     from matplotlib.figure import Figure
 
     sweep = metrics.get("sweep")
-    if not sweep:
+    if sweep is None:
         raise ValueError("the metrics have no score-threshold sweep to plot")
     recall = [entry["recall"] for entry in sweep]
     precision = [entry["precision"] for entry in sweep]
@@ -40,11 +40,14 @@ def plot_precision_recall(
             color="tab:red",
             label=f"best F={best['fscore']:.3f} at score >= {best['score_threshold']:g}",
         )
+    if not sweep:
+        axes.text(0.5, 0.5, "no predictions to sweep", ha="center", va="center")
     axes.set_xlim(0, 1.02)
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
     axes.set_title(title or f"synaptic partners, matching threshold {metrics['matching_threshold_nm']:g} nm")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower left")
+    if sweep:
+        axes.legend(loc="lower left")
     figure.savefig(path, format=format)
