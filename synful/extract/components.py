@@ -6,7 +6,7 @@ largest Euclidean distance to the component's outside (the "most interior" voxel
 centre of mass), score = sum, mean or max of the probabilities, or the voxel count.
 
 We use the corrected distance transform of the ``fanc_evaluation`` branch: an anisotropic
-EDT (sampling = voxel size, scipy's exact EDT) of the whole component mask, where every voxel not in the
+EDT (sampling = voxel size, the ``edt`` package) of the whole component mask, where every voxel not in the
 component, and everything outside the array, counts as outside. Ties go to the first voxel
 in C order. Each component is processed inside its bounding box grown by one voxel, which
 gives exactly the EDT of the whole array (the nearest outside voxel always lies in that box);
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import cc3d
+import edt
 import numpy as np
 from scipy import ndimage
 
@@ -47,6 +48,7 @@ def most_interior_voxels(
     sorted by y extent, each separated from the next by a column of outside voxels) so one
     EDT call serves many components; the nearest outside voxel of any voxel lies inside its
     own component's array grown by one voxel, so packing does not change a distance.
+    Squared distances are float32, exact for integer voxel sizes up to 4 µm distance.
 
     Returns:
         (N, 3) int64 indices, one per component, into that component's array.
@@ -73,7 +75,8 @@ def most_interior_voxels(
             packed[1 : 1 + dz, 1 : 1 + dy, x : x + dx] = components[k]
             starts.append(x)
             x += dx + 1
-        distances = ndimage.distance_transform_edt(packed, sampling=sampling)
+        # the edt package: ~2-3x faster than scipy here (on uint8; bool is slower)
+        distances = edt.edtsq(packed.view(np.uint8), anisotropy=sampling, parallel=1)
         for k, x0 in zip(batch, starts):
             dz, dy, dx = shapes[k]
             view = distances[1 : 1 + dz, 1 : 1 + dy, x0 : x0 + dx]
