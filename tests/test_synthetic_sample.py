@@ -85,6 +85,14 @@ def test_tbars_and_psds_are_dark(sample):
     near_tbar = [raw[z, y - 6 : y + 7, x - 6 : x + 7].mean() for z, y, x in pre_vox]
     cytoplasm = np.median(raw)
     assert np.mean(near_tbar) < cytoplasm - 20
+    # around post points: the thickened membrane (PSD) makes them darker than random places
+    post_vox = np.floor(post / VOXEL).astype(int)
+    near_post = [raw[z, y - 8 : y + 9, x - 8 : x + 9].mean() for z, y, x in post_vox]
+    rng = np.random.default_rng(0)
+    lo, hi = np.asarray(PADDING), np.asarray(PADDING) + np.asarray(SHAPE)
+    anywhere = np.stack([rng.integers(lo[i], hi[i], 300) for i in range(3)], axis=1)
+    near_random = [raw[z, y - 8 : y + 9, x - 8 : x + 9].mean() for z, y, x in anywhere]
+    assert np.mean(near_post) < np.mean(near_random) - 10
     # dark pixels (T-bar body) right next to every pre point
     assert all(raw[z, y - 6 : y + 7, x - 6 : x + 7].min() < 80 for z, y, x in pre_vox)
 

@@ -7,23 +7,38 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+TRUNCATE = 3.0
+
 
 def smooth_noise(
     rng: np.random.Generator, shape: tuple[int, ...], sigma: float | tuple[float, ...]
 ) -> np.ndarray:
-    """White noise smoothed by a Gaussian of ``sigma`` voxels, rescaled to unit std (float32).
+    """White noise smoothed by a Gaussian of ``sigma`` voxels, scaled to unit std (float32).
+
+    The scale comes from the filter (not from the sample), so that small or thin volumes are
+    not blown up when they cannot hold a full period of the noise.
 
     Args:
         rng: the random generator to draw from.
         shape: the shape of the field.
         sigma: the Gaussian's standard deviation in voxels, one value or one per axis.
     """
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(shape),))
     field = rng.standard_normal(shape, dtype=np.float32)
-    field = ndimage.gaussian_filter(field, sigma, mode="reflect", truncate=3.0)
-    std = float(field.std())
-    if std > 0:
-        field /= std
+    field = ndimage.gaussian_filter(field, tuple(sigmas), mode="reflect", truncate=TRUNCATE)
+    field /= np.float32(np.prod([_kernel_norm(s) for s in sigmas]))
     return field
+
+
+def _kernel_norm(sigma: float) -> float:
+    """Standard deviation of unit white noise after scipy's 1D Gaussian filter of ``sigma``."""
+    if sigma <= 0:
+        return 1.0
+    radius = int(TRUNCATE * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    return float(np.sqrt((kernel**2).sum()))
 
 
 def smooth_noise_upsampled(

@@ -23,6 +23,7 @@ POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neur
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
 PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
 MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
+SAME_SECTION_PROBABILITY = 0.6
 PARTNER_COUNTS = (1, 2, 3, 4)
 PARTNER_PROBABILITIES = (0.1, 0.3, 0.35, 0.25)
 
@@ -154,9 +155,12 @@ def propose_site(
         normal=normal,
     )
     for neuron in chosen:
-        where = np.flatnonzero(candidate & (local == neuron))
-        # prefer post points close to the T-bar's foot
-        weight = np.exp(-lateral.ravel()[where] / 15.0)
+        mine = candidate & (local == neuron)
+        # post points mostly in the T-bar's own section, and close to the T-bar's foot
+        if mine[lz].any() and rng.random() < SAME_SECTION_PROBABILITY:
+            mine = mine & (gz == lz)
+        where = np.flatnonzero(mine)
+        weight = np.exp(-lateral.ravel()[where] / 20.0)
         pick = where[rng.choice(len(where), p=weight / weight.sum())]
         pz, py_, px_ = np.unravel_index(pick, local.shape)
         site.posts.append(np.array([z0 + pz, y0 + py_, x0 + px_]))
@@ -224,14 +228,14 @@ def place_sites(
         points = np.array([site.pre, *site.posts])
         inside = np.all((points >= cube_begin) & (points < cube_end), axis=1)
         near = np.all((points >= cube_begin - guard) & (points < cube_end + guard), axis=1)
-        if inside[0]:
+        if inside[0] and len(annotated) < target_cube:
             keep = inside[1:]
             if not keep.any():
                 continue
             site.posts = [p for p, k in zip(site.posts, keep) if k]
             site.post_neurons = [n for n, k in zip(site.post_neurons, keep) if k]
             annotated.append(site)
-        elif not near.any():
+        elif not near.any() and len(padding) < target_padding:
             padding.append(site)
         else:
             continue
