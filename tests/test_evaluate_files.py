@@ -236,3 +236,9 @@ def test_empty_predictions_and_ground_truth(files, capsys):
         assert (metrics["precision"], metrics["recall"]) == (
             1.0 if expected[1] == 0 else 0.0, 1.0 if expected[2] == 0 else 0.0
         )
+
+
+def test_ground_truth_against_itself_is_perfect(files):
+    for gt in (files["hdf"], files["store"]):
+        metrics = evaluate_files(files["hdf"], gt)
+        assert counts(metrics) == (3, 0, 0) and metrics["fscore"] == 1.0
