@@ -5,17 +5,29 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# config/config.yaml (the demo) unless config files are given with --configfile: those replace
+# it rather than extend it, so `--configfile config/cremi.yaml` runs the CREMI samples only
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/masks.smk"
+include: "rules/train.smk"
+include: "rules/predict.smk"
+include: "rules/extract.smk"
+include: "rules/evaluate.smk"
+
+
+report: "report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
+        rules.evaluate_all.output,
         data_targets(),
 
 

@@ -1,6 +1,9 @@
+import itertools
 import re
+from pathlib import Path
 
-from snakemake.utils import validate
+import pandas as pd
+from snakemake.utils import Paramspace, validate
 
 validate(config, "../config/schema.yaml")
 
@@ -103,3 +106,117 @@ def data_targets():
     targets += expand("results/samples/{sample}.parquet", sample=SAMPLES)
     targets += expand("results/samples/{sample}.masks.json", sample=LABELLED)
     return targets
+
+
+# ---- training, prediction, extraction, evaluation --------------------------------------------
+
+
+def split_can_be_empty(name, split):
+    """Whether a split rule leaves the training (validation) region of a sample empty."""
+    masks = SAMPLES[name]["masks"]
+    if any(masks.get(key) for key in ("training_mask", "validation_mask", "training_range")):
+        return False
+    return masks["training_fraction"] == (0.0 if split == "training" else 1.0)
+
+
+SETUPS = config["setups"]
+TRAIN_SAMPLES = config["train"].get(
+    "samples", [name for name in LABELLED if not split_can_be_empty(name, "training")]
+)
+EVALUATE_SAMPLES = config["evaluate"].get(
+    "samples", [name for name in LABELLED if not split_can_be_empty(name, "validation")]
+)
+CHECKPOINTS = sorted(set(config["train"]["checkpoints"]))
+for key, names in (("train.samples", TRAIN_SAMPLES), ("evaluate.samples", EVALUATE_SAMPLES)):
+    unknown = [name for name in names if name not in LABELLED]
+    if unknown:
+        raise ValueError(f"config {key}: {unknown} are not labelled samples of config samples")
+
+# the extraction grid: one row per combination of the listed settings
+EXTRACTION = Paramspace(
+    pd.DataFrame(
+        list(itertools.product(*config["extract"]["grid"].values())),
+        columns=list(config["extract"]["grid"]),
+    ),
+    filename_params="*",
+)
+RUN = f"{{setup}}/{{iteration}}/{EXTRACTION.wildcard_pattern}"
+
+
+wildcard_constraints:
+    setup="|".join(re.escape(name) for name in SETUPS),
+    iteration=r"\d+",
+
+
+def setup_file(wildcards):
+    """config/setups/<setup>.yaml in the working directory, else beside the Snakefile."""
+    name = f"config/setups/{wildcards.setup}.yaml"
+    return name if Path(name).exists() else str(Path(workflow.basedir) / name)
+
+
+def training_inputs(wildcards):
+    """The sample stores, tables and masks summaries of the training samples."""
+    return {
+        "stores": expand("results/samples/{sample}.zarr", sample=TRAIN_SAMPLES),
+        "synapses": expand("results/samples/{sample}.parquet", sample=TRAIN_SAMPLES),
+        "masks": expand("results/samples/{sample}.masks.json", sample=TRAIN_SAMPLES),
+    }
+
+
+def previous_checkpoint(wildcards):
+    """The checkpoint a training job resumes from: the largest configured one before it."""
+    before = [it for it in CHECKPOINTS if it < int(wildcards.iteration)]
+    return f"results/train/{wildcards.setup}/checkpoint_{before[-1]}.pt" if before else []
+
+
+def predict_args(wildcards):
+    """Options of `synful predict` from config (the ROI is added by the script)."""
+    options = config["predict"]
+    args = ["--device", options["device"], "--dtype", options["dtype"]]
+    if options["block_shape"]:
+        args += ["--block-shape", *options["block_shape"]]
+    if options["workers"]:
+        args += ["--workers", options["workers"]]
+    if options["scheduler"]:
+        args += ["--scheduler", options["scheduler"]]
+    return args
+
+
+def extract_args(wildcards):
+    """Options of `synful extract`: this run's grid point plus the fixed settings."""
+    options = config["extract"]
+    args = []
+    for key, value in EXTRACTION.instance(wildcards).items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    args += ["--score-threshold", options["score_threshold"]]
+    args += ["--min-distance", options["min_distance"]]
+    args += ["--context", options["context"], "--workers", options["workers"]]
+    if options["block_shape"]:
+        args += ["--block-shape", *options["block_shape"]]
+    if options["drop_autapses"]:
+        args.append("--drop-autapses")
+    return args
+
+
+def evaluate_args(wildcards):
+    """Options of `synful evaluate` from config."""
+    options = config["evaluate"]
+    args = ["--matching-threshold", options["matching_threshold"]]
+    args += ["--score-thresholds", *options["score_thresholds"]]
+    if options["filter_same_seg"]:
+        args.append("--filter-same-seg")
+    return args
+
+
+def evaluation_runs():
+    """Every evaluated run: setup, iteration, extraction settings, sample and metrics file."""
+    runs = []
+    for setup in SETUPS:
+        for iteration in CHECKPOINTS:
+            grid = EXTRACTION.dataframe.to_dict("records")
+            for settings, pattern in zip(grid, EXTRACTION.instance_patterns):
+                for sample in EVALUATE_SAMPLES:
+                    path = f"results/evaluate/{setup}/{iteration}/{pattern}/{sample}.json"
+                    run = {"setup": setup, "iteration": iteration, **settings}
+                    runs.append(run | {"sample": sample, "metrics": path})
+    return runs

@@ -2,6 +2,7 @@
 data targets (given, downloaded and synthetic samples) in temporary working directories."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,12 +64,49 @@ def test_lint_clean():
 )
 def test_dry_run(tmp_path, configfile, jobs):
     result = snakemake("data", "-n", "--configfile", REPO / configfile, workdir=tmp_path)
+    counts = job_counts(result.stdout)
+    assert {k: v for k, v in counts.items() if k in jobs} == jobs
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The job table of a dry run: rule -> number of jobs."""
     table = {}
-    for line in result.stdout.splitlines():
+    for line in output.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
+        if len(parts) == 2 and parts[1].isdigit() and not parts[0].endswith(":"):
             table[parts[0]] = int(parts[1])
-    assert {k: v for k, v in table.items() if k in jobs} == jobs
+    return table
+
+
+def test_full_workflow_dry_run(tmp_path):
+    """The tiny .test config through every stage: 2 samples, 2 checkpoints, 1 grid point."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    result = snakemake("-n", workdir=tmp_path)
+    counts = job_counts(result.stdout)
+    # tiny2 is held out (no training region): training uses tiny1 only; both are evaluated
+    assert counts == {
+        "synthesize": 2,
+        "convert": 2,
+        "masks": 2,
+        "train": 2,
+        "predict": 4,
+        "extract": 4,
+        "evaluate": 4,
+        "evaluate_all": 1,
+        "all": 1,
+        "total": 22,
+    }
+    assert "results/train/tiny/checkpoint_4.pt" in result.stdout
+    assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/tiny2.json" in result.stdout
+
+
+def test_configfile_replaces_the_demo_config(tmp_path):
+    write_config(tmp_path, {"samples": {"demo_only": {"synthetic": {"seed": 1}}}})
+    result = snakemake(
+        "data", "-n", "--configfile", REPO / "config" / "cremi.yaml", workdir=tmp_path
+    )
+    assert "demo_only" not in result.stdout
+    assert job_counts(result.stdout)["download"] == 6
 
 
 @pytest.mark.parametrize(
@@ -197,7 +235,7 @@ def test_synthetic_data_targets(tmp_path):
     (tmp_path / "config" / "config.yaml").write_text(
         (REPO / ".test" / "config" / "config.yaml").read_text()
     )
-    snakemake("--cores", 2, workdir=tmp_path)
+    snakemake("data", "--cores", 2, workdir=tmp_path)
     samples = tmp_path / "results" / "samples"
     held_out = json.loads((samples / "tiny2.masks.json").read_text())
     assert held_out["training"] == {"voxels": 0, "synapses": 0}

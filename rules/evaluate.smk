@@ -1,0 +1,47 @@
+rule evaluate:
+    input:
+        synapses=f"results/extract/{RUN}/{{sample}}.parquet",
+        store="results/samples/{sample}.zarr",
+        gt="results/samples/{sample}.parquet",
+        masks="results/samples/{sample}.masks.json",
+    output:
+        metrics=f"results/evaluate/{RUN}/{{sample}}.json",
+        sweep=f"results/evaluate/{RUN}/{{sample}}.sweep.csv",
+        plot=f"results/evaluate/{RUN}/{{sample}}.pr.png",
+    log:
+        f"logs/evaluate/{RUN}/{{sample}}.log",
+    conda:
+        "../envs/synful.yaml"
+    params:
+        args=evaluate_args,
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule evaluate_all:
+    input:
+        metrics=[run["metrics"] for run in evaluation_runs()],
+    output:
+        summary=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        fscore_plot=report(
+            "results/plots/fscore_by_iteration.png",
+            caption="../report/fscore_by_iteration.rst",
+            category="Summary",
+        ),
+        pr_plot=report(
+            "results/plots/precision_recall.png",
+            caption="../report/precision_recall.rst",
+            category="Summary",
+        ),
+    log:
+        "logs/evaluate_all.log",
+    conda:
+        "../envs/synful.yaml"
+    params:
+        runs=evaluation_runs(),
+    script:
+        "../workflow_scripts/evaluate_all.py"

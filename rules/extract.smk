@@ -1,0 +1,15 @@
+rule extract:
+    input:
+        predictions="results/predict/{setup}/{iteration}/{sample}.zarr",
+        store="results/samples/{sample}.zarr",
+    output:
+        synapses=f"results/extract/{RUN}/{{sample}}.parquet",
+    log:
+        f"logs/extract/{RUN}/{{sample}}.log",
+    conda:
+        "../envs/synful.yaml"
+    threads: config["extract"]["threads"]
+    params:
+        args=extract_args,
+    script:
+        "../workflow_scripts/extract.py"

@@ -1,0 +1,18 @@
+rule predict:
+    input:
+        checkpoint="results/train/{setup}/checkpoint_{iteration}.pt",
+        store="results/samples/{sample}.zarr",
+    output:
+        predictions=directory("results/predict/{setup}/{iteration}/{sample}.zarr"),
+    log:
+        "logs/predict/{setup}/{iteration}/{sample}.log",
+    conda:
+        "../envs/synful.yaml"
+    threads: config["predict"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        roi=config["predict"]["roi"],
+        args=predict_args,
+    script:
+        "../workflow_scripts/predict.py"

@@ -1,0 +1,139 @@
+"""The summary over evaluated runs (``evaluate_all``): one table, an F-score plot, a PR curve.
+
+A *run* is one evaluation: a setup, a checkpoint iteration, extraction settings (the grid
+point) and a sample, with the metrics JSON that ``synful evaluate`` wrote for it. Runs that
+differ only in the sample are combined by summing TP/FP/FN
+(:func:`synful.evaluate.combine_metrics`, as the paper did over A, B and C) into a row whose
+sample is ``all``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_output
+from .errors import SynfulError
+from .evaluate import combine_metrics
+from .evaluate.outputs import write_precision_recall_plot
+
+COMBINED = "all"
+COUNTS = ["tp", "fp", "fn", "precision", "recall", "fscore", "n_gt", "n_pred"]
+BEST = ["score_threshold", "precision", "recall", "fscore"]
+
+
+def read_metrics(path: str | os.PathLike) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SynfulError(path, "no such file") from None
+    except json.JSONDecodeError as exc:
+        raise SynfulError(path, f"not a metrics JSON ({exc.msg})") from None
+
+
+def _row(keys: dict, metrics: dict) -> dict:
+    row = dict(keys)
+    row.update({name: metrics.get(name) for name in COUNTS})
+    best = metrics.get("best") or {}
+    row.update({f"best_{name}": best.get(name) for name in BEST})
+    return row
+
+
+def summarize_runs(runs: Sequence[dict]) -> tuple[pd.DataFrame, dict[tuple, dict]]:
+    """The summary table of evaluated runs and the combined metrics of each run group.
+
+    Args:
+        runs: dicts with the run's keys (``setup``, ``iteration``, extraction settings,
+            ``sample``) and ``metrics``, the path of its metrics JSON.
+
+    Returns:
+        A table with one row per run and one combined row (``sample == "all"``) per group of
+        runs that differ only in the sample; and the combined metrics by group key (the values
+        of the key columns other than ``sample``, in column order).
+    """
+    if not runs:
+        raise SynfulError(None, "no evaluated runs to summarize")
+    key_columns = [k for k in runs[0] if k not in ("sample", "metrics")]
+    groups: dict[tuple, list[dict]] = {}
+    rows = []
+    for run in runs:
+        metrics = read_metrics(run["metrics"])
+        keys = {k: run[k] for k in key_columns}
+        rows.append(_row(keys | {"sample": run["sample"]}, metrics))
+        groups.setdefault(tuple(keys.values()), []).append(metrics)
+    combined = {}
+    for group, metrics in groups.items():
+        try:
+            combined[group] = combine_metrics(metrics)
+        except ValueError as exc:
+            raise SynfulError(None, f"cannot combine the runs {group}: {exc}") from None
+        rows.append(_row(dict(zip(key_columns, group)) | {"sample": COMBINED}, combined[group]))
+    table = pd.DataFrame(rows)
+    return table.sort_values(key_columns + ["sample"], kind="stable").reset_index(drop=True), combined
+
+
+def best_group(table: pd.DataFrame) -> pd.Series:
+    """The combined row with the highest F-score (best of the sweep when there is one)."""
+    combined = table[table["sample"] == COMBINED]
+    score = combined["best_fscore"].fillna(combined["fscore"]).astype(float)
+    return combined.loc[score.idxmax()]
+
+
+def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """F-score (best of the sweep when there is one) of the combined runs against iteration,
+    one line per setup and extraction setting."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    combined = table[table["sample"] == COMBINED].copy()
+    combined["score"] = combined["best_fscore"].fillna(combined["fscore"]).astype(float)
+    line_keys = [c for c in combined.columns if c not in ("iteration", "sample", "score")]
+    line_keys = [c for c in line_keys if c not in COUNTS and not c.startswith("best_")]
+    figure = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for values, line in combined.groupby(line_keys, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        label = " ".join(f"{k}={v}" for k, v in zip(line_keys, values))
+        line = line.sort_values("iteration")
+        axes.plot(line["iteration"], line["score"], "-o", markersize=4, label=label)
+    axes.set_xlabel("training iteration")
+    axes.set_ylabel("F-score (all evaluated samples)")
+    axes.set_ylim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+
+
+def write_summary(
+    runs: Sequence[dict],
+    table_path: str | os.PathLike,
+    fscore_plot: str | os.PathLike,
+    pr_plot: str | os.PathLike,
+) -> pd.DataFrame:
+    """Write the summary table (CSV), the F-score plot and the PR curve of the best run.
+
+    Args:
+        runs: as for :func:`summarize_runs`.
+        table_path: the CSV to write.
+        fscore_plot: the F-score against iteration plot.
+        pr_plot: the precision-recall curve of the best combined run (needs a sweep).
+    """
+    table, combined = summarize_runs(runs)
+    best = best_group(table)
+    key_columns = [k for k in runs[0] if k not in ("sample", "metrics")]
+    best_metrics = combined[tuple(best[k] for k in key_columns)]
+    title = ", ".join(f"{k} {best[k]}" for k in key_columns)
+    plot_fscore_by_iteration(table, fscore_plot)
+    if not best_metrics.get("sweep"):
+        raise SynfulError(pr_plot, "the runs have no score-threshold sweep to plot")
+    write_precision_recall_plot(best_metrics, pr_plot, title=title)
+    with atomic_output(table_path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

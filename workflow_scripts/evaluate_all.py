@@ -1,0 +1,15 @@
+# ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
+import logging
+
+from _synful import log_to
+
+from synful.summary import write_summary
+
+with log_to(snakemake.log[0]):
+    table = write_summary(
+        snakemake.params.runs,
+        snakemake.output.summary,
+        snakemake.output.fscore_plot,
+        snakemake.output.pr_plot,
+    )
+    logging.getLogger("evaluate_all").info("summary of %d rows:\n%s", len(table), table)

@@ -1,0 +1,20 @@
+# ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
+from pathlib import Path
+
+import torch
+from _synful import run_synful
+
+torch.set_num_threads(snakemake.threads)
+run_synful(
+    snakemake,
+    "train",
+    snakemake.input.setup,
+    "--samples",
+    list(snakemake.input.stores),
+    "--out",
+    Path(snakemake.output.checkpoint).parent,
+    "--iterations",
+    snakemake.wildcards.iteration,
+    "--device",
+    snakemake.params.device,
+)
