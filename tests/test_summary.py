@@ -1,0 +1,94 @@
+"""The evaluate_all summary: per-run rows, combined rows (summed counts), best run, plots."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synful.errors import SynfulError
+from synful.evaluate import evaluate_files, write_metrics_json
+from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
+from synful.io.synapse_table import make_synapses, write_synapses
+from synful.summary import best_group, summarize_runs, write_summary
+
+THRESHOLDS = [0.0, 1.0, 5.0]
+
+
+def ground_truth(path):
+    """Two neurons side by side (x < 40 nm: 1, else 2) and three true pairs 1 -> 2."""
+    labels = np.ones((4, 16, 16), np.uint64)
+    labels[:, :, 10:] = 2
+    pre = [[40, 8, 20], [80, 20, 20], [120, 40, 20]]
+    post = [[40, 8, 60], [80, 20, 60], [120, 40, 60]]
+    annotations = CremiAnnotations(
+        ids=[1, 2, 3, 4, 5, 6],
+        types=["presynaptic_site"] * 3 + ["postsynaptic_site"] * 3,
+        locations=pre + post,
+        partners=[[1, 4], [2, 5], [3, 6]],
+    )
+    write_cremi(path, CremiSample(neuron_ids=CremiVolume(labels), annotations=annotations))
+    return np.asarray(pre, float), np.asarray(post, float)
+
+
+def evaluated_run(tmp_path, name, n_correct, scores):
+    """Metrics of a prediction with ``n_correct`` true pairs and one reversed (wrong) pair."""
+    gt = tmp_path / f"{name}_gt.hdf"
+    pre, post = ground_truth(gt)
+    pred_pre = np.concatenate([pre[:n_correct], post[:1]])
+    pred_post = np.concatenate([post[:n_correct], pre[:1]])
+    table = make_synapses(pred_pre, pred_post, score=scores)
+    write_synapses(table, tmp_path / f"{name}.parquet")
+    metrics = evaluate_files(tmp_path / f"{name}.parquet", gt, score_thresholds=THRESHOLDS)
+    write_metrics_json(metrics, tmp_path / f"{name}.json")
+    return metrics
+
+
+def runs(tmp_path):
+    a = evaluated_run(tmp_path, "a", 3, [2.0, 2.0, 6.0, 0.5])
+    b = evaluated_run(tmp_path, "b", 2, [6.0, 0.5, 3.0])
+    c = evaluated_run(tmp_path, "c", 1, [6.0, 6.0])
+    keys = {"setup": "demo", "mode": "cc"}
+    return [
+        keys | {"iteration": 10, "sample": "s1", "metrics": tmp_path / "a.json"},
+        keys | {"iteration": 10, "sample": "s2", "metrics": tmp_path / "b.json"},
+        keys | {"iteration": 20, "sample": "s1", "metrics": tmp_path / "c.json"},
+    ], (a, b, c)
+
+
+def test_combined_rows_sum_counts(tmp_path):
+    run_list, (a, b, c) = runs(tmp_path)
+    assert (a["tp"], a["fp"], b["tp"], b["fp"]) == (3, 1, 2, 1)
+    table, combined = summarize_runs(run_list)
+    assert list(table["sample"]) == ["all", "s1", "s2", "all", "s1"]
+    row = table[(table["iteration"] == 10) & (table["sample"] == "all")].iloc[0]
+    assert (row["tp"], row["fp"], row["fn"]) == (5, 2, 1)
+    assert row["precision"] == pytest.approx(5 / 7)
+    assert row["recall"] == pytest.approx(5 / 6)
+    # at score >= 1 the wrong pair of a (0.5) and the true pair of b with 0.5 drop out
+    sweep = {e["score_threshold"]: e for e in combined[("demo", "cc", 10)]["sweep"]}
+    assert (sweep[1.0]["tp"], sweep[1.0]["fp"], sweep[1.0]["fn"]) == (4, 1, 2)
+    single = table[(table["iteration"] == 20)]
+    assert list(single["tp"]) == [1, 1]
+
+
+def test_best_group_and_files(tmp_path):
+    run_list, _ = runs(tmp_path)
+    table, _ = summarize_runs(run_list)
+    best = best_group(table)
+    assert best["iteration"] == 10  # F 0.77 (score >= 0) beats 0.4 at iteration 20
+    out = tmp_path / "out"
+    written = write_summary(
+        run_list, out / "summary.csv", out / "plots" / "f.png", out / "plots" / "pr.png"
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), written, check_dtype=False)
+    for plot in ("f.png", "pr.png"):
+        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(SynfulError, match="no evaluated runs"):
+        summarize_runs([])
+    with pytest.raises(SynfulError, match="no such file"):
+        summarize_runs([{"setup": "x", "sample": "s", "metrics": tmp_path / "none.json"}])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SynfulError, match="not a metrics JSON"):
+        summarize_runs([{"setup": "x", "sample": "s", "metrics": tmp_path / "bad.json"}])
