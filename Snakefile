@@ -24,6 +24,12 @@ include: "rules/evaluate.smk"
 report: "report/workflow.rst"
 
 
+localrules:
+    all,
+    data,
+    evaluate_all,
+
+
 rule all:
     default_target: True
     input:
