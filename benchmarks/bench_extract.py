@@ -125,7 +125,7 @@ def main():
         )
         print(
             f"blockwise table equals whole-volume table: {ours.equals(blocks)} "
-            f"({differ} rows differ: components larger than the {120} nm context)"
+            f"({differ} rows differ: components larger than the 120 nm context)"
         )
 
 

@@ -108,7 +108,7 @@ def test_tiles_above_threshold_equals_naive_tiling():
             assert tiles[index] == block.any()
 
 
-def test_cc_on_stored_uint8_equals_cc_on_values():
+def test_stored_uint8_gives_the_same_candidates_as_values():
     rng = np.random.default_rng(3)
     prob = ndimage.gaussian_filter(rng.random((6, 30, 30)), (0.7, 2, 2))
     stored = np.round((prob - prob.min()) / np.ptp(prob) * 255).astype(np.uint8)
@@ -116,6 +116,12 @@ def test_cc_on_stored_uint8_equals_cc_on_values():
     b = cc_candidates(to_values(stored, 255), VS, threshold=0.55)
     np.testing.assert_array_equal(a.voxels, b.voxels)
     np.testing.assert_array_equal(a.scores, b.scores)
+    for method in ("sparse", "dense"):
+        a = nms_candidates(stored, VS, radius=20, threshold=0.55, scale=255, method=method)
+        b = nms_candidates(to_values(stored, 255), VS, radius=20, threshold=0.55, method=method)
+        assert len(a) > 3
+        np.testing.assert_array_equal(a.voxels, b.voxels)
+        np.testing.assert_array_equal(a.scores, b.scores)
 
 
 def test_nms_footprint_matches_the_original_example():

@@ -26,7 +26,6 @@ from .config import ExtractConfig
 from .nms import nms_candidates
 from .partners import far_enough, partner_locations, read_at_points, read_vectors
 from .predictions import Predictions
-from .values import to_values
 
 
 def find_candidates(
@@ -38,7 +37,7 @@ def find_candidates(
             stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale
         )
     return nms_candidates(
-        to_values(stored, scale), voxel_size, radius=config.nms_radius, threshold=config.threshold
+        stored, voxel_size, radius=config.nms_radius, threshold=config.threshold, scale=scale
     )
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import cc3d
 import numpy as np
 from scipy import ndimage
 
 from .candidates import Candidates
 from .components import label_components
+from .values import above_threshold, to_values
 
 SPARSE_FRACTION = 0.125
 
@@ -47,77 +47,95 @@ def ellipsoid_footprint(radius: Sequence[int]) -> np.ndarray:
     return lhs <= total
 
 
-def _maxima_dense(values: np.ndarray, footprint: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def _maxima_dense(stored, scale, footprint, candidates) -> np.ndarray:
+    values = to_values(stored, scale)
     filtered = ndimage.maximum_filter(values, footprint=footprint, mode="constant", cval=0)
     return candidates & (values == filtered)
 
 
-def _maxima_sparse(values: np.ndarray, footprint: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def _maxima_sparse(stored, scale, footprint, candidates) -> np.ndarray:
     radius = [s // 2 for s in footprint.shape]
-    padded = np.pad(values, [(r, r) for r in radius])
-    strides = np.array([int(np.prod(padded.shape[i + 1 :])) for i in range(padded.ndim)])
+    padded = np.pad(stored, [(r, r) for r in radius]).reshape(-1)
+    padded_shape = tuple(n + 2 * r for n, r in zip(stored.shape, radius))
+    strides = np.array([int(np.prod(padded_shape[i + 1 :])) for i in range(len(padded_shape))])
     index = np.flatnonzero(candidates)
-    coords = np.stack(np.unravel_index(index, values.shape), axis=1) + np.array(radius)
+    coords = np.stack(np.unravel_index(index, stored.shape), axis=1) + np.array(radius)
     flat = coords @ strides
-    center = padded.reshape(-1)[flat]
-    neighbour_max = np.zeros_like(center)
+    center = to_values(padded[flat], scale)
+    is_maximum = np.ones(len(flat), dtype=bool)
     for offset in np.argwhere(footprint) - np.array(radius):
-        np.maximum(neighbour_max, padded.reshape(-1)[flat + int(offset @ strides)], out=neighbour_max)
-    maxima = np.zeros(values.shape, dtype=bool)
-    maxima.reshape(-1)[index[center >= neighbour_max]] = True
+        is_maximum &= center >= to_values(padded[flat + int(offset @ strides)], scale)
+    maxima = np.zeros(stored.shape, dtype=bool)
+    maxima.reshape(-1)[index[is_maximum]] = True
     return maxima
 
 
 def local_maxima(
-    values: np.ndarray, footprint: np.ndarray, threshold: float = 0.0, method: str = "auto"
+    stored: np.ndarray,
+    footprint: np.ndarray,
+    threshold: float = 0.0,
+    method: str = "auto",
+    scale: float | None = None,
 ) -> np.ndarray:
     """Boolean mask of voxels > ``threshold`` (and > 0) equal to their footprint maximum.
 
     Args:
-        values: the probability map (z, y, x), floats.
+        stored: the probability map (z, y, x) as stored; values are ``stored / scale``.
         footprint: boolean footprint with odd shape (see :func:`ellipsoid_footprint`).
         threshold: only voxels strictly above it can be maxima.
         method: ``"dense"``, ``"sparse"`` or ``"auto"`` (sparse when few voxels pass).
+        scale: the map's ``scale`` attribute, or ``None``.
     """
-    candidates = (values > threshold) & (values > 0)
+    stored = np.asarray(stored)
+    candidates = above_threshold(stored, scale, max(float(threshold), 0.0))
     if method == "auto":
-        method = "sparse" if candidates.sum() < SPARSE_FRACTION * values.size else "dense"
+        few = np.count_nonzero(candidates) < SPARSE_FRACTION * stored.size
+        method = "sparse" if few else "dense"
     if method == "dense":
-        return _maxima_dense(values, footprint, candidates)
+        return _maxima_dense(stored, scale, footprint, candidates)
     if method == "sparse":
-        return _maxima_sparse(values, footprint, candidates)
+        return _maxima_sparse(stored, scale, footprint, candidates)
     raise ValueError(f"unknown method {method!r}")
 
 
 def nms_candidates(
-    values: np.ndarray,
+    stored: np.ndarray,
     voxel_size: Sequence[float],
     *,
     radius: float | Sequence[float] = 40.0,
     threshold: float = 0.0,
+    scale: float | None = None,
     method: str = "auto",
 ) -> Candidates:
     """One candidate per plateau of local maxima, scored by its probability.
 
     Args:
-        values: the probability map (z, y, x), floats in [0, 1].
+        stored: the probability map (z, y, x) as stored; values ``stored / scale`` in [0, 1].
         voxel_size: voxel size (nm).
         radius: NMS radius in nm (one value or one per axis).
         threshold: probability threshold (strict).
+        scale: the map's ``scale`` attribute, or ``None`` for float probabilities.
         method: see :func:`local_maxima`.
 
     Returns:
-        :class:`Candidates` with voxel indices into ``values``: the plateau centroid rounded
+        :class:`Candidates` with voxel indices into ``stored``: the plateau centroid rounded
         to the nearest voxel (halves up), clipped to the array.
     """
+    stored = np.asarray(stored)
     footprint = ellipsoid_footprint(voxel_radius(radius, voxel_size))
-    maxima = local_maxima(values, footprint, threshold, method)
+    maxima = local_maxima(stored, footprint, threshold, method, scale)
     labels, count = label_components(maxima)
     if count == 0:
         return Candidates.empty()
-    stats = cc3d.statistics(labels)
-    centroids = np.asarray(stats["centroids"], dtype=np.float64)[1:]
-    voxels = np.floor(centroids + 0.5).astype(np.int64)
-    voxels = np.clip(voxels, 0, np.array(values.shape) - 1)
-    scores = ndimage.maximum(values, labels, np.arange(1, count + 1))
-    return Candidates(voxels, np.asarray(scores, dtype=np.float64))
+    index = np.flatnonzero(maxima)
+    plateau = labels.reshape(-1)[index].astype(np.int64) - 1
+    coords = np.stack(np.unravel_index(index, stored.shape), axis=1).astype(np.float64)
+    sizes = np.bincount(plateau, minlength=count)
+    centroids = np.stack(
+        [np.bincount(plateau, weights=coords[:, i], minlength=count) / sizes for i in range(3)],
+        axis=1,
+    )
+    voxels = np.clip(np.floor(centroids + 0.5).astype(np.int64), 0, np.array(stored.shape) - 1)
+    scores = np.zeros(count, np.float64)
+    scores[plateau] = to_values(stored.reshape(-1)[index], scale)  # one value per plateau
+    return Candidates(voxels, scores)
