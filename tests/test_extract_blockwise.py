@@ -146,6 +146,14 @@ def test_min_distance_and_nms_options(tmp_path, store):
     assert (c["score"] <= 1).all()
 
 
+def test_nothing_above_threshold_writes_an_empty_table(tmp_path, store, capsys):
+    out = tmp_path / "empty.parquet"
+    assert main(["--quiet", "extract", str(store), str(out), "--threshold", "1"]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: 0 synapses"
+    table = read_synapses(out)
+    assert len(table) == 0 and "score" in table.columns
+
+
 def test_dask_workers_give_the_same_table(tmp_path, store):
     serial = extract_synapses(store, tmp_path / "a.parquet", block_shape=(6, 32, 32), progress=False)
     threaded = extract_synapses(
