@@ -89,7 +89,7 @@ def write_preview(
 
     height, width = labels.data.shape[1:]
     fig, axes = plt.subplots(
-        1, len(sections), figsize=(3.6 * len(sections), 3.6 * height / width + 0.3), squeeze=False
+        1, len(sections), figsize=(3.4 * len(sections), 3.4 * height / width + 0.3), squeeze=False
     )
     for ax, z in zip(axes[0], sections):
         raw = sample.raw.data[z + start[0], start[1] : start[1] + height, start[2] : start[2] + width]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import edt
 import numpy as np
 from scipy import ndimage
 
@@ -59,7 +60,7 @@ def _distance_to_neuron(labels: np.ndarray, neuron: int) -> np.ndarray:
     for z, section in enumerate(labels):
         inside = section == neuron
         if inside.any():
-            out[z] = ndimage.distance_transform_edt(~inside)
+            out[z] = edt.edt(~inside, black_border=False, parallel=1)
         else:
             out[z] = np.inf
     return out
@@ -122,13 +123,13 @@ def propose_site(
         return None
 
     to_pre = _distance_to_neuron(local, pre_neuron)
-    gz, gy, gx = np.meshgrid(
-        np.arange(local.shape[0]), np.arange(local.shape[1]), np.arange(local.shape[2]), indexing="ij"
+    gz, gy, gx = np.ogrid[: local.shape[0], : local.shape[1], : local.shape[2]]
+    pre_post_nm = np.sqrt(
+        ((gz - lz) * voxel_size[0]) ** 2
+        + ((gy - pre_yx[0]) * voxel_size[1]) ** 2
+        + ((gx - pre_yx[1]) * voxel_size[2]) ** 2
     )
-    pre_local = np.array([lz, pre_yx[0], pre_yx[1]])
-    offset_nm = (np.stack([gz, gy, gx], -1) - pre_local) * voxel_size
-    pre_post_nm = np.sqrt((offset_nm**2).sum(-1))
-    lateral = np.hypot(gy - ly, gx - lx)
+    lateral = np.broadcast_to(np.hypot(gy - ly, gx - lx), local.shape)
     facing = (gy - ly) * normal[0] + (gx - lx) * normal[1]
     candidate = (
         (local != pre_neuron)
