@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or "--debug" in argv
+    # a flag given before the command is overwritten by the subcommand's default: check argv
+    quiet = args.quiet or "--quiet" in argv
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING if args.quiet else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
         datefmt="%H:%M:%S",
     )
