@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,8 @@ from _extract_stores import (
     write_prediction_store,
     write_sample_store,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from synful.cli import main
 from synful.errors import SynfulError
@@ -220,3 +224,27 @@ def test_extract_never_imports_torch(tmp_path, store):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    mode=st.sampled_from(["cc", "nms"]),
+    block_shape=st.tuples(st.integers(2, 6), st.integers(7, 24), st.integers(7, 24)),
+    density=st.floats(0.05, 0.4),
+)
+def test_any_map_any_blocks_equal_whole_volume_with_covering_context(seed, mode, block_shape, density):
+    """With a context that covers the volume every block sees everything: for any map the
+    blockwise table is the whole-volume table (ownership, ids and no duplicates)."""
+    rng = np.random.default_rng(seed)
+    shape = (6, 24, 24)
+    prob = np.where(rng.random(shape) < density, rng.random(shape), 0).astype(np.float32)
+    prob = np.round(prob * 8) / 8  # plateaus and ties
+    vectors = (rng.integers(-10, 10, (3, *shape)) * 4).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = write_prediction_store(Path(tmp) / "p.zarr", prob, vectors, offset=(40, 8, -4))
+        kwargs = {"mode": mode, "threshold": 0.3, "nms_radius": 12, "context": 1000, "progress": False}
+        whole = extract_synapses(store, Path(tmp) / "w.parquet", **kwargs)
+        blocks = extract_synapses(store, Path(tmp) / "b.parquet", block_shape=block_shape, **kwargs)
+    pd.testing.assert_frame_equal(whole, blocks)
+    assert whole["id"].is_unique
