@@ -22,7 +22,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)")
     parser.add_argument("--mode", choices=["cc", "nms"], default="cc", help="candidate detection")
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="probability threshold in [0, 1] (strict)"
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="T",
+        help="probability threshold in [0, 1] (strict)",
     )
     parser.add_argument(
         "--score",
@@ -53,7 +57,7 @@ def add_arguments(parser) -> None:
         help="with --seg: drop synapses whose pre and post segment ids are equal (non-zero)",
     )
     zyx(parser, "--block-shape", "block shape in voxels (default: the whole volume)")
-    parser.add_argument("--workers", type=int, default=1, help="number of dask workers")
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="number of dask workers")
     parser.add_argument(
         "--scheduler",
         default=None,
