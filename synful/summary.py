@@ -57,7 +57,7 @@ def summarize_runs(runs: Sequence[dict]) -> tuple[pd.DataFrame, dict[tuple, dict
     """
     if not runs:
         raise SynfulError(None, "no evaluated runs to summarize")
-    key_columns = [k for k in runs[0] if k not in ("sample", "metrics")]
+    key_columns = run_keys(runs)
     groups: dict[tuple, list[dict]] = {}
     rows = []
     for run in runs:
@@ -73,34 +73,51 @@ def summarize_runs(runs: Sequence[dict]) -> tuple[pd.DataFrame, dict[tuple, dict
             raise SynfulError(None, f"cannot combine the runs {group}: {exc}") from None
         rows.append(_row(dict(zip(key_columns, group)) | {"sample": COMBINED}, combined[group]))
     table = pd.DataFrame(rows)
-    return table.sort_values(key_columns + ["sample"], kind="stable").reset_index(drop=True), combined
+    return table.sort_values(key_columns + ["sample"], kind="stable").reset_index(
+        drop=True
+    ), combined
+
+
+def run_keys(runs: Sequence[dict]) -> list[str]:
+    """The keys that name a run group: every key of a run but ``sample`` and ``metrics``."""
+    return [k for k in runs[0] if k not in ("sample", "metrics")]
+
+
+def ranking_fscore(rows: pd.DataFrame) -> pd.Series:
+    """The F-score runs are ranked by: the best of the sweep, or the plain one without sweep."""
+    return rows["best_fscore"].fillna(rows["fscore"]).astype(float)
 
 
 def best_group(table: pd.DataFrame) -> pd.Series:
     """The combined row with the highest F-score (best of the sweep when there is one)."""
     combined = table[table["sample"] == COMBINED]
-    score = combined["best_fscore"].fillna(combined["fscore"]).astype(float)
-    return combined.loc[score.idxmax()]
+    return combined.loc[ranking_fscore(combined).idxmax()]
 
 
-def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """F-score (best of the sweep when there is one) of the combined runs against iteration,
-    one line per setup and extraction setting."""
+def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> list[str]:
+    """Plot the F-score (:func:`ranking_fscore`) of the combined runs against iteration.
+
+    Returns:
+        The line labels: one line per setup and extraction setting (``key=value ...``).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    combined = table[table["sample"] == COMBINED].copy()
-    combined["score"] = combined["best_fscore"].fillna(combined["fscore"]).astype(float)
-    line_keys = [c for c in combined.columns if c not in ("iteration", "sample", "score")]
-    line_keys = [c for c in line_keys if c not in COUNTS and not c.startswith("best_")]
+    combined = table[table["sample"] == COMBINED]
+    fscore = ranking_fscore(combined)
+    line_keys = [
+        c
+        for c in combined.columns
+        if c not in ("iteration", "sample") and c not in COUNTS and not c.startswith("best_")
+    ]
     figure = Figure(figsize=(6, 4), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    labels = []
     for values, line in combined.groupby(line_keys, sort=True):
-        values = values if isinstance(values, tuple) else (values,)
-        label = " ".join(f"{k}={v}" for k, v in zip(line_keys, values))
+        labels.append(" ".join(f"{k}={v}" for k, v in zip(line_keys, values)))
         line = line.sort_values("iteration")
-        axes.plot(line["iteration"], line["score"], "-o", markersize=4, label=label)
+        axes.plot(line["iteration"], fscore[line.index], "-o", markersize=4, label=labels[-1])
     axes.set_xlabel("training iteration")
     axes.set_ylabel("F-score (all evaluated samples)")
     axes.set_ylim(0, 1)
@@ -109,6 +126,7 @@ def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> No
     figure.tight_layout()
     with atomic_output(path) as tmp:
         figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+    return labels
 
 
 def write_summary(
@@ -127,7 +145,7 @@ def write_summary(
     """
     table, combined = summarize_runs(runs)
     best = best_group(table)
-    key_columns = [k for k in runs[0] if k not in ("sample", "metrics")]
+    key_columns = run_keys(runs)
     best_metrics = combined[tuple(best[k] for k in key_columns)]
     title = ", ".join(f"{k} {best[k]}" for k in key_columns)
     plot_fscore_by_iteration(table, fscore_plot)

@@ -8,7 +8,7 @@ from synful.errors import SynfulError
 from synful.evaluate import evaluate_files, write_metrics_json
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
 from synful.io.synapse_table import make_synapses, write_synapses
-from synful.summary import best_group, summarize_runs, write_summary
+from synful.summary import best_group, plot_fscore_by_iteration, summarize_runs, write_summary
 
 THRESHOLDS = [0.0, 1.0, 5.0]
 
@@ -46,7 +46,7 @@ def runs(tmp_path):
     a = evaluated_run(tmp_path, "a", 3, [2.0, 2.0, 6.0, 0.5])
     b = evaluated_run(tmp_path, "b", 2, [6.0, 0.5, 3.0])
     c = evaluated_run(tmp_path, "c", 1, [6.0, 6.0])
-    keys = {"setup": "demo", "mode": "cc"}
+    keys = {"setup": "demo", "mode": "cc", "score": "sum"}
     return [
         keys | {"iteration": 10, "sample": "s1", "metrics": tmp_path / "a.json"},
         keys | {"iteration": 10, "sample": "s2", "metrics": tmp_path / "b.json"},
@@ -64,7 +64,7 @@ def test_combined_rows_sum_counts(tmp_path):
     assert row["precision"] == pytest.approx(5 / 7)
     assert row["recall"] == pytest.approx(5 / 6)
     # at score >= 1 the wrong pair of a (0.5) and the true pair of b with 0.5 drop out
-    sweep = {e["score_threshold"]: e for e in combined[("demo", "cc", 10)]["sweep"]}
+    sweep = {e["score_threshold"]: e for e in combined[("demo", "cc", "sum", 10)]["sweep"]}
     assert (sweep[1.0]["tp"], sweep[1.0]["fp"], sweep[1.0]["fn"]) == (4, 1, 2)
     single = table[(table["iteration"] == 20)]
     assert list(single["tp"]) == [1, 1]
@@ -82,6 +82,10 @@ def test_best_group_and_files(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), written, check_dtype=False)
     for plot in ("f.png", "pr.png"):
         assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one line per setup and extraction setting, whatever the settings are called
+    labels = plot_fscore_by_iteration(table, tmp_path / "f.svg")
+    assert labels == ["setup=demo mode=cc score=sum"]
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_bad_inputs(tmp_path):

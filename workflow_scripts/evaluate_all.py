@@ -12,4 +12,4 @@ with log_to(snakemake.log[0]):
         snakemake.output.fscore_plot,
         snakemake.output.pr_plot,
     )
-    logging.getLogger("evaluate_all").info("summary of %d rows:\n%s", len(table), table)
+    logging.getLogger("evaluate_all").info("summary (%d rows):\n%s", len(table), table.to_string())
