@@ -75,7 +75,9 @@ def main():
     parser.add_argument("--full", action="store_true", help="100 x 1500 x 1500 voxels")
     parser.add_argument("--shape", nargs=3, type=int, default=None)
     parser.add_argument("--synapses", type=int, default=None)
-    parser.add_argument("--block-shape", nargs=3, type=int, default=None, help="default: Z/2 Y/2 X/2")
+    parser.add_argument(
+        "--block-shape", nargs=3, type=int, default=None, help="default: Z/2 Y/2 X/2"
+    )
     args = parser.parse_args()
     shape = tuple(args.shape or ((100, 1500, 1500) if args.full else (50, 1000, 1000)))
     n = args.synapses or max(100, int(5000 * np.prod(shape) / (100 * 1500 * 1500)))
@@ -88,7 +90,12 @@ def main():
         group = zarr.open_group(str(store), mode="w")
         write_volume(group, "post_indicator", stored, VOXEL_SIZE, (0, 0, 0), attrs={"scale": 255})
         write_volume(
-            group, "partner_vectors", vectors, VOXEL_SIZE, (0, 0, 0), channels=1,
+            group,
+            "partner_vectors",
+            vectors,
+            VOXEL_SIZE,
+            (0, 0, 0),
+            channels=1,
             attrs={"scale": 0.25},
         )
         prob = stored.astype(np.float32) / np.float32(255)
@@ -109,7 +116,10 @@ def main():
         )
         start = time.perf_counter()
         blocks = extract_synapses(
-            store, Path(tmp) / "b.parquet", threshold=THRESHOLD, block_shape=block_shape,
+            store,
+            Path(tmp) / "b.parquet",
+            threshold=THRESHOLD,
+            block_shape=block_shape,
             progress=False,
         )
         blockwise = time.perf_counter() - start
@@ -118,7 +128,9 @@ def main():
             f"speed-up {baseline / blockwise:.2f}x"
         )
         same_scores = np.allclose(np.sort(scores), np.sort(ours["score"].to_numpy()))
-        print(f"same components and sum scores as the baseline: {len(post) == len(ours) and same_scores}")
+        print(
+            f"same components and sum scores as the baseline: {len(post) == len(ours) and same_scores}"
+        )
         merged = ours.merge(blocks, on="id", how="outer", indicator=True)
         differ = int((merged["_merge"] != "both").sum()) + int(
             (merged["score_x"] != merged["score_y"]).sum()

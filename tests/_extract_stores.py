@@ -32,7 +32,13 @@ def write_prediction_store(
     write_volume(group, "post_indicator", mask, voxel_size, offset, attrs=mask_attrs, chunks=chunks)
     vec_chunks = None if chunks is None else (3, *chunks)
     write_volume(
-        group, "partner_vectors", vec, voxel_size, offset, channels=1, attrs=vec_attrs,
+        group,
+        "partner_vectors",
+        vec,
+        voxel_size,
+        offset,
+        channels=1,
+        attrs=vec_attrs,
         chunks=vec_chunks,
     )
     return path
@@ -55,4 +61,3 @@ def blob_map(shape, centers, radius_vox=(1, 3, 3), value=0.9, seed=0):
         prob[inside] = np.maximum(prob[inside], value * (1 - 0.3 * d[inside]))
     prob += rng.uniform(0, 0.05, shape).astype(np.float32) * (prob > 0)
     return np.clip(prob, 0, 1)
-

@@ -162,7 +162,9 @@ def test_partner_snapping_and_min_distance():
     pre = partner_locations(post, [[21.0, -5.9, 2.0]], offset=(10, 2, 2), voxel_size=VS)
     # relative to the offset: (411 / 40 = 10.275 -> 10, 32.1 / 4 = 8.025 -> 8, 40 / 4 = 10)
     np.testing.assert_array_equal(pre, [[410.0, 34.0, 42.0]])
-    np.testing.assert_array_equal(snap_to_grid([[20.0, 2.0, 6.0]], (0, 0, 0), VS), [[40.0, 4.0, 8.0]])
+    np.testing.assert_array_equal(
+        snap_to_grid([[20.0, 2.0, 6.0]], (0, 0, 0), VS), [[40.0, 4.0, 8.0]]
+    )
     np.testing.assert_array_equal(
         far_enough([[0, 0, 0], [0, 0, 10]], [[0, 0, 0], [0, 0, 0]], 5), [False, True]
     )
@@ -178,7 +180,15 @@ def test_extract_from_arrays_builds_the_table():
     vectors[:, 2, 14, 14] = [0, 0, 0]
     offset = (100, 20, 8)
     table = extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(threshold=0.5))
-    assert list(table.columns)[:7] == ["id", "pre_z", "pre_y", "pre_x", "post_z", "post_y", "post_x"]
+    assert list(table.columns)[:7] == [
+        "id",
+        "pre_z",
+        "pre_y",
+        "pre_x",
+        "post_z",
+        "post_y",
+        "post_x",
+    ]
     assert table["id"].dtype == np.uint64
     rows = table.to_dict("records")
     assert rows[0]["id"] == np.ravel_multi_index((2, 5, 5), (5, 20, 20))
@@ -186,14 +196,23 @@ def test_extract_from_arrays_builds_the_table():
     assert (rows[0]["pre_z"], rows[0]["pre_y"], rows[0]["pre_x"]) == (220.0, 48.0, 20.0)
     assert rows[0]["score"] == pytest.approx(9 * np.float32(0.9))
     assert rows[1]["score"] == pytest.approx(0.7)
-    assert len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(score_threshold=1.0))) == 1
+    assert (
+        len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(score_threshold=1.0))) == 1
+    )
     assert len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(min_distance=10))) == 1
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"threshold": 1.5}, {"threshold": -0.1}, {"mode": "watershed"}, {"score": "median"},
-     {"nms_radius": 0}, {"min_distance": -1}, {"context": float("nan")}],
+    [
+        {"threshold": 1.5},
+        {"threshold": -0.1},
+        {"mode": "watershed"},
+        {"score": "median"},
+        {"nms_radius": 0},
+        {"min_distance": -1},
+        {"context": float("nan")},
+    ],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(SynfulError):

@@ -52,7 +52,9 @@ def vectors():
 
 @pytest.fixture
 def store(tmp_path, prob, vectors):
-    return write_prediction_store(tmp_path / "pred.zarr", prob, vectors, offset=OFFSET, chunks=(4, 16, 16))
+    return write_prediction_store(
+        tmp_path / "pred.zarr", prob, vectors, offset=OFFSET, chunks=(4, 16, 16)
+    )
 
 
 @pytest.mark.parametrize("mode", ["cc", "nms"])
@@ -82,7 +84,9 @@ def test_without_context_straddling_components_split(tmp_path, store):
 
 def test_quantized_store_honours_scale(tmp_path, prob, vectors):
     """uint8/255 probabilities and int8/0.25 vectors give the de-scaled values."""
-    store = write_prediction_store(tmp_path / "q.zarr", prob, vectors, offset=OFFSET, quantized=True)
+    store = write_prediction_store(
+        tmp_path / "q.zarr", prob, vectors, offset=OFFSET, quantized=True
+    )
     table = extract_synapses(store, tmp_path / "q.parquet", block_shape=(4, 16, 16), progress=False)
     stored = zarr.open_array(str(store / "post_indicator"))[...]
     expected = extract_from_arrays(stored / np.float32(255), vectors, VS, OFFSET, ExtractConfig())
@@ -142,7 +146,10 @@ def test_segment_ids_and_autapses(tmp_path):
 def test_min_distance_and_nms_options(tmp_path, store):
     a = extract_synapses(store, tmp_path / "a.parquet", progress=False)
     b = extract_synapses(store, tmp_path / "b.parquet", min_distance=100, progress=False)
-    pre, post = a[["pre_z", "pre_y", "pre_x"]].to_numpy(), a[["post_z", "post_y", "post_x"]].to_numpy()
+    pre, post = (
+        a[["pre_z", "pre_y", "pre_x"]].to_numpy(),
+        a[["post_z", "post_y", "post_x"]].to_numpy(),
+    )
     assert len(b) == int((np.linalg.norm(pre - post, axis=1) >= 100).sum()) < len(a)
     c = extract_synapses(store, tmp_path / "c.parquet", mode="nms", nms_radius=80, progress=False)
     d = extract_synapses(store, tmp_path / "d.parquet", mode="nms", nms_radius=16, progress=False)
@@ -159,9 +166,15 @@ def test_nothing_above_threshold_writes_an_empty_table(tmp_path, store, capsys):
 
 
 def test_dask_workers_give_the_same_table(tmp_path, store):
-    serial = extract_synapses(store, tmp_path / "a.parquet", block_shape=(6, 32, 32), progress=False)
+    serial = extract_synapses(
+        store, tmp_path / "a.parquet", block_shape=(6, 32, 32), progress=False
+    )
     threaded = extract_synapses(
-        store, tmp_path / "b.parquet", block_shape=(6, 32, 32), workers=2, scheduler="threads",
+        store,
+        tmp_path / "b.parquet",
+        block_shape=(6, 32, 32),
+        workers=2,
+        scheduler="threads",
         progress=False,
     )
     pd.testing.assert_frame_equal(serial, threaded)
@@ -175,7 +188,9 @@ def _no_outputs(tmp_path, out):
 def test_bad_inputs_raise_and_leave_nothing(tmp_path, store):
     out = tmp_path / "out.parquet"
     sample = tmp_path / "raw_only.zarr"
-    write_volume(zarr.open_group(str(sample), mode="w"), "raw", np.zeros((4, 8, 8), np.uint8), VS, (0, 0, 0))
+    write_volume(
+        zarr.open_group(str(sample), mode="w"), "raw", np.zeros((4, 8, 8), np.uint8), VS, (0, 0, 0)
+    )
     with pytest.raises(SynfulError, match="not a prediction store"):
         extract_synapses(sample, out, progress=False)
     with pytest.raises(SynfulError, match=r"\[0, 1\]"):
@@ -222,7 +237,9 @@ def test_extract_never_imports_torch(tmp_path, store):
         f"assert main(['--quiet', 'extract', {str(store)!r}, {str(tmp_path / 't.parquet')!r}]) == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -233,7 +250,9 @@ def test_extract_never_imports_torch(tmp_path, store):
     block_shape=st.tuples(st.integers(2, 6), st.integers(7, 24), st.integers(7, 24)),
     density=st.floats(0.05, 0.4),
 )
-def test_any_map_any_blocks_equal_whole_volume_with_covering_context(seed, mode, block_shape, density):
+def test_any_map_any_blocks_equal_whole_volume_with_covering_context(
+    seed, mode, block_shape, density
+):
     """With a context that covers the volume every block sees everything: for any map the
     blockwise table is the whole-volume table (ownership, ids and no duplicates)."""
     rng = np.random.default_rng(seed)
@@ -243,7 +262,13 @@ def test_any_map_any_blocks_equal_whole_volume_with_covering_context(seed, mode,
     vectors = (rng.integers(-10, 10, (3, *shape)) * 4).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         store = write_prediction_store(Path(tmp) / "p.zarr", prob, vectors, offset=(40, 8, -4))
-        kwargs = {"mode": mode, "threshold": 0.3, "nms_radius": 12, "context": 1000, "progress": False}
+        kwargs = {
+            "mode": mode,
+            "threshold": 0.3,
+            "nms_radius": 12,
+            "context": 1000,
+            "progress": False,
+        }
         whole = extract_synapses(store, Path(tmp) / "w.parquet", **kwargs)
         blocks = extract_synapses(store, Path(tmp) / "b.parquet", block_shape=block_shape, **kwargs)
     pd.testing.assert_frame_equal(whole, blocks)

@@ -19,7 +19,9 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("predictions", metavar="PRED.zarr", help="prediction store")
-    parser.add_argument("out", metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)")
+    parser.add_argument(
+        "out", metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)"
+    )
     parser.add_argument("--mode", choices=["cc", "nms"], default="cc", help="candidate detection")
     parser.add_argument(
         "--threshold",
@@ -34,9 +36,15 @@ def add_arguments(parser) -> None:
         default="sum",
         help="cc mode: score of a component (nms scores by the maximum)",
     )
-    parser.add_argument("--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)")
     parser.add_argument(
-        "--score-threshold", type=float, default=0.0, metavar="S", help="keep synapses with score > S"
+        "--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)"
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep synapses with score > S",
     )
     parser.add_argument(
         "--min-distance",
@@ -46,10 +54,17 @@ def add_arguments(parser) -> None:
         help="drop synapses whose pre-post distance is below this (nm); 0 = off",
     )
     parser.add_argument(
-        "--context", type=float, default=120.0, metavar="NM", help="margin read around each block (nm)"
+        "--context",
+        type=float,
+        default=120.0,
+        metavar="NM",
+        help="margin read around each block (nm)",
     )
     parser.add_argument(
-        "--seg", metavar="SAMPLE.zarr", default=None, help="add pre/post segment ids from neuron_ids"
+        "--seg",
+        metavar="SAMPLE.zarr",
+        default=None,
+        help="add pre/post segment ids from neuron_ids",
     )
     parser.add_argument(
         "--drop-autapses",
@@ -57,7 +72,9 @@ def add_arguments(parser) -> None:
         help="with --seg: drop synapses whose pre and post segment ids are equal (non-zero)",
     )
     zyx(parser, "--block-shape", "block shape in voxels (default: the whole volume)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="number of dask workers")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="number of dask workers"
+    )
     parser.add_argument(
         "--scheduler",
         default=None,

@@ -6,10 +6,10 @@ largest Euclidean distance to the component's outside (the "most interior" voxel
 centre of mass), score = sum, mean or max of the probabilities, or the voxel count.
 
 We use the corrected distance transform of the ``fanc_evaluation`` branch: an anisotropic
-EDT (sampling = voxel size, the ``edt`` package) of the whole component mask, where every voxel not in the
-component, and everything outside the array, counts as outside. Ties go to the first voxel
-in C order. Each component is processed inside its bounding box grown by one voxel, which
-gives exactly the EDT of the whole array (the nearest outside voxel always lies in that box);
+EDT (sampling = voxel size, the ``edt`` package) of the whole component mask, where every
+voxel not in the component, and everything outside the array, counts as outside. Ties go
+to the first voxel in C order. Each component is processed inside its bounding box grown by
+one voxel, which gives exactly the EDT of the whole array (the nearest outside voxel always lies in that box);
 many such boxes are packed into one array per EDT call (:func:`most_interior_voxels`).
 """
 

@@ -50,7 +50,9 @@ class ExtractConfig:
             try:
                 value = float(value)
             except (TypeError, ValueError):
-                raise SynfulError(f"--{name.replace('_', '-')}", f"not a number: {value!r}") from None
+                raise SynfulError(
+                    f"--{name.replace('_', '-')}", f"not a number: {value!r}"
+                ) from None
             if not math.isfinite(value):
                 raise SynfulError(f"--{name.replace('_', '-')}", f"must be finite, got {value}")
             object.__setattr__(self, name, value)

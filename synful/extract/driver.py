@@ -70,7 +70,9 @@ class ExtractBlocks:
         """Open the stores (once per worker)."""
         self._predictions = open_predictions(self.pred_store)
         if self.seg_store is not None:
-            self._seg = open_segmentation(self.seg_store, self._predictions.post_indicator.voxel_size)
+            self._seg = open_segmentation(
+                self.seg_store, self._predictions.post_indicator.voxel_size
+            )
 
     def table_path(self, block_id: int) -> Path:
         return Path(self.tables_dir) / f"{int(block_id)}.parquet"
@@ -94,7 +96,9 @@ def make_task(volume_roi, voxel_size, config: ExtractConfig, block_shape=None) -
     else:
         block_shape = tuple(int(b) for b in block_shape)
         if len(block_shape) != 3 or any(b <= 0 for b in block_shape):
-            raise SynfulError("--block-shape", f"must be 3 positive integers, got {list(block_shape)}")
+            raise SynfulError(
+                "--block-shape", f"must be 3 positive integers, got {list(block_shape)}"
+            )
         shape_nm = Coordinate(block_shape) * voxel_size
     return BlockwiseTask(
         total_roi=volume_roi,
@@ -122,7 +126,9 @@ def _prepare_work_directory(work: Path, identity: dict) -> None:
         tmp.write_text(json.dumps(identity, indent=1))
 
 
-def read_block_tables(processor: ExtractBlocks, task: BlockwiseTask, with_seg: bool) -> pd.DataFrame:
+def read_block_tables(
+    processor: ExtractBlocks, task: BlockwiseTask, with_seg: bool
+) -> pd.DataFrame:
     """All blocks' tables, concatenated and sorted by id."""
     tables = [pd.read_parquet(processor.table_path(i)) for i in range(task.num_blocks)]
     tables = [t for t in tables if len(t)]

@@ -163,11 +163,13 @@ def extract_from_arrays(
         config: the extraction settings (``seg`` options do not apply).
     """
     probabilities = np.asarray(probabilities)
-    roi = Roi(tuple(int(o) for o in offset), tuple(int(s) * int(v) for s, v in zip(probabilities.shape, voxel_size)))
+    shape_nm = tuple(int(s) * int(v) for s, v in zip(probabilities.shape, voxel_size))
+    roi = Roi(tuple(int(o) for o in offset), shape_nm)
     candidates = find_candidates(probabilities, voxel_size, config)
 
     def vectors_at(post: np.ndarray) -> np.ndarray:
         index = tuple(points_to_voxels(post, offset, voxel_size).T)
-        return np.stack([np.asarray(vectors[c])[index] for c in range(3)], axis=1).astype(np.float64)
+        picked = [np.asarray(vectors[c])[index] for c in range(3)]
+        return np.stack(picked, axis=1).astype(np.float64)
 
     return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, vectors_at)

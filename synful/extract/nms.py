@@ -27,7 +27,9 @@ from .values import above_threshold, to_values
 SPARSE_FRACTION = 0.125
 
 
-def voxel_radius(radius_nm: Sequence[float] | float, voxel_size: Sequence[float]) -> tuple[int, ...]:
+def voxel_radius(
+    radius_nm: Sequence[float] | float, voxel_size: Sequence[float]
+) -> tuple[int, ...]:
     """``ceil(radius / voxel_size)`` per axis (at least 1)."""
     if np.isscalar(radius_nm):
         radius_nm = (float(radius_nm),) * len(voxel_size)

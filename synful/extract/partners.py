@@ -74,7 +74,9 @@ def read_at_points(volume: Volume, points, fill_value=0) -> np.ndarray:
     elif volume.channels == 1:
         n = int(inside.sum())
         channels = channel_shape[0]
-        selection = (np.repeat(np.arange(channels), n),) + tuple(np.tile(i, channels) for i in index)
+        selection = (np.repeat(np.arange(channels), n),) + tuple(
+            np.tile(i, channels) for i in index
+        )
         values = volume.array.get_coordinate_selection(selection)
         out[inside] = values.reshape(channels, n).T
     else:

@@ -60,7 +60,7 @@ def above_threshold(stored: np.ndarray, scale: float | None, threshold: float) -
     return to_values(stored, scale) > threshold
 
 
-def is_monotonic(dtype: np.dtype, scale: float | None) -> bool:
+def is_monotonic(scale: float | None) -> bool:
     """Whether ``to_values`` never decreases with the stored value (no scale, or scale > 0)."""
     return scale is None or float(scale) > 0
 
@@ -78,9 +78,11 @@ def tile_maximum(stored: np.ndarray, tile) -> np.ndarray:
     return out
 
 
-def tiles_above_threshold(stored: np.ndarray, scale: float | None, threshold: float, tile) -> np.ndarray:
+def tiles_above_threshold(
+    stored: np.ndarray, scale: float | None, threshold: float, tile
+) -> np.ndarray:
     """Boolean mask of tiles holding at least one voxel whose value is > ``threshold``."""
     stored = np.asarray(stored)
-    if is_monotonic(stored.dtype, scale):
+    if is_monotonic(scale):
         return above_threshold(tile_maximum(stored, tile), scale, threshold)
     return tile_maximum(above_threshold(stored, scale, threshold), tile)
