@@ -19,7 +19,9 @@ from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, sprea
 
 # geometry in voxels (in-plane voxels are 4 nm, sections 40 nm)
 SEARCH_RADIUS = 72  # in-plane half-size of the window searched for partners
-PRE_DEPTH = 9  # pre point: this far from the membrane into the presynaptic neuron
+PRE_DEPTH = 12  # pre point: this far from the membrane into the presynaptic neuron, on the T-bar
+PRE_CLEARANCE = 7  # pre point at least this far from any membrane (room for vector errors)
+POST_CLEARANCE = 5  # post point at least this far from any other membrane
 POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neuron
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
 PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
@@ -113,7 +115,7 @@ def propose_site(
     pre_yx = np.rint(np.array([ly, lx]) + PRE_DEPTH * normal).astype(int)
     if not (0 <= pre_yx[0] < local.shape[1] and 0 <= pre_yx[1] < local.shape[2]):
         return None
-    if local[lz, pre_yx[0], pre_yx[1]] != pre_neuron or local_distance[lz, pre_yx[0], pre_yx[1]] < 5:
+    if local[lz, pre_yx[0], pre_yx[1]] != pre_neuron or local_distance[lz, pre_yx[0], pre_yx[1]] < PRE_CLEARANCE:
         return None
     # the T-bar, pre point and vesicle cloud need room inside the presynaptic neuron
     cloud_yx = np.rint(np.array([ly, lx]) + 20 * normal).astype(int)
@@ -135,7 +137,7 @@ def propose_site(
         (local != pre_neuron)
         & (to_pre >= POST_DEPTH[0])
         & (to_pre <= POST_DEPTH[1])
-        & (local_distance >= 4)
+        & (local_distance >= POST_CLEARANCE)
         & (pre_post_nm >= PRE_POST_NM[0])
         & (pre_post_nm <= PRE_POST_NM[1])
         & (lateral <= POST_MAX_LATERAL)
