@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .synful_net import NETWORK_TYPES, PARTNER_VECTORS, POST_INDICATOR, SynfulNet
-from .unet import UNet, unet_output_shape
+from .unet import UNet, unet_output_shape, valid_input_shape
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -25,6 +25,7 @@ __all__ = [
     "model_heads",
     "normalize_raw",
     "unet_output_shape",
+    "valid_input_shape",
 ]
 
 MODEL_DEFAULTS = {

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .unet import UNet, unet_output_shape, unet_output_size
+from .unet import UNet, unet_output_shape, valid_input_shape
 
 POST_INDICATOR = "post_indicator"
 PARTNER_VECTORS = "partner_vectors"
@@ -114,25 +114,7 @@ class SynfulNet(nn.Module):
         Valid means: every max-pool divides exactly and the output is centred in the input
         (``input - output`` is even), so ``context`` is a whole number of voxels.
         """
-        min_input_shape = [max(1, int(s)) for s in min_input_shape]
-        if len(min_input_shape) != 3:
-            raise ValueError(f"shape {min_input_shape} must have 3 entries (z, y, x)")
-        factors = self.unet.downsample_factors
-        result = []
-        for axis, start in enumerate(min_input_shape):
-            axis_factors = [f[axis] for f in factors]
-            axis_kernels = [k[axis] for k in self.unet.kernel_sizes]
-            for size in range(start, start + 100_000):
-                try:
-                    output = unet_output_size(size, axis_factors, kernels=axis_kernels)
-                except ValueError:
-                    continue
-                if (size - output) % 2 == 0:
-                    result.append(size)
-                    break
-            else:
-                raise ValueError(f"no valid input size >= {start} on axis {axis}")
-        return tuple(result)
+        return valid_input_shape(min_input_shape, self.unet.downsample_factors, self.unet.kernel_sizes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 5 or x.shape[1] != 1:

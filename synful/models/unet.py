@@ -119,6 +119,37 @@ def unet_output_shape(input_shape: Sequence[int], downsample_factors, kernel_siz
     return tuple(out)
 
 
+def valid_input_shape(min_input_shape: Sequence[int], downsample_factors, kernel_sizes=None) -> tuple[int, ...]:
+    """The smallest input shape >= ``min_input_shape`` whose max-pools divide exactly and whose
+    output is centred (even ``input - output``) on every axis.
+
+    Raises:
+        ValueError: for a shape without 3 entries, or when no such size exists.
+    """
+    min_input_shape = [max(1, int(s)) for s in min_input_shape]
+    if len(min_input_shape) != 3:
+        raise ValueError(f"shape {min_input_shape} must have 3 entries (z, y, x)")
+    factors = [tuple(int(f) for f in factor) for factor in downsample_factors]
+    kernels = level_kernel_sizes(kernel_sizes, len(factors) + 1)
+    crops = crop_factors(factors)
+    result = []
+    for axis, start in enumerate(min_input_shape):
+        axis_factors = [f[axis] for f in factors]
+        axis_crops = [c[axis] for c in crops]
+        axis_kernels = [k[axis] for k in kernels]
+        for size in range(start, start + 100_000):
+            try:
+                output = unet_output_size(size, axis_factors, axis_crops, axis_kernels)
+            except ValueError:
+                continue
+            if (size - output) % 2 == 0:
+                result.append(size)
+                break
+        else:
+            raise ValueError(f"no valid input size >= {start} on axis {axis}")
+    return tuple(result)
+
+
 def centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Crop the last three axes of ``x`` to ``shape`` around the centre (floor on the left)."""
     begin = [(s - t) // 2 for s, t in zip(x.shape[-3:], shape)]

@@ -268,11 +268,10 @@ def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSet
     """
     setup = _build(TrainSetup, data, path)
     _check(setup, path)
-    from ..models import build_model  # torch, only when resolving
+    from ..models import valid_input_shape
 
     try:
-        model = build_model(setup.to_dict())
-        setup.input_size = list(model.valid_input_shape(setup.input_size))
+        setup.input_size = list(valid_input_shape(setup.input_size, setup.downsample_factors, setup.kernel_sizes))
     except ValueError as exc:
         raise SynfulError(path, f"invalid network: {exc}") from None
     return setup
