@@ -99,6 +99,30 @@ def test_quantized_store_honours_scale(tmp_path, prob, vectors):
     np.testing.assert_array_equal(pre, expected_pre)
 
 
+def test_float16_store_with_unit_scale(tmp_path, prob, vectors):
+    """The predict stage's float16 output (scale 1) reads as the float values themselves."""
+    group = zarr.open_group(str(tmp_path / "f16.zarr"), mode="w")
+    half = prob.astype(np.float16)
+    write_volume(group, "post_indicator", half, VS, OFFSET, attrs={"scale": 1.0})
+    write_volume(
+        group,
+        "partner_vectors",
+        vectors.astype(np.float16),
+        VS,
+        OFFSET,
+        channels=1,
+        attrs={"scale": 1.0},
+    )
+    for mode in ("cc", "nms"):
+        table = extract_synapses(
+            tmp_path / "f16.zarr", tmp_path / f"{mode}.parquet", mode=mode, progress=False
+        )
+        config = ExtractConfig(mode=mode)
+        expected = extract_from_arrays(half.astype(np.float32), vectors, VS, OFFSET, config)
+        assert len(table) >= len(CENTRES)
+        pd.testing.assert_frame_equal(table, expected)
+
+
 def test_resume_processes_only_missing_blocks(tmp_path, store):
     out = tmp_path / "syn.parquet"
     config = ExtractConfig()
