@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -98,6 +99,13 @@ def test_full_workflow_dry_run(tmp_path):
     }
     assert "results/train/tiny/checkpoint_4.pt" in result.stdout
     assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/tiny2.json" in result.stdout
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    result = snakemake("-n", "--profile", "profiles/slurm", workdir=tmp_path)
+    assert job_counts(result.stdout)["train"] == 2
 
 
 def test_configfile_replaces_the_demo_config(tmp_path):
@@ -246,3 +254,34 @@ def test_synthetic_data_targets(tmp_path):
     raw = funlib_persistence.open_ds(samples / "tiny1.zarr" / "raw")
     labels = funlib_persistence.open_ds(samples / "tiny1.zarr" / "neuron_ids")
     assert raw.roi.contains(labels.roi) and raw.roi != labels.roi
+
+
+@pytest.mark.slow
+def test_full_workflow_run_and_report(tmp_path):
+    """The tiny .test config through every stage, then the HTML report."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    snakemake("--cores", 2, workdir=tmp_path)
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    # 2 checkpoints x 1 grid point x (2 samples + the combined row)
+    assert len(summary) == 6
+    assert set(summary["sample"]) == {"tiny1", "tiny2", "all"}
+    assert sorted(set(summary["iteration"])) == [2, 4]
+    for _, combined in summary[summary["sample"] == "all"].iterrows():
+        rows = summary[
+            (summary["iteration"] == combined["iteration"]) & (summary["sample"] != "all")
+        ]
+        assert combined["tp"] == rows["tp"].sum() and combined["fn"] == rows["fn"].sum()
+        assert combined["n_gt"] == sum(
+            len(
+                synapses_in_split(
+                    tmp_path / f"results/samples/{s}.parquet",
+                    tmp_path / f"results/samples/{s}.zarr",
+                    "validation",
+                )
+            )
+            for s in ("tiny1", "tiny2")
+        )
+    for plot in ("fscore_by_iteration.png", "precision_recall.png"):
+        assert (tmp_path / "results" / "plots" / plot).stat().st_size > 1000
+    snakemake("--report", tmp_path / "report.html", workdir=tmp_path)
+    assert "summary.csv" in (tmp_path / "report.html").read_text(errors="replace")
