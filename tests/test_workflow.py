@@ -55,6 +55,7 @@ def test_lint_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "configfile, jobs",
     [
@@ -101,6 +102,7 @@ def test_full_workflow_dry_run(tmp_path):
     assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/tiny2.json" in result.stdout
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
@@ -108,6 +110,7 @@ def test_slurm_profile_dry_run(tmp_path):
     assert job_counts(result.stdout)["train"] == 2
 
 
+@pytest.mark.slow
 def test_configfile_replaces_the_demo_config(tmp_path):
     write_config(tmp_path, {"samples": {"demo_only": {"synthetic": {"seed": 1}}}})
     result = snakemake(
