@@ -226,6 +226,10 @@ def test_bad_inputs_raise_and_leave_nothing(tmp_path, store):
         extract_synapses(tmp_path / "missing.zarr", out, progress=False)
     with pytest.raises(SynfulError, match="segmentation"):
         extract_synapses(store, out, drop_autapses=True, progress=False)
+    with pytest.raises(SynfulError, match="scheduler"):
+        extract_synapses(store, out, workers=2, scheduler="nonsense", progress=False)
+    with pytest.raises(SynfulError, match="block-shape"):
+        extract_synapses(store, out, block_shape=(0, 4, 4), progress=False)
     _no_outputs(tmp_path, out)
 
 
@@ -252,6 +256,55 @@ def test_cli_summary_and_error_line(tmp_path, store, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "synful: error: --threshold: must lie in [0, 1], got 2"
     _no_outputs(tmp_path, bad)
+
+
+def test_cli_passes_every_option(tmp_path, store, capsys):
+    seg = write_sample_store(tmp_path / "s.zarr", np.arange(12 * 64 * 64).reshape(12, 64, 64) % 3)
+    options = dict(
+        mode="nms",
+        threshold=0.4,
+        nms_radius=30.0,
+        score_threshold=0.5,
+        min_distance=8.0,
+        context=160.0,
+        seg_store=seg,
+        drop_autapses=True,
+        block_shape=(4, 32, 32),
+    )
+    expected = extract_synapses(store, tmp_path / "api.parquet", progress=False, **options)
+    argv = [
+        "--quiet",
+        "extract",
+        str(store),
+        str(tmp_path / "cli.parquet"),
+        "--mode",
+        "nms",
+        "--threshold",
+        "0.4",
+        "--nms-radius",
+        "30",
+        "--score-threshold",
+        "0.5",
+        "--min-distance",
+        "8",
+        "--context",
+        "160",
+        "--seg",
+        str(seg),
+        "--drop-autapses",
+        "--block-shape",
+        "4",
+        "32",
+        "32",
+        "--workers",
+        "1",
+        "--scheduler",
+        "serial",
+    ]
+    assert main(argv) == 0
+    assert "segment pairs" in capsys.readouterr().out
+    assert len(expected) > 0 and "post_seg_id" in expected.columns
+    pd.testing.assert_frame_equal(read_synapses(tmp_path / "cli.parquet"), expected)
 
 
 def test_extract_never_imports_torch(tmp_path, store):

@@ -172,16 +172,21 @@ def run_extract_blocks(
     }
     _prepare_work_directory(work, identity)
     processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store)
-    result = run_blockwise(
-        task,
-        processor,
-        done_dir=work / DONE_DIR,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        tag=identity,
-        desc="extract",
-    )
+    try:
+        result = run_blockwise(
+            task,
+            processor,
+            done_dir=work / DONE_DIR,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            tag=identity,
+            desc="extract",
+        )
+    except BaseException:
+        if not any((work / TABLES_DIR).iterdir()):  # nothing to resume: leave nothing behind
+            remove_path(work)
+        raise
     return processor, task, result
 
 
