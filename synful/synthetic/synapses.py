@@ -233,7 +233,8 @@ def place_sites(
         near = np.all((points >= cube_begin - guard) & (points < cube_end + guard), axis=1)
         if inside[0] and len(annotated) < target_cube:
             keep = inside[1:]
-            if not keep.any():
+            # a polyadic site cut down to one partner by the border is not placed
+            if keep.sum() < min(len(keep), 2):
                 continue
             site.posts = [p for p, k in zip(site.posts, keep) if k]
             site.post_neurons = [n for n, k in zip(site.post_neurons, keep) if k]
