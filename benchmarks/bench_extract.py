@@ -11,8 +11,10 @@ wrote them) with thousands of blob-shaped synapses is generated, then
 
 Prints the times and the ratio baseline / ours (> 1: ours is faster), measured in the same
 process on the same map. Default size 50 x 1000 x 1000; ``--full`` is 100 x 1500 x 1500.
+``--nms`` also times nms mode (radius 40 nm, threshold 0.9) against the original's scipy
+maximum filter over the whole map (slow: use a small ``--shape``).
 
-    .venv/bin/python benchmarks/bench_extract.py [--full] [--shape Z Y X] [--synapses N]
+    .venv/bin/python benchmarks/bench_extract.py [--full] [--shape Z Y X] [--synapses N] [--nms]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from synful.io.zarr_array import write_volume
 
 VOXEL_SIZE = (40, 4, 4)
 THRESHOLD = 0.5
+NMS_THRESHOLD = 0.9
 
 
 def synthetic_map(shape, n_synapses, seed=0):
@@ -70,6 +73,19 @@ def baseline_extract(prob, vectors, vector_scale, voxel_size, threshold):
     return posts * vs, pre, np.asarray(scores)
 
 
+def baseline_nms(prob, voxel_size, radius_nm, threshold):
+    """The original nms (``synful/nms.py``) in scipy: maximum filter over the whole map."""
+    radius = [int(np.ceil(radius_nm / v)) for v in voxel_size]
+    grid = np.indices([2 * r + 1 for r in radius]) - np.array(radius)[:, None, None, None]
+    footprint = sum((g / r) ** 2 for g, r in zip(grid, radius)) <= 1
+    filtered = ndimage.maximum_filter(prob, footprint=footprint)
+    maxima = (filtered == prob) & (prob > threshold)
+    labels, n = ndimage.label(maxima)
+    index = np.arange(1, n + 1)
+    centres = ndimage.center_of_mass(maxima, labels, index)
+    return np.asarray(centres).reshape(-1, 3), ndimage.maximum(prob, labels, index)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="100 x 1500 x 1500 voxels")
@@ -77,6 +93,9 @@ def main():
     parser.add_argument("--synapses", type=int, default=None)
     parser.add_argument(
         "--block-shape", nargs=3, type=int, default=None, help="default: Z/2 Y/2 X/2"
+    )
+    parser.add_argument(
+        "--nms", action="store_true", help="also time nms mode against scipy's maximum filter"
     )
     args = parser.parse_args()
     shape = tuple(args.shape or ((100, 1500, 1500) if args.full else (50, 1000, 1000)))
@@ -104,8 +123,26 @@ def main():
         start = time.perf_counter()
         post, _, scores = baseline_extract(prob, vectors, 0.25, VOXEL_SIZE, THRESHOLD)
         baseline = time.perf_counter() - start
-        del prob, vectors
+        del vectors
         print(f"baseline (scipy, in memory): {baseline:7.2f} s, {len(post)} synapses")
+        if args.nms:
+            start = time.perf_counter()
+            centres, _ = baseline_nms(prob, VOXEL_SIZE, 40.0, NMS_THRESHOLD)
+            nms_baseline = time.perf_counter() - start
+            print(
+                f"nms baseline (scipy maximum_filter, in memory): {nms_baseline:7.2f} s, "
+                f"{len(centres)} maxima"
+            )
+            start = time.perf_counter()
+            nms = extract_synapses(
+                store, Path(tmp) / "n.parquet", mode="nms", threshold=NMS_THRESHOLD, progress=False
+            )
+            nms_time = time.perf_counter() - start
+            print(
+                f"synful extract --mode nms:   {nms_time:7.2f} s, {len(nms)} synapses, "
+                f"speed-up {nms_baseline / nms_time:.2f}x"
+            )
+        del prob
 
         start = time.perf_counter()
         ours = extract_synapses(store, Path(tmp) / "a.parquet", threshold=THRESHOLD, progress=False)
