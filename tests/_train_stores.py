@@ -31,7 +31,7 @@ TINY_SETUP = {
 def write_store(
     path,
     shape=(12, 64, 64),
-    padding=(4, 16, 16),
+    padding=(10, 20, 20),
     seed=0,
     n_synapses=12,
     training_mask=None,
@@ -61,7 +61,7 @@ def write_store(
     if training_mask is not None:
         write_volume(group, "masks/training", np.asarray(training_mask, np.uint8), VS, tuple(offset))
     # post points in stripe k (x in its middle), pre points 20 px further in x (next stripe)
-    z = rng.integers(1, shape[0] - 1, n_synapses)
+    z = rng.integers(0, shape[0], n_synapses)
     y = rng.integers(4, shape[1] - 4, n_synapses)
     k = rng.integers(0, shape[2] // stripe - 1, n_synapses)
     x_post = k * stripe + stripe // 2 + rng.integers(-3, 4, n_synapses)

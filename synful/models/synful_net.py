@@ -68,6 +68,11 @@ class SynfulNet(nn.Module):
             num_decoders=2 if network_type == "dh_unet" else 1,
             kernel_sizes=kernel_sizes,
         )
+        # He initialisation for the ReLU layers (PyTorch's default starts deep ReLU nets slowly)
+        for module in self.unet.modules():
+            if isinstance(module, nn.Conv3d | nn.ConvTranspose3d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
         top = self.unet.fmaps[0]
         self.mask_head = nn.Conv3d(top, 1, 1) if mask_head else None
         self.vector_head = nn.Conv3d(top, 3, 1) if vector_head else None
