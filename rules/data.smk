@@ -32,6 +32,8 @@ rule convert:
         synapses="results/samples/{sample}.parquet",
     log:
         "logs/convert/{sample}.log",
+    benchmark:
+        "benchmarks_out/convert/{sample}.tsv"
     conda:
         "../envs/synful.yaml"
     params:

@@ -6,6 +6,8 @@ rule extract:
         synapses=f"results/extract/{RUN}/{{sample}}.parquet",
     log:
         f"logs/extract/{RUN}/{{sample}}.log",
+    benchmark:
+        f"benchmarks_out/extract/{RUN}/{{sample}}.tsv"
     conda:
         "../envs/synful.yaml"
     threads: config["extract"]["threads"]

@@ -6,6 +6,8 @@ rule predict:
         predictions=directory("results/predict/{setup}/{iteration}/{sample}.zarr"),
     log:
         "logs/predict/{setup}/{iteration}/{sample}.log",
+    benchmark:
+        "benchmarks_out/predict/{setup}/{iteration}/{sample}.tsv"
     conda:
         "../envs/synful.yaml"
     threads: config["predict"]["threads"]

@@ -7,6 +7,8 @@ rule train:
         checkpoint="results/train/{setup}/checkpoint_{iteration}.pt",
     log:
         "logs/train/{setup}/checkpoint_{iteration}.log",
+    benchmark:
+        "benchmarks_out/train/{setup}/checkpoint_{iteration}.tsv"
     conda:
         "../envs/synful.yaml"
     threads: config["train"]["threads"]
