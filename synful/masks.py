@@ -28,13 +28,12 @@ from .atomic import atomic_output
 from .errors import SynfulError
 from .geometry import Coordinate, Roi, points_to_voxels
 from .io.sample_store import SPLITS, has_array, mask_name, open_mask, open_neuron_ids
-from .io.synapse_table import POST, read_synapses
+from .io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
 from .io.zarr_array import create_volume
 
 logger = logging.getLogger(__name__)
 
 AXES = ("z", "y", "x")
-HDF5_SUFFIXES = (".hdf", ".h5", ".hdf5")
 ZARR_SUFFIXES = (".zarr", ".n5")
 SLAB = 16  # z-sections per write
 
