@@ -42,20 +42,24 @@ class ConversionSummary:
     n_synapses: int
 
 
-def _check_grid(path: Path, name: str, f: CremiFile, voxel_size: Coordinate) -> Roi:
-    """The world ROI of volume ``name``; its resolution must be ``voxel_size``, its offset on the grid."""
+def _check_volume(path: Path, name: str, f: CremiFile, voxel_size: Coordinate) -> Roi:
+    """The world ROI of volume ``name`` after checking its dtype, resolution and offset."""
+    key = VOLUME_PATHS[name]
+    dtype = f.read_volume_slab(name, (slice(0, 0),) * 3).dtype  # no data read
+    if name == RAW and dtype != np.uint8:
+        raise SynfulError(path, f"{key} has dtype {dtype}, expected uint8")
+    if name == NEURON_IDS and dtype.kind not in "iu":
+        raise SynfulError(path, f"{key} has dtype {dtype}, expected integers")
     resolution = f.volume_resolution(name)
     if tuple(float(r) for r in voxel_size) != resolution:
         raise SynfulError(
-            path,
-            f"{VOLUME_PATHS[name]} has resolution {_fmt(resolution)}, expected {_fmt(voxel_size)}",
+            path, f"{key} has resolution {_fmt(resolution)}, expected {_fmt(voxel_size)}"
         )
     offset = f.volume_offset(name)
     if any(float(o) % float(v) != 0 for o, v in zip(offset, voxel_size)):
         raise SynfulError(
             path,
-            f"{VOLUME_PATHS[name]} offset {_fmt(offset)} is not a multiple of the voxel size "
-            f"{_fmt(voxel_size)}",
+            f"{key} offset {_fmt(offset)} is not a multiple of the voxel size {_fmt(voxel_size)}",
         )
     return f.volume_roi(name)
 
@@ -76,13 +80,6 @@ def _copy_volume(
     """Copy volume ``name`` into ``group`` slab by slab (one chunk row of z at a time)."""
     shape = tuple(roi.shape / voxel_size)
     dtype = STORE_VOLUMES[name]
-    source_dtype = np.dtype(f.read_volume_slab(name, (slice(0, 0),) * 3).dtype)
-    if name == RAW and source_dtype != np.uint8:
-        raise SynfulError(f.path, f"{VOLUME_PATHS[name]} has dtype {source_dtype}, expected uint8")
-    if name == NEURON_IDS and source_dtype.kind not in "iu":
-        raise SynfulError(
-            f.path, f"{VOLUME_PATHS[name]} has dtype {source_dtype}, expected integers"
-        )
     chunks = tuple(max(1, min(int(c), s)) for c, s in zip(chunks, shape))
     volume = create_volume(
         group,
@@ -134,9 +131,9 @@ def convert_cremi(
     with CremiFile(hdf_path) as f:
         if not f.has_volume(RAW):
             raise SynfulError(hdf_path, f"missing dataset {VOLUME_PATHS[RAW]}")
-        rois = {RAW: _check_grid(hdf_path, RAW, f, voxel_size)}
+        rois = {RAW: _check_volume(hdf_path, RAW, f, voxel_size)}
         if f.has_volume(NEURON_IDS):
-            rois[NEURON_IDS] = _check_grid(hdf_path, NEURON_IDS, f, voxel_size)
+            rois[NEURON_IDS] = _check_volume(hdf_path, NEURON_IDS, f, voxel_size)
         synapses = synapses_from_annotations(f.read_annotations(), hdf_path)
         if NEURON_IDS in rois and not rois[RAW].contains(rois[NEURON_IDS]):
             logger.warning(
