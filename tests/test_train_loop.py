@@ -1,0 +1,142 @@
+"""The training loop: checkpoints, resume after a kill, log, snapshots, workers, the CLI."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+import zarr
+from _train_stores import TINY_SETUP, write_store
+
+from synful.checkpoint import list_checkpoints, load_checkpoint
+from synful.cli import main
+from synful.errors import SynfulError
+from synful.train import train
+
+
+@pytest.fixture()
+def stores(tmp_path):
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"s{seed}.zarr"
+        write_store(path, seed=seed)
+        paths.append(path)
+    return paths
+
+
+def write_setup(tmp_path, **extra):
+    path = tmp_path / "setup.yaml"
+    path.write_text(yaml.safe_dump({**TINY_SETUP, **extra}))
+    return path
+
+
+def log_rows(out):
+    with open(out / "training_log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_checkpoints_log_and_snapshots(tmp_path, stores):
+    out = tmp_path / "run"
+    last = train(write_setup(tmp_path), stores, out, iterations=4, device="cpu", progress=False)
+    assert last == out / "checkpoint_4.pt"
+    assert [it for it, _ in list_checkpoints(out)] == [2, 4]
+    rows = log_rows(out)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["loss"]) > 0 and float(r["step_seconds"]) >= float(r["data_seconds"]) for r in rows)
+    snapshot = zarr.open_group(str(out / "snapshots" / "batch_3.zarr"), mode="r")
+    assert {"raw", "post_indicator", "partner_vectors", "pred_post_indicator", "pred_partner_vectors"} <= set(
+        snapshot.array_keys()
+    )
+    assert snapshot["pred_partner_vectors"].shape[0] == 3
+    assert (out / "snapshots" / "batch_3.png").stat().st_size > 1000
+    checkpoint = load_checkpoint(last)
+    assert checkpoint.iteration == 4
+    assert checkpoint.setup["fmap_num"] == TINY_SETUP["fmap_num"]
+    assert checkpoint.setup["elastic"]["control_point_spacing"] == [4, 40, 40]  # defaults stored too
+
+
+def test_resume_continues_exactly(tmp_path, stores):
+    setup = write_setup(tmp_path)
+    straight = tmp_path / "straight"
+    train(setup, stores, straight, iterations=4, device="cpu", progress=False)
+    resumed = tmp_path / "resumed"
+    train(setup, stores, resumed, iterations=2, device="cpu", progress=False)
+    # a killed run may have logged iterations after its last checkpoint
+    with open(resumed / "training_log.csv", "a") as f:
+        f.write("3,9.9,,,1.0,0.5\n")
+    train(setup, stores, resumed, iterations=4, device="cpu", progress=False)
+    assert [int(r["iteration"]) for r in log_rows(resumed)] == [1, 2, 3, 4]
+    a, b = load_checkpoint(straight / "checkpoint_4.pt"), load_checkpoint(resumed / "checkpoint_4.pt")
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
+    losses = [float(r["loss"]) for r in log_rows(straight)]
+    np.testing.assert_allclose([float(r["loss"]) for r in log_rows(resumed)], losses, rtol=1e-4)
+    # nothing left to do: returns the last checkpoint without training
+    assert train(setup, stores, resumed, iterations=3, device="cpu", progress=False) == resumed / "checkpoint_4.pt"
+
+
+def test_workers_give_the_same_batches(tmp_path, stores):
+    inline = tmp_path / "inline"
+    train(write_setup(tmp_path), stores, inline, iterations=3, device="cpu", progress=False)
+    workers = tmp_path / "workers"
+    train(write_setup(tmp_path, num_workers=2), stores, workers, iterations=3, device="cpu", progress=False)
+    np.testing.assert_allclose(
+        [float(r["loss"]) for r in log_rows(workers)], [float(r["loss"]) for r in log_rows(inline)], rtol=1e-4
+    )
+
+
+def test_corrupt_last_checkpoint_is_named(tmp_path, stores):
+    setup = write_setup(tmp_path)
+    out = tmp_path / "run"
+    train(setup, stores, out, iterations=2, device="cpu", progress=False)
+    (out / "checkpoint_2.pt").write_bytes(b"truncated")
+    with pytest.raises(SynfulError, match="corrupt") as info:
+        train(setup, stores, out, iterations=4, device="cpu", progress=False)
+    assert info.value.path == str(out / "checkpoint_2.pt")
+
+
+def test_changed_network_on_resume_is_an_error(tmp_path, stores):
+    out = tmp_path / "run"
+    train(write_setup(tmp_path), stores, out, iterations=2, device="cpu", progress=False)
+    with pytest.raises(SynfulError, match="fmap_num"):
+        train(write_setup(tmp_path, fmap_num=3), stores, out, iterations=4, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("extra", [{"network_type": "dh_unet", "mask_loss": "mse"}, {"m_loss_scale": 0.0}, {"d_loss_scale": 0.0}])
+def test_other_networks_and_losses_train(tmp_path, stores, extra):
+    out = tmp_path / "run"
+    train(write_setup(tmp_path, **extra), stores[:1], out, iterations=1, device="cpu", progress=False)
+    rows = log_rows(out)
+    assert (rows[0]["mask_loss"] == "") == (extra.get("m_loss_scale") == 0.0)
+    assert (rows[0]["vector_loss"] == "") == (extra.get("d_loss_scale") == 0.0)
+
+
+def test_cuda_without_gpu_is_an_error(tmp_path, stores):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SynfulError, match="CUDA is not available"):
+        train(write_setup(tmp_path), stores, tmp_path / "run", iterations=1, device="cuda", progress=False)
+
+
+def test_cli_train_and_errors(tmp_path, stores, capsys):
+    setup = write_setup(tmp_path)
+    out = tmp_path / "cli"
+    assert main(["train", str(setup), "--samples", *map(str, stores), "--out", str(out), "--iterations", "1",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert (out / "checkpoint_1.pt").exists()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("fmap_nu: 4\n")
+    assert main(["train", str(typo), "--samples", str(stores[0]), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"synful: error: {typo}: unknown key 'fmap_nu' (did you mean 'fmap_num'?)"
+    assert main(["train", str(setup), "--samples", str(tmp_path / "nope.zarr"), "--out", str(out)]) == 1
+    assert "no such zarr store" in capsys.readouterr().err
+
+
+def test_command_does_not_import_torch_at_startup():
+    code = "import sys, synful.cli; synful.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
