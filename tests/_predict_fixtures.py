@@ -38,7 +38,7 @@ def make_checkpoint(path, seed=0, **overrides):
         if model.mask_head is not None:
             model.mask_head.weight.mul_(10)
         if model.vector_head is not None:
-            model.vector_head.weight.mul_(5000)
+            model.vector_head.weight.mul_(16)
     save_checkpoint(path, model=model, setup=setup, iteration=7)
     return path, model.eval()
 

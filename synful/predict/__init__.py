@@ -8,7 +8,7 @@ blocks of :mod:`.plan`, through :func:`synful.blockwise.run_blockwise` (:mod:`.r
 
 from .output_store import DTYPES, create_prediction_store, encode, head_scale, stored_dtype
 from .plan import PredictPlan, network_input_shape, plan_prediction
-from .predict_block import PredictBlock, predict_raw, resolve_device
+from .predict_block import PredictBlock, predict_raw, prepare_model, resolve_device
 from .run import partial_path, predict
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "plan_prediction",
     "predict",
     "predict_raw",
+    "prepare_model",
     "resolve_device",
     "stored_dtype",
 ]

