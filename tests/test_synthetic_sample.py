@@ -1,5 +1,6 @@
 """Synthetic samples: determinism, the padded CREMI layout, annotations and appearance."""
 
+import edt
 import numpy as np
 import pytest
 
@@ -85,16 +86,16 @@ def test_tbars_and_psds_are_dark(sample):
     near_tbar = [raw[z, y - 6 : y + 7, x - 6 : x + 7].mean() for z, y, x in pre_vox]
     cytoplasm = np.median(raw)
     assert np.mean(near_tbar) < cytoplasm - 20
-    # around post points: the thickened membrane (PSD) makes them darker than random places
+    # around post points the thickened membrane (PSD) is darker than around other places
+    # at the same distance (7-13 voxels) from a membrane
     post_vox = np.floor(post / VOXEL).astype(int)
     near_post = [raw[z, y - 8 : y + 9, x - 8 : x + 9].mean() for z, y, x in post_vox]
-    rng = np.random.default_rng(0)
-    lo, hi = np.asarray(PADDING), np.asarray(PADDING) + np.asarray(SHAPE)
-    anywhere = np.stack([rng.integers(lo[i], hi[i], 300) for i in range(3)], axis=1)
-    near_random = [raw[z, y - 8 : y + 9, x - 8 : x + 9].mean() for z, y, x in anywhere]
-    assert np.mean(near_post) < np.mean(near_random) - 10
-    # dark pixels (T-bar body) right next to every pre point
-    assert all(raw[z, y - 6 : y + 7, x - 6 : x + 7].min() < 80 for z, y, x in pre_vox)
+    labels = sample.neuron_ids.data
+    distance = np.stack([edt.edt(section, black_border=False) for section in labels])
+    places = np.argwhere((distance >= 7) & (distance <= 13))
+    places = places[np.random.default_rng(0).choice(len(places), 300)] + np.asarray(PADDING)
+    near_membrane = [raw[z, y - 8 : y + 9, x - 8 : x + 9].mean() for z, y, x in places]
+    assert np.mean(near_post) < np.mean(near_membrane) - 8
 
 
 @pytest.mark.parametrize("option", ["missing_sections", "misaligned_sections"])

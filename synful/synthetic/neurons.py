@@ -59,38 +59,67 @@ def neuron_index(
         shape: (z, y, x) shape in voxels.
         mean_diameter: typical in-plane neurite diameter in voxels.
     """
-    depth, height, width = shape
     centres, weights = neuron_tubes(rng, shape, mean_diameter)
     # smooth in-plane warps bend the straight power-diagram edges into curves
     warp_y = smooth_noise_upsampled(rng, shape, WARP_SCALES, 4)
     warp_x = smooth_noise_upsampled(rng, shape, WARP_SCALES, 4)
+    return power_diagram(centres, weights, warp_y, warp_x)
+
+
+def power_diagram(
+    centres: np.ndarray,
+    weights: np.ndarray,
+    warp_y: np.ndarray,
+    warp_x: np.ndarray,
+    candidates: int = _CANDIDATES,
+) -> np.ndarray:
+    """Per section, the neuron of lowest power distance ``|p + warp - c|^2 - w`` at every voxel.
+
+    A coarse pass finds the ``candidates`` best neurons at the centre of every 8 x 8 block,
+    and the fine pass compares only those at every voxel of the block (exact wherever the
+    owner of a voxel is among its block's candidates; ``candidates >= K`` is exact everywhere).
+
+    Args:
+        centres: (K, z, 2) in-plane tube centres (voxels) per section.
+        weights: (K, z) squared radii (voxels^2) per section.
+        warp_y, warp_x: (z, y, x) in-plane displacement of each voxel (voxels).
+        candidates: neurons compared per block in the fine pass.
+
+    Returns:
+        (z, y, x) int32 neuron index.
+    """
+    depth, height, width = warp_y.shape
+    count = len(weights)
+    k = min(candidates, count)
     coarse_y = np.arange(0, height, _COARSE)
     coarse_x = np.arange(0, width, _COARSE)
     sample_y = np.minimum(coarse_y + _COARSE // 2, height - 1)
     sample_x = np.minimum(coarse_x + _COARSE // 2, width - 1)
     fine_y = np.arange(height, dtype=np.float32)[:, None]
     fine_x = np.arange(width, dtype=np.float32)[None, :]
-    k = min(_CANDIDATES, len(weights))
-    index = np.empty(shape, dtype=np.int32)
+    index = np.empty((depth, height, width), dtype=np.int32)
     for z in range(depth):
         cy, cx, w = centres[:, z, 0], centres[:, z, 1], weights[:, z]
-        # coarse pass: the k lowest power distances at warped block centres, found as nearest
-        # neighbours after lifting each seed by sqrt(max(w) - w) into a third dimension
-        lift = np.sqrt(np.maximum(w.max() - w, 0.0))
-        tree = cKDTree(np.stack([cy, cx, lift], axis=1))
-        wy = sample_y[:, None] + warp_y[z][np.ix_(sample_y, sample_x)]
-        wx = sample_x[None, :] + warp_x[z][np.ix_(sample_y, sample_x)]
-        queries = np.stack([wy.ravel(), wx.ravel(), np.zeros(wy.size, np.float32)], axis=1)
-        _, candidates = tree.query(queries, k=k)
-        candidates = candidates.reshape(len(coarse_y), len(coarse_x), k).astype(np.int32)
-        candidates = np.repeat(np.repeat(candidates, _COARSE, 0), _COARSE, 1)[:height, :width]
+        if k < count:
+            # coarse pass: the k lowest power distances at warped block centres, found as
+            # nearest neighbours after lifting each seed by sqrt(max(w) - w) into a 3rd dimension
+            lift = np.sqrt(np.maximum(w.max() - w, 0.0))
+            tree = cKDTree(np.stack([cy, cx, lift], axis=1))
+            wy = sample_y[:, None] + warp_y[z][np.ix_(sample_y, sample_x)]
+            wx = sample_x[None, :] + warp_x[z][np.ix_(sample_y, sample_x)]
+            queries = np.stack([wy.ravel(), wx.ravel(), np.zeros(wy.size, np.float32)], axis=1)
+            _, near = tree.query(queries, k=k)
+            near = near.reshape(len(coarse_y), len(coarse_x), k).astype(np.int32)
+            near = np.repeat(np.repeat(near, _COARSE, 0), _COARSE, 1)[:height, :width]
+        else:
+            near = np.broadcast_to(np.arange(count, dtype=np.int32), (height, width, count))
         # fine pass: exact power distance to the candidates only
         py = fine_y + warp_y[z]
         px = fine_x + warp_x[z]
         best_cost = np.full((height, width), np.inf, dtype=np.float32)
         best = np.zeros((height, width), dtype=np.int32)
         for j in range(k):
-            c = candidates[..., j]
+            c = near[..., j]
             cost = (py - cy[c]) ** 2 + (px - cx[c]) ** 2 - w[c]
             better = cost < best_cost
             best_cost[better] = cost[better]
@@ -99,19 +128,6 @@ def neuron_index(
     return index
 
 
-def neuron_labels(
-    rng: np.random.Generator, shape: tuple[int, int, int], mean_diameter: float = 60.0
-) -> np.ndarray:
-    """A dense uint64 neuron segmentation (every id > 0) of a (z, y, x) volume.
-
-    Neuron ids are distinct random integers below 2**31, as arbitrary as real segment ids.
-
-    Args:
-        rng: the random generator.
-        shape: (z, y, x) shape in voxels.
-        mean_diameter: typical in-plane neurite diameter in voxels.
-    """
-    index = neuron_index(rng, shape, mean_diameter)
-    count = int(index.max()) + 1
-    ids = rng.choice(2**31 - 1, size=count, replace=False).astype(np.uint64) + np.uint64(1)
-    return ids[index]
+def neuron_ids(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` distinct random uint64 neuron ids in 1..2**31-1 (as arbitrary as real ones)."""
+    return rng.choice(2**31 - 1, size=count, replace=False).astype(np.uint64) + np.uint64(1)

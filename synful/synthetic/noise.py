@@ -24,8 +24,14 @@ def smooth_noise(
         sigma: the Gaussian's standard deviation in voxels, one value or one per axis.
     """
     sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(shape),))
-    field = rng.standard_normal(shape, dtype=np.float32)
+    # along an axis shorter than the kernel, mirroring would repeat the same few samples many
+    # times: draw the noise on a longer axis and keep the middle
+    radii = [int(TRUNCATE * s + 0.5) if s > 0 else 0 for s in sigmas]
+    pads = [r if n < 2 * r + 1 else 0 for n, r in zip(shape, radii)]
+    drawn = tuple(n + 2 * p for n, p in zip(shape, pads))
+    field = rng.standard_normal(drawn, dtype=np.float32)
     field = ndimage.gaussian_filter(field, tuple(sigmas), mode="reflect", truncate=TRUNCATE)
+    field = np.ascontiguousarray(field[tuple(slice(p, p + n) for n, p in zip(shape, pads))])
     field /= np.float32(np.prod([_kernel_norm(s) for s in sigmas]))
     return field
 

@@ -112,8 +112,7 @@ def synthesize_sample(
     if missing_sections > 0:
         defects.blank_sections(rng_missing, raw, missing_sections)
 
-    neuron_ids = rng_neurons.choice(2**31 - 1, size=int(index.max()) + 1, replace=False)
-    labels = (neuron_ids.astype(np.uint64) + np.uint64(1))[index[cube]]
+    labels = neurons.neuron_ids(rng_neurons, int(index.max()) + 1)[index[cube]]
     offset = tuple(float(p * v) for p, v in zip(padding, voxel_size))
     logger.info(
         "synthesized %d annotated sites (%d partner pairs), %d padding sites, distractors %s",

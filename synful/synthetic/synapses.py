@@ -32,7 +32,7 @@ PARTNER_PROBABILITIES = (0.1, 0.3, 0.35, 0.25)
 
 TBAR_DARKNESS = 110.0
 VESICLE_DARKNESS = 60.0
-PSD_DARKNESS = 70.0
+PSD_DARKNESS = 85.0
 
 
 @dataclass
@@ -312,6 +312,6 @@ def draw_psd(
             continue
         section = index[zz, y0:y1, x0:x1]
         to_facing = ndimage.distance_transform_edt(section != facing_neuron)
-        # full strength over the first 4 voxels from the membrane, fading out by 6
-        band = np.clip((6.0 - to_facing) / 2.0, 0.0, 1.0) * (section == neuron)
+        # full strength over the first 5 voxels from the membrane, fading out by 7
+        band = np.clip((7.0 - to_facing) / 2.0, 0.0, 1.0) * (section == neuron)
         darkness[zz, y0:y1, x0:x1] += amplitude * weight * band * near
