@@ -155,3 +155,12 @@ def test_killed_run_resumes_and_redoes_no_finished_block(tmp_path, monkeypatch):
     assert not set(Counting.calls) & finished
     assert sorted(set(Counting.calls) | finished) == list(range(48))
     assert out.exists() and not partial_path(out).exists()
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error(inputs, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    checkpoint, sample = inputs
+    code, err = run_cli(capsys, checkpoint, sample, tmp_path / "p.zarr", "--device", "cuda")
+    assert code == 1 and err == "synful: error: --device cuda: no CUDA device is available"
+    assert not (tmp_path / "p.zarr").exists()

@@ -169,3 +169,17 @@ def test_a_partial_store_of_other_options_is_started_over(inputs, tmp_path, monk
     predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
     assert sorted(CrashAfter.calls) == list(range(12))
     assert Volume.open(out, "post_indicator").dtype == np.float32
+
+
+def test_a_complete_store_is_not_predicted_again(inputs, tmp_path, monkeypatch):
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    CrashAfter.calls, CrashAfter.limit = [], 10**6
+    predict(checkpoint, sample, out, progress=False)
+    assert CrashAfter.calls == [0]
+    predict(checkpoint, sample, out, progress=False)
+    assert CrashAfter.calls == [0]  # same inputs and options: nothing to do
+    predict(checkpoint, sample, out, dtype="float16", progress=False)
+    assert CrashAfter.calls == [0, 0]  # other options: predicted again, replacing the store
+    assert Volume.open(out, "post_indicator").dtype == np.float16

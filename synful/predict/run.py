@@ -4,7 +4,9 @@ The store is written into a hidden sibling ``.<OUT>.partial`` with done markers 
 ``.<OUT>.partial/.blocks_done``; only when every block is done are the markers removed and
 the sibling renamed to ``OUT``, so ``OUT`` never exists half-written. A rerun with the same
 inputs and options resumes the partial store (done blocks are not predicted again); a rerun
-with other inputs or options starts it over.
+with other inputs or options starts it over. A complete ``OUT`` written with the same inputs
+and options (the checkpoint's path, size and modification time, the sample, the blocks, the
+heads, dtype and bf16, recorded in the store's ``synful_predict`` attribute) is left as it is.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ def predict(
     del loaded
 
     local = scheduler in LOCAL_SCHEDULERS
+    if local and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SynfulError(None, f"--device {device}: no CUDA device is available")
     if workers is None:
         gpus = torch.cuda.device_count() if device != "cpu" else 0
         workers = max(1, gpus) if local else 1
@@ -144,6 +148,9 @@ def predict(
         "bf16": bool(bf16),
     }
     identity = json.loads(json.dumps(identity))
+    if out_store.exists() and _read_attrs(out_store) == identity:
+        logger.info("%s is already complete for these inputs and options", out_store)
+        return
     partial = partial_path(out_store)
     if partial.exists() and _read_attrs(partial) != identity:
         logger.info("%s belongs to another prediction: starting over", partial)
