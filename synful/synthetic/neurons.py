@@ -43,8 +43,9 @@ def neuron_tubes(
     z = np.arange(depth, dtype=np.float64) - depth / 2
     wander = smooth_noise(rng, (count, depth, 2), (0, 6, 0)) * 4.0
     centres = start[:, None, :] + drift[:, None, :] * z[None, :, None] + wander
-    radius = mean_diameter / 2 * rng.lognormal(0.0, 0.45, count)
-    swell = np.exp(0.5 * smooth_noise(rng, (count, depth), (0, 8)))
+    # mostly thin neurites, a few up to twice as thick (no giant profile filling the volume)
+    radius = mean_diameter / 2 * np.clip(rng.lognormal(0.0, 0.45, count), 0.5, 2.0)
+    swell = np.exp(0.4 * smooth_noise(rng, (count, depth), (0, 8)))
     weights = (radius[:, None] ** 2) * swell
     return centres.astype(np.float32), weights.astype(np.float32)
 
