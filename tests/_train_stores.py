@@ -15,7 +15,7 @@ TINY_SETUP = {
     "downsample_factors": [[1, 2, 2], [1, 2, 2]],
     "fmap_num": 4,
     "fmap_inc_factor": 2,
-    "input_size": [10, 40, 40],
+    "input_shape": [10, 40, 40],
     "blob_radius": 20,
     "d_blob_radius": 40,
     "d_scale": 0.01,

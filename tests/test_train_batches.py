@@ -26,7 +26,7 @@ from synful.train.setup import (
 
 def shapes(setup):
     model = build_model(setup.to_dict())
-    return tuple(setup.input_size), model.output_shape(setup.input_size)
+    return tuple(setup.input_shape), model.output_shape(setup.input_shape)
 
 
 @pytest.fixture()

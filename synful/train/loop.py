@@ -36,7 +36,7 @@ LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", 
 #: setup keys that must not change when resuming (they define the network or its targets)
 MODEL_KEYS = (
     "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "m_loss_scale",
-    "d_loss_scale", "d_scale", "input_size", "voxel_size", "kernel_sizes",
+    "d_loss_scale", "d_scale", "input_shape", "voxel_size", "kernel_sizes",
 )  # fmt: skip
 TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
 
@@ -121,7 +121,7 @@ def train_setup(
     )
     if checkpoint is not None and checkpoint.optimizer_state is not None:
         optimizer.load_state_dict(checkpoint.optimizer_state)
-    input_shape = tuple(setup.input_size)
+    input_shape = tuple(setup.input_shape)
     output_shape = model.output_shape(input_shape)
     context = model.context(input_shape)
     log_path = out_dir / LOG_NAME

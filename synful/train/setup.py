@@ -85,7 +85,8 @@ class TrainSetup:
     description: str = ""
     # network
     network_type: str = "vanilla"
-    input_size: list[int] = field(default_factory=lambda: [45, 295, 295])
+    input_shape: list[int] = field(default_factory=lambda: [45, 295, 295])
+    predict_input_shape: list[int] | None = None
     downsample_factors: list[list[int]] = field(default_factory=lambda: [[1, 3, 3], [1, 3, 3], [3, 3, 3]])
     fmap_num: int = 4
     fmap_inc_factor: int = 5
@@ -216,9 +217,9 @@ def _check(setup: TrainSetup, path) -> None:
         fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
     if setup.mask_loss not in ("ce", "mse"):
         fail(f"mask_loss must be 'ce' or 'mse', got {setup.mask_loss!r}")
-    for name in ("input_size", "voxel_size"):
+    for name in ("input_shape", "voxel_size", "predict_input_shape"):
         value = getattr(setup, name)
-        if len(value) != 3 or min(value) < 1:
+        if value is not None and (len(value) != 3 or min(value) < 1):
             fail(f"{name} must be 3 positive integers (z, y, x), got {value}")
     for factor in setup.downsample_factors:
         if len(factor) != 3 or min(factor) < 1:
@@ -261,7 +262,9 @@ def _check(setup: TrainSetup, path) -> None:
 
 
 def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSetup:
-    """Validate a setup mapping and fill in defaults; the input shape is rounded up to a valid one.
+    """Validate a setup mapping and fill in defaults; ``input_shape`` (training) and
+    ``predict_input_shape`` (optional, a larger input for prediction) are rounded up to valid
+    network inputs.
 
     Raises:
         SynfulError: (path, problem) for an unknown key, a wrong type or an invalid value.
@@ -271,7 +274,11 @@ def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSet
     from ..models import valid_input_shape
 
     try:
-        setup.input_size = list(valid_input_shape(setup.input_size, setup.downsample_factors, setup.kernel_sizes))
+        setup.input_shape = list(valid_input_shape(setup.input_shape, setup.downsample_factors, setup.kernel_sizes))
+        if setup.predict_input_shape is not None:
+            setup.predict_input_shape = list(
+                valid_input_shape(setup.predict_input_shape, setup.downsample_factors, setup.kernel_sizes)
+            )
     except ValueError as exc:
         raise SynfulError(path, f"invalid network: {exc}") from None
     return setup
