@@ -12,6 +12,8 @@ Measured in one run, against baselines measured in the same run:
   (b) the bare forward passes of its blocks (``num_blocks x`` one block's forward): (a)
   includes recomputing each block's context (a property of the block shape, also printed
   as a FLOP ratio), (b) is the cost of the mechanism itself (reading, writing, markers);
+* **context recomputation by block shape**: blockwise / whole-volume FLOPs for a large
+  volume, counted on the ``meta`` device (no compute), for a few block shapes;
 * **memory**: peak RSS (``resource.getrusage``) of ``predict()`` in a fresh subprocess for a
   volume and one 8x larger (2x per axis), same blocks, with a tiny network (so the run is
   short and the whole-volume arrays, 0.3 GB of float32 outputs at the larger size, would
@@ -47,7 +49,7 @@ from synful.checkpoint import save_checkpoint
 from synful.io.zarr_array import write_volume
 from synful.models import build_model
 from synful.predict import plan_prediction, predict, predict_raw, prepare_model
-from synful.predict.plan import round_up
+from synful.predict.plan import _bytes_per_input_voxel, default_block_shape, round_up
 
 SETUPS = {
     "default": {
@@ -250,6 +252,8 @@ def main() -> None:
         else:
             print("bf16 on CUDA: skipped (no CUDA device)")
 
+    context_table(model, setup, plan)
+
     if not args.no_memory:
         blocks = [v // 2 for v in args.memory_volume]
         small = run_memory(args.memory_setup, args.memory_volume, blocks)
@@ -261,6 +265,29 @@ def main() -> None:
               f"{large['peak_mib']:.0f} MiB (ratio {large['peak_mib'] / small['peak_mib']:.2f}); "
               f"{np.prod(args.memory_volume) / small['seconds']:.3g} and "
               f"{np.prod(large_volume) / large['seconds']:.3g} voxels/s")
+
+
+def context_table(model, setup, plan) -> None:
+    """FLOPs of blockwise prediction over one whole-volume pass, by block shape (no compute).
+
+    Counted on the ``meta`` device for a volume of 4 x 4 x 4 default blocks (the default for a
+    large volume); with the mechanism's own overhead small, this ratio is what blockwise
+    costs in time.
+    """
+    context = np.array(plan.context)
+    unit = np.array(plan.unit_shape)
+    large = unit * (64, 16, 16)
+    default = np.array(default_block_shape(unit, context, large, _bytes_per_input_voxel(model)))
+    volume = 4 * default
+    whole = conv_flops(model, tuple(volume + 2 * context))
+    rows = []
+    for label, block in (("1 network output", unit), ("default", default),
+                         ("2x default", 2 * default), ("whole", volume)):
+        blocks = int(np.prod(-(-volume // block)))
+        flops = blocks * conv_flops(model, tuple(block + 2 * context))
+        rows.append(f"{label} {tuple(int(b) for b in block)}: {flops / whole:.2f}x")
+    print(f"blockwise / whole-volume FLOPs for a {tuple(int(v) for v in volume)} volume "
+          f"(context {tuple(int(c) for c in context)}): " + "; ".join(rows))
 
 
 def _raw_roi(setup, volume):

@@ -10,7 +10,7 @@ from synful.geometry import Coordinate, Roi
 from synful.models import build_model
 from synful.predict import create_prediction_store, encode, plan_prediction, stored_dtype
 from synful.predict.output_store import chunking
-from synful.predict.plan import round_up
+from synful.predict.plan import default_block_shape, round_up
 
 RAW_ROI = Roi(RAW_OFFSET, Coordinate(13, 30, 34) * Coordinate(VOXEL))
 
@@ -39,6 +39,20 @@ def test_default_block_covers_a_small_volume_in_one_block(net):
     model, setup = net
     plan = plan_prediction(model, setup, RAW_ROI)
     assert plan.block_shape == (18, 40, 40) and plan.task.num_blocks == 1
+
+
+def test_default_block_minimises_recomputed_context_within_the_memory_budget():
+    unit, context, volume = (3, 162, 162), (21, 134, 134), (126, 1296, 1296)
+    block = np.array(default_block_shape(unit, context, volume, 48, budget=2 * 2**30))
+    assert (block % unit == 0).all()
+    assert np.prod(block + 2 * np.array(context)) * 48 <= 2 * 2**30
+
+    def cost(b):
+        b = np.array(b)
+        return np.prod(-(-np.array(volume) // b) * (b + 2 * np.array(context)))
+
+    assert cost(block) < cost((24, 324, 324)) < cost(unit)
+    assert default_block_shape(unit, context, volume, 48, budget=1) == unit
 
 
 def test_predict_input_shape_sets_the_unit(net):
