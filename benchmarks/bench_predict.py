@@ -14,7 +14,7 @@ Measured in one run, against baselines measured in the same run:
   as a FLOP ratio), (b) is the cost of the mechanism itself (reading, writing, markers);
 * **context recomputation by block shape**: blockwise / whole-volume FLOPs for a large
   volume, counted on the ``meta`` device (no compute), for a few block shapes;
-* **memory**: peak RSS (``resource.getrusage``) of ``predict()`` in a fresh subprocess for a
+* **memory**: peak RSS (``VmHWM``, or ``resource.getrusage`` off Linux) of ``predict()`` in a fresh subprocess for a
   volume and one 8x larger (2x per axis), same blocks, with a tiny network (so the run is
   short and the whole-volume arrays, 0.3 GB of float32 outputs at the larger size, would
   show if anything held them);
@@ -155,8 +155,19 @@ def memory_child(checkpoint: str, sample: str, out: str, block_shape) -> None:
     start = time.perf_counter()
     predict(checkpoint, sample, out, block_shape=block_shape, device="cpu", progress=False)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mib": peak, "seconds": seconds}))
+    print(json.dumps({"peak_mib": peak_rss_mib(), "seconds": seconds}))
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process (MiB): ``VmHWM`` on Linux (reset by exec, unlike ru_maxrss,
+    which a subprocess inherits from its parent), else ``resource.getrusage``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_memory(setup_name, volume, block_shape):
