@@ -183,3 +183,18 @@ def test_a_complete_store_is_not_predicted_again(inputs, tmp_path, monkeypatch):
     predict(checkpoint, sample, out, dtype="float16", progress=False)
     assert CrashAfter.calls == [0, 0]  # other options: predicted again, replacing the store
     assert Volume.open(out, "post_indicator").dtype == np.float16
+
+
+def test_existing_dask_cluster_by_address(inputs, reference, tmp_path):
+    """``scheduler=ADDRESS``: blocks run on the workers of a running cluster."""
+    import distributed
+
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        predict(checkpoint, sample, out, block_shape=(1, 1, 1), scheduler=cluster.scheduler_address,
+                dtype="float32", progress=False)
+    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
+                               atol=1e-5)
