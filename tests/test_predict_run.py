@@ -198,3 +198,25 @@ def test_existing_dask_cluster_by_address(inputs, reference, tmp_path):
                 dtype="float32", progress=False)
     np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
                                atol=1e-5)
+
+
+def test_bf16_autocast_runs_and_stays_close(inputs, reference, tmp_path):
+    """--bf16 (autocast; on CPU here) changes the outputs by bfloat16 rounding only."""
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    predict(checkpoint, sample, out, dtype="float32", bf16=True, device="cpu", progress=False)
+    mask, expected = read(out, "post_indicator"), read(reference, "post_indicator")
+    assert not np.array_equal(mask, expected)  # it did run in bfloat16
+    # the test net's heads are scaled up (x10, x16), which amplifies bfloat16 rounding
+    assert np.abs(mask - expected).mean() < 0.01 and np.abs(mask - expected).max() < 0.3
+    vectors, expected = read(out, "partner_vectors"), read(reference, "partner_vectors")
+    assert np.abs(vectors - expected).mean() < 0.01 * np.abs(expected).max()
+
+
+def test_resolve_device():
+    import torch
+
+    from synful.predict import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
