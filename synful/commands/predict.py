@@ -20,19 +20,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", metavar="OUT.zarr", help="prediction store to write")
     parser.add_argument(
         "--roi", type=parse_roi, default=None,
-        help="region to predict, z0:z1,y0:y1,x0:x1 in nm (grown to the block grid); default: all raw",
+        help="region to predict, z0:z1,y0:y1,x0:x1 in nm (grown to the block grid); None: all raw",
     )
     zyx(parser, "--block-shape",
         "write block in voxels, rounded up to a multiple of the network output shape "
-        "(1 1 1 = one network output per block); default: about 24x256x256 voxels")
+        "(1 1 1 = one network output per block); None: the multiple that recomputes the least "
+        "context with at most ~2 GiB of network activations")
     parser.add_argument(
         "--workers", type=int, default=None,
-        help="local workers (one model each); default: one per GPU, or 1 (serial) on CPU",
+        help="local workers (one model each); None: one per GPU, or 1 (serial, in this process)",
     )
     parser.add_argument(
         "--scheduler", default=None,
-        help="'threads' or 'processes' for a local dask cluster, or the address of an "
-        "existing dask scheduler (e.g. tcp://host:8786 from dask-jobqueue)",
+        help="'threads' or 'processes' for a local dask cluster of --workers workers, or the "
+        "address of an existing dask scheduler (e.g. tcp://host:8786 from dask-jobqueue); "
+        "None: serial for 1 worker, else local processes",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
