@@ -208,3 +208,21 @@ def test_existing_cluster_by_address(volumes, tmp_path):
                                progress=False)
         assert result.processed == task.num_blocks
     np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+
+
+def test_scheduler_file_and_unknown_scheduler(volumes, tmp_path):
+    """A scheduler file (``dask scheduler --scheduler-file``) works; a bad name is an error."""
+    import distributed
+
+    task, source, target, calls, expected = volumes
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        client.write_scheduler_file(str(tmp_path / "scheduler.json"))
+        run_blockwise(task, NeighbourSum(source, target, calls), done_dir=tmp_path / "done",
+                      scheduler=str(tmp_path / "scheduler.json"), progress=False)
+    np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+    with pytest.raises(SynfulError, match="unknown scheduler"):
+        run_blockwise(task, lambda block: None, done_dir=tmp_path / "d2", scheduler="thread")
+    with pytest.raises(SynfulError, match="no such dask scheduler file"):
+        run_blockwise(task, lambda block: None, done_dir=tmp_path / "d3", scheduler="x.json")

@@ -102,7 +102,8 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
         workers: number of local workers (ignored for an existing cluster).
         scheduler: ``"threads"`` (a LocalCluster of threads in this process), ``"processes"``
             or ``None`` (a LocalCluster of processes), a scheduler address
-            (``tcp://host:8786``), or an existing ``distributed.Client``.
+            (``tcp://host:8786``), a scheduler file (``*.json``, as written by
+            ``dask scheduler --scheduler-file``), or an existing ``distributed.Client``.
     """
     import distributed
 
@@ -122,7 +123,12 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
             yield client
         return
     try:
-        client = distributed.Client(str(scheduler), timeout="30s")
+        if str(scheduler).endswith(".json"):
+            if not os.path.exists(scheduler):
+                raise SynfulError(str(scheduler), "no such dask scheduler file")
+            client = distributed.Client(scheduler_file=str(scheduler), timeout="30s")
+        else:
+            client = distributed.Client(str(scheduler), timeout="30s")
     except OSError as exc:
         raise SynfulError(str(scheduler), f"cannot connect to the dask scheduler ({exc})") from None
     with client:
@@ -156,7 +162,7 @@ def run_blockwise(
         workers: number of local workers.
         scheduler: ``None`` (serial in this process when ``workers == 1``, else a LocalCluster
             of worker processes), ``"serial"``, ``"threads"``, ``"processes"``, a dask
-            scheduler address, or a ``distributed.Client``.
+            scheduler address or scheduler file (``*.json``), or a ``distributed.Client``.
         progress: show a tqdm bar of blocks done.
         max_retries: how often a failing block is retried before the run fails.
         tag: extra identity stored with the markers (see :meth:`DoneMarkers.bind`).
@@ -173,7 +179,7 @@ def run_blockwise(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if scheduler is not None and isinstance(scheduler, str) and scheduler not in SCHEDULERS:
-        if "://" not in scheduler and ":" not in scheduler:
+        if ":" not in scheduler and not scheduler.endswith(".json"):
             raise SynfulError(
                 scheduler, f"unknown scheduler: expected one of {SCHEDULERS} or an address"
             )
