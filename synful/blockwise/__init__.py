@@ -28,8 +28,9 @@ and ``teardown()``. Test a processor without any scheduler: call ``processor.set
 
 Schedulers: ``None`` = serial in this process when ``workers == 1`` (debugging), else a
 ``distributed.LocalCluster`` of ``workers`` processes; ``"serial"``, ``"threads"``,
-``"processes"``; a scheduler address (``tcp://host:8786``, e.g. a dask-jobqueue SLURMCluster);
-or a ``distributed.Client``. Workers must see ``done_dir`` and the data on a shared file
+``"processes"``; a scheduler address (``tcp://host:8786``, e.g. a dask-jobqueue SLURMCluster)
+or scheduler file (``*.json`` from ``dask scheduler --scheduler-file``); or a
+``distributed.Client``. Workers must see ``done_dir`` and the data on a shared file
 system.
 
 Done markers (:mod:`synful.blockwise.markers`): ``<done_dir>/blocks/<block_id>`` is written

@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--scheduler", default=None,
         help="'threads' or 'processes' for a local dask cluster of --workers workers, or the "
-        "address of an existing dask scheduler (e.g. tcp://host:8786 from dask-jobqueue); "
+        "address (tcp://host:8786) or scheduler file (*.json) of an existing dask cluster "
+        "(e.g. dask-jobqueue on SLURM); "
         "None: serial for 1 worker, else local processes",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
