@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SHAPE = (32, 320, 320)
 DEFAULT_PADDING = (8, 96, 96)
-#: presynaptic sites per cubic micrometre (each with 1-4 partners, about 2.7 on average)
+#: presynaptic sites per cubic micrometre (each with 1-4 partners, about 2.2 on average)
 SYNAPSE_DENSITY = 15.0
 #: distractors per cubic micrometre
 DISTRACTOR_DENSITY = {

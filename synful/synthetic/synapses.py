@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import edt
 import numpy as np
-from scipy import ndimage
 
 from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, spread_points
 
@@ -100,7 +99,7 @@ def propose_site(
     # normal: from the other side of the membrane into the presynaptic neuron
     r = 6
     patch = local[lz, max(ly - r, 0) : ly + r + 1, max(lx - r, 0) : lx + r + 1]
-    py, px = np.nonzero(np.ones_like(patch, dtype=bool))
+    py, px = np.indices(patch.shape).reshape(2, -1)
     inside = (patch == pre_neuron).ravel()
     if inside.all() or not inside.any():
         return None
@@ -311,7 +310,7 @@ def draw_psd(
         if not 0 <= zz < depth:
             continue
         section = index[zz, y0:y1, x0:x1]
-        to_facing = ndimage.distance_transform_edt(section != facing_neuron)
+        to_facing = edt.edt(section != facing_neuron, black_border=False, parallel=1)
         # full strength over the first 5 voxels from the membrane, fading out by 7
         band = np.clip((7.0 - to_facing) / 2.0, 0.0, 1.0) * (section == neuron)
         darkness[zz, y0:y1, x0:x1] += amplitude * weight * band * near
