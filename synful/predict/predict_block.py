@@ -144,6 +144,9 @@ class PredictBlock:
         if self.threads:
             torch.set_num_threads(int(self.threads))
         self._device = resolve_device(self.device, _worker_index())
+        if self._device.startswith("cuda"):
+            torch.cuda.set_device(self._device)
+            torch.backends.cudnn.benchmark = True  # every block has the same input shape
         self._model = prepare_model(load_checkpoint(self.checkpoint).model, self._device)
         self._raw = open_raw(self.sample)
         self._outputs = {head: Volume.open(self.out_store, head, mode="r+") for head in self.heads}
