@@ -59,13 +59,19 @@ def test_lint_clean():
 @pytest.mark.parametrize(
     "configfile, jobs",
     [
-        ("config/config.yaml", {"synthesize": 3, "convert": 3, "masks": 3}),
-        ("config/cremi.yaml", {"download": 6, "convert": 6, "masks": 3}),
-        (".test/config/config.yaml", {"synthesize": 2, "convert": 2, "masks": 2}),
+        (
+            "config/config.yaml",
+            {"synthesize": 3, "convert": 3, "masks": 3, "train": 2, "predict": 6, "evaluate": 6},
+        ),
+        # 7 checkpoints x 3 samples; the test samples A+, B+, C+ are converted only
+        (
+            "config/cremi.yaml",
+            {"download": 6, "convert": 6, "masks": 3, "train": 7, "predict": 21, "evaluate": 21},
+        ),
     ],
 )
 def test_dry_run(tmp_path, configfile, jobs):
-    result = snakemake("data", "-n", "--configfile", REPO / configfile, workdir=tmp_path)
+    result = snakemake("-n", "--configfile", REPO / configfile, workdir=tmp_path)
     counts = job_counts(result.stdout)
     assert {k: v for k, v in counts.items() if k in jobs} == jobs
 
