@@ -220,3 +220,21 @@ def test_resolve_device():
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def test_parallel_writes_into_sharded_arrays_lose_nothing(inputs, reference, tmp_path,
+                                                          monkeypatch):
+    """Blocks stored as shards of smaller inner chunks, written by 2 workers at once."""
+    import synful.predict.output_store as output_store
+
+    monkeypatch.setattr(output_store, "MAX_CHUNK", (2, 4, 4))
+    checkpoint, sample, *_ = inputs
+    out = tmp_path / "pred.zarr"
+    predict(checkpoint, sample, out, block_shape=(1, 1, 1), workers=2, scheduler="threads",
+            dtype="float32", progress=False)
+    array = zarr.open_array(str(out / "post_indicator"), mode="r")
+    assert array.shards == (6, 20, 20) and array.chunks == (2, 4, 4)
+    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
+                               atol=1e-5)
+    np.testing.assert_allclose(read(out, "partner_vectors"), read(reference, "partner_vectors"),
+                               atol=2e-3)
