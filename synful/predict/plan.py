@@ -188,4 +188,15 @@ def plan_prediction(
         total_roi = Roi(begin, end - begin).intersect(raw_roi)
         if total_roi.empty or any(s <= 0 for s in total_roi.shape):
             raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
-    return PredictPlan(voxel_size, unit, blocks, context, total_roi)
+    plan = PredictPlan(voxel_size, unit, blocks, context, total_roi)
+    try:
+        produced = Coordinate(model.output_shape(tuple(plan.block_input_shape)))
+    except ValueError as exc:
+        produced = exc
+    if produced != plan.block_shape:
+        raise SynfulError(
+            source,
+            f"the network does not map a block input {tuple(plan.block_input_shape)} to the block "
+            f"{tuple(plan.block_shape)} ({produced}); choose another --block-shape",
+        )
+    return plan
