@@ -74,8 +74,14 @@ def test_resume_continues_exactly(tmp_path, stores):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
     losses = [float(r["loss"]) for r in log_rows(straight)]
     np.testing.assert_allclose([float(r["loss"]) for r in log_rows(resumed)], losses, rtol=1e-4)
-    # nothing left to do: returns the last checkpoint without training
-    assert train(setup, stores, resumed, iterations=3, device="cpu", progress=False) == resumed / "checkpoint_4.pt"
+    # nothing left to do: returns the checkpoint without training
+    before = (resumed / "checkpoint_4.pt").stat().st_mtime_ns
+    assert train(setup, stores, resumed, iterations=4, device="cpu", progress=False) == resumed / "checkpoint_4.pt"
+    assert (resumed / "checkpoint_4.pt").stat().st_mtime_ns == before
+    # an earlier iteration resumes from the checkpoint before it and gives the same weights
+    assert train(setup, stores, resumed, iterations=3, device="cpu", progress=False) == resumed / "checkpoint_3.pt"
+    assert [int(r["iteration"]) for r in log_rows(resumed)] == [1, 2, 3]
+    np.testing.assert_allclose([float(r["loss"]) for r in log_rows(resumed)], losses[:3], rtol=1e-4)
 
 
 def test_workers_give_the_same_batches(tmp_path, stores):

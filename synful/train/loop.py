@@ -4,7 +4,9 @@
 ``out_dir`` (a corrupt one is an error naming it), trains until ``iterations`` (default: the
 setup's ``max_iteration``), writes a checkpoint every ``checkpoint_every`` iterations and at
 the end, a snapshot every ``snapshot_every`` iterations, and appends one row per logged
-iteration to ``training_log.csv`` (iteration, losses, step and data-wait seconds).
+iteration to ``training_log.csv`` (iteration, losses, step and data-wait seconds). Asked for an
+iteration below the newest checkpoint, it resumes from the newest one at or before it (the
+batches are deterministic, so the result is the same as in the first run).
 """
 
 from __future__ import annotations
@@ -102,14 +104,15 @@ def train_setup(
         open_training_sample(path, setup.voxel_size)
 
     torch.manual_seed(setup.seed)
-    existing = list_checkpoints(out_dir)
+    # resume from the newest checkpoint at or before the requested iteration
+    existing = [(it, path) for it, path in list_checkpoints(out_dir) if it <= last_iteration]
     if existing:
         start_iteration, path = existing[-1]
         checkpoint = load_checkpoint(path, device=torch_device)
         _check_resume(checkpoint.setup, setup_dict, path, setup_path)
         model = checkpoint.model
-        if start_iteration >= last_iteration:
-            logger.info("%s is at iteration %d >= %d: nothing to do", path, start_iteration, last_iteration)
+        if start_iteration == last_iteration:
+            logger.info("%s exists: nothing to do", path)
             return path
         logger.info("resuming from %s", path)
     else:
