@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import edt
 import numpy as np
+from scipy import ndimage
 
 from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, spread_points
 
@@ -25,6 +26,8 @@ POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neur
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
 PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
 MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
+CONTACT_RADIUS = 15  # a partner touches the presynaptic neuron within this box of its post
+MIN_CONTACT = 8  # ... along at least this many voxels (32 nm)
 SAME_SECTION_PROBABILITY = 0.6
 PARTNER_COUNTS = (1, 2, 3, 4)
 PARTNER_PROBABILITIES = (0.1, 0.3, 0.35, 0.25)
@@ -64,6 +67,25 @@ def _distance_to_neuron(labels: np.ndarray, neuron: int) -> np.ndarray:
             out[z] = edt.edt(~inside, black_border=False, parallel=1)
         else:
             out[z] = np.inf
+    return out
+
+
+def _touches_through_own_contact(labels: np.ndarray, to_pre: np.ndarray) -> np.ndarray:
+    """Per section, whether the contact with the presynaptic neuron nearest to each voxel
+    belongs to the voxel's own neuron (so its neuron really touches the presynaptic one there,
+    rather than lying behind a third neurite).
+
+    Args:
+        labels: (z, y, x) neuron index window.
+        to_pre: in-plane distance of every voxel to the presynaptic neuron.
+    """
+    out = np.zeros(labels.shape, dtype=bool)
+    for z, section in enumerate(labels):
+        contact = (to_pre[z] > 0) & (to_pre[z] <= 1.0)
+        if not contact.any():
+            continue
+        _, nearest = ndimage.distance_transform_edt(~contact, return_indices=True)
+        out[z] = section[nearest[0], nearest[1]] == section
     return out
 
 
@@ -134,6 +156,7 @@ def propose_site(
     facing = (gy - ly) * normal[0] + (gx - lx) * normal[1]
     candidate = (
         (local != pre_neuron)
+        & _touches_through_own_contact(local, to_pre)
         & (to_pre >= POST_DEPTH[0])
         & (to_pre <= POST_DEPTH[1])
         & (local_distance >= POST_CLEARANCE)
@@ -144,12 +167,23 @@ def propose_site(
     )
     if not candidate.any():
         return None
-    neurons = np.unique(local[candidate])
+    # each partner needs a stretch of membrane against the presynaptic neuron near its post
+    # point, for its postsynaptic density
+    per_neuron = {}
+    box = 2 * CONTACT_RADIUS + 1
+    for neuron in np.unique(local[candidate]):
+        contact = ((local == neuron) & (to_pre <= 1.0)).astype(np.float32)
+        if contact.sum() < MIN_CONTACT:
+            continue
+        nearby = ndimage.uniform_filter(contact, size=(1, box, box), mode="constant") * box**2
+        mine = candidate & (local == neuron) & (nearby >= MIN_CONTACT - 0.5)
+        if mine.any():
+            per_neuron[int(neuron)] = mine
     wanted = int(rng.choice(PARTNER_COUNTS, p=PARTNER_PROBABILITIES))
     # fly synapses are mostly polyadic: a site that wants several partners needs two or more
-    if len(neurons) < min(wanted, 2):
+    if not per_neuron or len(per_neuron) < min(wanted, 2):
         return None
-    chosen = rng.permutation(neurons)[:wanted]
+    chosen = rng.permutation(sorted(per_neuron))[:wanted]
     site = SynapseSite(
         pre=np.array([z, y0 + pre_yx[0], x0 + pre_yx[1]]),
         pre_neuron=pre_neuron,
@@ -157,7 +191,7 @@ def propose_site(
         normal=normal,
     )
     for neuron in chosen:
-        mine = candidate & (local == neuron)
+        mine = per_neuron[int(neuron)]
         # post points mostly in the T-bar's own section, and close to the T-bar's foot
         if mine[lz].any() and rng.random() < SAME_SECTION_PROBABILITY:
             mine = mine & (gz == lz)
