@@ -53,41 +53,46 @@ def smooth_noise_upsampled(
     scales: Sequence[tuple[float, float]],
     factor: int,
 ) -> np.ndarray:
-    """A smooth field that sums in-plane noise ``scales``, drawn on a grid ``factor`` times
-    coarser in y and x and linearly upsampled to ``shape`` (much cheaper than filtering at
-    full resolution). Each scale has unit standard deviation times its amplitude.
+    """A smooth field that sums in-plane noise ``scales``, each drawn on a grid coarser in y
+    and x (``factor``, or a power-of-two multiple of it for wide scales) and linearly
+    upsampled to ``shape`` (much cheaper than filtering at full resolution). Each scale has
+    unit standard deviation times its amplitude.
 
     Args:
         rng: the random generator to draw from.
         shape: (z, y, x) shape of the result.
         scales: (sigma, amplitude) pairs; sigma in full-resolution in-plane voxels, and
-            ``sigma / factor`` sections along z (z is not downsampled).
-        factor: in-plane downsampling factor of the coarse grid.
+            ``sigma / 4`` sections along z (z is not downsampled).
+        factor: in-plane downsampling factor of the finest coarse grid.
     """
     z, y, x = shape
     coarse_shape = (z, -(-y // factor) + 1, -(-x // factor) + 1)
     coarse = np.zeros(coarse_shape, dtype=np.float32)
     for sigma, amplitude in scales:
-        s = sigma / factor
-        coarse += smooth_noise(rng, coarse_shape, (max(s, 0.5), s, s)) * np.float32(amplitude)
-    # along x: one matrix product; along y: a blend of the two nearest coarse rows
-    along_x = coarse.reshape(-1, coarse_shape[2]) @ _interpolation_matrix(x, coarse_shape[2], factor).T
-    along_x = along_x.reshape(z, coarse_shape[1], x)
-    position = np.arange(y, dtype=np.float32) / factor
+        # a grid with at least 4 steps per sigma interpolates the field smoothly
+        step = 1
+        while sigma / (factor * step * 2) >= 4:
+            step *= 2
+        grid = (z, -(-(coarse_shape[1] - 1) // step) + 1, -(-(coarse_shape[2] - 1) // step) + 1)
+        s = sigma / (factor * step)
+        field = smooth_noise(rng, grid, (max(sigma / 4, 0.5), s, s)) * np.float32(amplitude)
+        if step > 1:
+            field = _upsample_axis(_upsample_axis(field, 2, coarse_shape[2], step), 1, coarse_shape[1], step)
+        coarse += field
+    # linear interpolation, one axis at a time, with plain element-wise arithmetic (no BLAS,
+    # whose summation order can depend on the thread count and the CPU)
+    return _upsample_axis(_upsample_axis(coarse, 2, x, factor), 1, y, factor)
+
+
+def _upsample_axis(array: np.ndarray, axis: int, size: int, factor: int) -> np.ndarray:
+    """Linear interpolation of ``array`` along ``axis`` from a grid of step ``factor`` onto
+    ``size`` unit-spaced positions (the coarse grid needs ``size / factor + 1`` entries)."""
+    position = np.arange(size, dtype=np.float32) / np.float32(factor)
     lower = np.floor(position).astype(np.int64)
-    weight = (position - lower)[None, :, None]
-    result = along_x[:, lower, :]
-    result += (along_x[:, np.minimum(lower + 1, coarse_shape[1] - 1), :] - result) * weight
+    upper = np.minimum(lower + 1, array.shape[axis] - 1)
+    shape = [1] * array.ndim
+    shape[axis] = size
+    weight = (position - lower).reshape(shape)
+    result = np.take(array, lower, axis=axis)
+    result += (np.take(array, upper, axis=axis) - result) * weight
     return result
-
-
-def _interpolation_matrix(fine: int, coarse: int, factor: int) -> np.ndarray:
-    """(fine x coarse) matrix of linear interpolation weights from a grid of step ``factor``."""
-    position = np.arange(fine, dtype=np.float64) / factor
-    lower = np.floor(position).astype(np.int64)
-    weight = position - lower
-    matrix = np.zeros((fine, coarse), dtype=np.float32)
-    rows = np.arange(fine)
-    matrix[rows, lower] = 1.0 - weight
-    matrix[rows, np.minimum(lower + 1, coarse - 1)] += weight
-    return matrix
