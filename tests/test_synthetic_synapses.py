@@ -1,0 +1,62 @@
+"""Synapse placement: annotated sites inside the cube, padding sites clear of it, contacts."""
+
+import numpy as np
+
+from synful.synthetic import neurons, synapses, texture
+
+VOXEL = np.array([40.0, 4.0, 4.0])
+
+
+def test_place_sites_inside_cube_and_in_padding():
+    shape = (20, 360, 360)
+    cube = (slice(4, 16), slice(90, 270), slice(90, 270))
+    index = neurons.neuron_index(np.random.default_rng(0), shape)
+    distance = texture.membrane_distance(index)
+    annotated, padding = synapses.place_sites(np.random.default_rng(1), index, distance, cube, VOXEL, 15.0)
+    assert annotated and padding
+    begin = np.array([s.start for s in cube])
+    end = np.array([s.stop for s in cube])
+    guard = np.array([2, synapses.SEARCH_RADIUS // 2, synapses.SEARCH_RADIUS // 2])
+    for site in annotated:
+        points = np.array([site.pre, *site.posts])
+        assert np.all((points >= begin) & (points < end))
+    for site in padding:
+        points = np.array([site.pre, *site.posts])
+        assert not np.any(np.all((points >= begin - guard) & (points < end + guard), axis=1))
+    pres = np.array([s.pre for s in annotated + padding]) * VOXEL
+    gaps = np.linalg.norm(pres[:, None] - pres[None], axis=-1) + np.eye(len(pres)) * 1e9
+    assert gaps.min() >= synapses.MIN_SITE_SPACING_NM
+    for site in annotated + padding:
+        assert index[tuple(site.pre)] == site.pre_neuron
+        assert len(set(site.post_neurons)) == len(site.post_neurons)
+        assert site.pre_neuron not in site.post_neurons
+        for post, neuron in zip(site.posts, site.post_neurons):
+            assert index[tuple(post)] == neuron
+            assert 100 <= np.linalg.norm((post - site.pre) * VOXEL) <= 300
+        # the T-bar stands on the presynaptic neuron's membrane, its normal pointing inside
+        foot = np.rint(site.foot).astype(int)
+        assert distance[site.pre[0], foot[0], foot[1]] <= 1.0
+        inside = np.rint(site.foot + 5 * site.normal).astype(int)
+        assert index[site.pre[0], inside[0], inside[1]] == site.pre_neuron
+
+
+def test_render_site_darkens_tbar_and_partner_membranes():
+    shape = (12, 200, 200)
+    index = neurons.neuron_index(np.random.default_rng(3), shape)
+    distance = texture.membrane_distance(index)
+    cube = (slice(2, 10), slice(30, 170), slice(30, 170))
+    annotated, _ = synapses.place_sites(np.random.default_rng(4), index, distance, cube, VOXEL, 30.0)
+    site = annotated[0]
+    darkness = np.zeros(shape, np.float32)
+    synapses.render_site(np.random.default_rng(5), darkness, index, site)
+    z = site.pre[0]
+    tbar = np.rint(site.foot + 7 * site.normal).astype(int)
+    assert darkness[z, tbar[0] - 3 : tbar[0] + 4, tbar[1] - 3 : tbar[1] + 4].max() >= synapses.TBAR_DARKNESS * 0.9
+    for post, neuron in zip(site.posts, site.post_neurons):
+        zz, y, x = post
+        window = (zz, slice(max(y - 20, 0), y + 21), slice(max(x - 20, 0), x + 21))
+        psd = darkness[window] * (index[window] == neuron)
+        assert psd.max() >= synapses.PSD_DARKNESS * 0.9
+    # nothing is drawn in neurons that are neither the presynaptic one nor a partner
+    others = ~np.isin(index, [site.pre_neuron, *site.post_neurons])
+    assert not np.any(darkness[others])
