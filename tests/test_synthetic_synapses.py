@@ -26,6 +26,9 @@ def test_place_sites_inside_cube_and_in_padding():
     pres = np.array([s.pre for s in annotated + padding]) * VOXEL
     gaps = np.linalg.norm(pres[:, None] - pres[None], axis=-1) + np.eye(len(pres)) * 1e9
     assert gaps.min() >= synapses.MIN_SITE_SPACING_NM
+    posts = np.array([p for s in annotated + padding for p in s.posts]) * VOXEL
+    gaps = np.linalg.norm(posts[:, None] - posts[None], axis=-1) + np.eye(len(posts)) * 1e9
+    assert gaps.min() >= synapses.POST_SPACING_NM
     for site in annotated + padding:
         assert index[tuple(site.pre)] == site.pre_neuron
         assert len(set(site.post_neurons)) == len(site.post_neurons)

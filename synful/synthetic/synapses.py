@@ -26,6 +26,7 @@ POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neur
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
 PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
 MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
+POST_SPACING_NM = 80.0  # between any two post points
 CONTACT_RADIUS = 15  # a partner touches the presynaptic neuron within this box of its post
 MIN_CONTACT = 8  # ... along at least this many voxels (32 nm)
 SAME_SECTION_PROBABILITY = 0.6
@@ -192,6 +193,17 @@ def propose_site(
     )
     for neuron in chosen:
         mine = per_neuron[int(neuron)]
+        # partners' post points apart, so that their detections do not merge
+        for post in site.posts:
+            p = post - np.array([z0, y0, x0])
+            apart = np.sqrt(
+                ((gz - p[0]) * voxel_size[0]) ** 2
+                + ((gy - p[1]) * voxel_size[1]) ** 2
+                + ((gx - p[2]) * voxel_size[2]) ** 2
+            )
+            mine = mine & (apart >= POST_SPACING_NM)
+        if not mine.any():
+            continue
         # post points mostly in the T-bar's own section, and close to the T-bar's foot
         if mine[lz].any() and rng.random() < SAME_SECTION_PROBABILITY:
             mine = mine & (gz == lz)
@@ -201,7 +213,14 @@ def propose_site(
         pz, py_, px_ = np.unravel_index(pick, local.shape)
         site.posts.append(np.array([z0 + pz, y0 + py_, x0 + px_]))
         site.post_neurons.append(int(neuron))
+    if len(site.posts) < min(wanted, 2):
+        return None
     return site
+
+
+def _nearest(points: list[np.ndarray], point: np.ndarray) -> float:
+    """Distance from ``point`` to the nearest of ``points`` (same units)."""
+    return float(np.min(np.linalg.norm(np.asarray(points) - point, axis=1)))
 
 
 def place_sites(
@@ -245,6 +264,7 @@ def place_sites(
     annotated: list[SynapseSite] = []
     padding: list[SynapseSite] = []
     pres_nm: list[np.ndarray] = []
+    posts_nm: list[np.ndarray] = []
     for flat in membrane[order]:
         if len(annotated) >= target_cube and len(padding) >= target_padding:
             break
@@ -254,12 +274,16 @@ def place_sites(
             continue
         if not foot_in_cube and len(padding) >= target_padding:
             continue
-        if pres_nm and np.min(np.linalg.norm(np.asarray(pres_nm) - foot * voxel_size, axis=1)) < (
-            MIN_SITE_SPACING_NM
-        ):
+        # cheap test on the foot first (the pre point is PRE_DEPTH voxels from it), exact below
+        slack = PRE_DEPTH * float(voxel_size[1:].max())
+        if pres_nm and _nearest(pres_nm, foot * voxel_size) < MIN_SITE_SPACING_NM - slack:
             continue
         site = propose_site(rng, index, distance, foot, voxel_size)
         if site is None:
+            continue
+        if pres_nm and _nearest(pres_nm, site.pre * voxel_size) < MIN_SITE_SPACING_NM:
+            continue
+        if posts_nm and min(_nearest(posts_nm, p * voxel_size) for p in site.posts) < POST_SPACING_NM:
             continue
         points = np.array([site.pre, *site.posts])
         inside = np.all((points >= cube_begin) & (points < cube_end), axis=1)
@@ -277,6 +301,7 @@ def place_sites(
         else:
             continue
         pres_nm.append(site.pre * voxel_size)
+        posts_nm.extend(post * voxel_size for post in site.posts)
     return annotated, padding
 
 
