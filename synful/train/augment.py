@@ -82,10 +82,10 @@ class SpatialTransform:
         """In-plane rotation about the window centre, in nm (anisotropy-safe)."""
         if angle == 0.0:
             return points
-        c = self._centre()
-        vs = np.asarray(self.voxel_size, dtype=np.float64)
+        c = self._centre().astype(points.dtype)
+        vs = np.asarray(self.voxel_size, dtype=points.dtype)
         d = (points - c) * vs
-        cos, sin = np.cos(angle), np.sin(angle)
+        cos, sin = points.dtype.type(np.cos(angle)), points.dtype.type(np.sin(angle))
         rotated = d.copy()
         rotated[..., 1] = cos * d[..., 1] - sin * d[..., 2]
         rotated[..., 2] = sin * d[..., 1] + cos * d[..., 2]
@@ -153,10 +153,9 @@ class SpatialTransform:
 
     def source_coordinates(self) -> np.ndarray:
         """Source index of every target voxel: float32 (3, z, y, x)."""
-        grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in self.shape], indexing="ij"))
-        u = grid.copy()
+        u = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in self.shape], indexing="ij"))
         if self.control_displacements is not None:
-            u += self._elastic_field()
+            u += self._elastic_field().astype(np.float32)
         points = np.moveaxis(u, 0, -1)
         points = self._rotate(points, self.angle)
         if self.section_shifts is not None:
