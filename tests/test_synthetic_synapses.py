@@ -16,7 +16,7 @@ def test_place_sites_inside_cube_and_in_padding():
     assert annotated and padding
     begin = np.array([s.start for s in cube])
     end = np.array([s.stop for s in cube])
-    guard = np.array([2, synapses.SEARCH_RADIUS // 2, synapses.SEARCH_RADIUS // 2])
+    guard = np.asarray(synapses.PADDING_GUARD)
     for site in annotated:
         points = np.array([site.pre, *site.posts])
         assert np.all((points >= begin) & (points < end))

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import edt
 import numpy as np
 from scipy import ndimage
 
 from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, spread_points
 
 # geometry in voxels (in-plane voxels are 4 nm, sections 40 nm)
-SEARCH_RADIUS = 72  # in-plane half-size of the window searched for partners
+SEARCH_RADIUS = 62  # in-plane half-size of the window searched for partners
+# padding sites keep their points this far (sections, voxels, voxels) outside the cube, so that
+# their T-bars, vesicle clouds and PSDs stay out of it
+PADDING_GUARD = (2, 40, 40)
 PRE_DEPTH = 12  # pre point: this far from the membrane into the presynaptic neuron, on the T-bar
 PRE_CLEARANCE = 7  # pre point at least this far from any membrane (room for vector errors)
 POST_CLEARANCE = 5  # post point at least this far from any other membrane
@@ -65,7 +67,7 @@ def _distance_to_neuron(labels: np.ndarray, neuron: int) -> np.ndarray:
     for z, section in enumerate(labels):
         inside = section == neuron
         if inside.any():
-            out[z] = edt.edt(~inside, black_border=False, parallel=1)
+            out[z] = ndimage.distance_transform_edt(~inside)
         else:
             out[z] = np.inf
     return out
@@ -257,7 +259,7 @@ def place_sites(
     target_cube = int(round(density_per_um3 * cube_voxels * um3))
     target_padding = int(round(density_per_um3 * (index.size - cube_voxels) * um3))
     # keep padding synapses (with their PSD and vesicle clouds) clear of the cube
-    guard = np.array([2, SEARCH_RADIUS // 2, SEARCH_RADIUS // 2])
+    guard = np.asarray(PADDING_GUARD)
 
     membrane = np.flatnonzero(distance.ravel() <= 1.0)
     order = rng.permutation(len(membrane))[: 60 * (target_cube + target_padding) + 200]
@@ -369,7 +371,9 @@ def draw_psd(
         if not 0 <= zz < depth:
             continue
         section = index[zz, y0:y1, x0:x1]
-        to_facing = edt.edt(section != facing_neuron, black_border=False, parallel=1)
+        if not (section == facing_neuron).any():
+            continue
+        to_facing = ndimage.distance_transform_edt(section != facing_neuron)
         # full strength over the first 5 voxels from the membrane, fading out by 7
         band = np.clip((7.0 - to_facing) / 2.0, 0.0, 1.0) * (section == neuron)
         darkness[zz, y0:y1, x0:x1] += amplitude * weight * band * near
