@@ -20,7 +20,7 @@ from .drawing import add_stamp, draw_ellipse, ring_stamp, section_profile, sprea
 SEARCH_RADIUS = 62  # in-plane half-size of the window searched for partners
 # padding sites keep their points this far (sections, voxels, voxels) outside the cube, so that
 # their T-bars, vesicle clouds and PSDs stay out of it
-PADDING_GUARD = (2, 40, 40)
+PADDING_GUARD = (3, 40, 40)
 PRE_DEPTH = 12  # pre point: this far from the membrane into the presynaptic neuron, on the T-bar
 PRE_CLEARANCE = 7  # pre point at least this far from any membrane (room for vector errors)
 POST_CLEARANCE = 5  # post point at least this far from any other membrane
