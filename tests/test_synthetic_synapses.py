@@ -20,9 +20,13 @@ def test_place_sites_inside_cube_and_in_padding():
     for site in annotated:
         points = np.array([site.pre, *site.posts])
         assert np.all((points >= begin) & (points < end))
+    padding_darkness = np.zeros(shape, np.float32)
     for site in padding:
         points = np.array([site.pre, *site.posts])
         assert not np.any(np.all((points >= begin - guard) & (points < end + guard), axis=1))
+        synapses.render_site(np.random.default_rng(2), padding_darkness, index, site)
+    # nothing of an unannotated synapse shows inside the labelled cube
+    assert padding_darkness.any() and not padding_darkness[cube].any()
     pres = np.array([s.pre for s in annotated + padding]) * VOXEL
     gaps = np.linalg.norm(pres[:, None] - pres[None], axis=-1) + np.eye(len(pres)) * 1e9
     assert gaps.min() >= synapses.MIN_SITE_SPACING_NM
