@@ -108,6 +108,29 @@ def test_full_workflow_dry_run(tmp_path):
     assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/tiny2.json" in result.stdout
 
 
+def test_extraction_grid_and_setups_are_wildcards(tmp_path):
+    """Two setups x two checkpoints x a 2 x 2 extraction grid x two evaluated samples."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    (tmp_path / "config" / "setups" / "other.yaml").write_text(
+        (tmp_path / "config" / "setups" / "tiny.yaml").read_text()
+    )
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["setups"] = ["tiny", "other"]
+    config["extract"]["grid"] = {"mode": ["cc", "nms"], "threshold": [0.3, 0.5]}
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path)
+    counts = job_counts(result.stdout)
+    assert (counts["train"], counts["predict"], counts["extract"], counts["evaluate"]) == (
+        4,
+        8,
+        32,
+        32,
+    )
+    # grid keys left out take their defaults (score sum, nms_radius 40) and appear in the paths
+    pattern = "mode~nms_threshold~0.3_score~sum_nms_radius~40.0"
+    assert f"results/evaluate/other/4/{pattern}/tiny1.json" in result.stdout
+
+
 @pytest.mark.slow
 def test_slurm_profile_dry_run(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
