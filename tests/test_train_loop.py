@@ -109,6 +109,12 @@ def test_changed_network_on_resume_is_an_error(tmp_path, stores):
     train(write_setup(tmp_path), stores, out, iterations=2, device="cpu", progress=False)
     with pytest.raises(SynfulError, match="fmap_num"):
         train(write_setup(tmp_path, fmap_num=3), stores, out, iterations=4, device="cpu", progress=False)
+    with pytest.raises(SynfulError, match="heads"):
+        train(write_setup(tmp_path, d_loss_scale=0.0), stores, out, iterations=4, device="cpu", progress=False)
+    # other scales and training settings may change
+    train(write_setup(tmp_path, d_loss_scale=0.5, learning_rate=1e-4), stores, out, iterations=3, device="cpu",
+          progress=False)
+    assert load_checkpoint(out / "checkpoint_3.pt").setup["d_loss_scale"] == 0.5
 
 
 @pytest.mark.parametrize("extra", [{"network_type": "dh_unet", "mask_loss": "mse"}, {"m_loss_scale": 0.0}, {"d_loss_scale": 0.0}])

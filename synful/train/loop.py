@@ -24,7 +24,7 @@ import torch
 
 from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
-from ..models import POST_INDICATOR, build_model
+from ..models import POST_INDICATOR, build_model, model_heads
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
 from .sampling import open_training_sample
@@ -35,10 +35,11 @@ logger = logging.getLogger(__name__)
 
 LOG_NAME = "training_log.csv"
 LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", "data_seconds"]
-#: setup keys that must not change when resuming (they define the network or its targets)
+#: setup keys that must not change when resuming (they define the network or its targets);
+#: the loss scales may change as long as the heads stay (a head exists when its scale is > 0)
 MODEL_KEYS = (
-    "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "m_loss_scale",
-    "d_loss_scale", "d_scale", "input_shape", "voxel_size", "kernel_sizes",
+    "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "d_scale",
+    "input_shape", "voxel_size", "kernel_sizes",
 )  # fmt: skip
 TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
 
@@ -187,6 +188,8 @@ def train_setup(
 
 def _check_resume(stored: dict, current: dict, checkpoint_path: Path, setup_path) -> None:
     changed = [k for k in MODEL_KEYS if stored.get(k) != current.get(k)]
+    if model_heads(stored) != model_heads(current):
+        changed.append("heads (m_loss_scale / d_loss_scale > 0)")
     if changed:
         raise SynfulError(
             setup_path,
