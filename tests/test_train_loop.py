@@ -114,7 +114,9 @@ def test_changed_network_on_resume_is_an_error(tmp_path, stores):
     # other scales and training settings may change
     train(write_setup(tmp_path, d_loss_scale=0.5, learning_rate=1e-4), stores, out, iterations=3, device="cpu",
           progress=False)
-    assert load_checkpoint(out / "checkpoint_3.pt").setup["d_loss_scale"] == 0.5
+    resumed = load_checkpoint(out / "checkpoint_3.pt")
+    assert resumed.setup["d_loss_scale"] == 0.5
+    assert resumed.optimizer_state["param_groups"][0]["lr"] == 1e-4
 
 
 @pytest.mark.parametrize("extra", [{"network_type": "dh_unet", "mask_loss": "mse"}, {"m_loss_scale": 0.0}, {"d_loss_scale": 0.0}])

@@ -125,6 +125,8 @@ def train_setup(
     )
     if checkpoint is not None and checkpoint.optimizer_state is not None:
         optimizer.load_state_dict(checkpoint.optimizer_state)
+        for group in optimizer.param_groups:  # the setup's values, not the stored ones
+            group.update(lr=setup.learning_rate, betas=tuple(setup.adam_betas), eps=setup.adam_eps)
     input_shape = tuple(setup.input_shape)
     output_shape = model.output_shape(input_shape)
     context = model.context(input_shape)
