@@ -112,7 +112,8 @@ def main() -> None:
         compute_s = compute_only(setup, device, 5, batch)
         print(f"compute only (baseline): {compute_s:.3f} s/step = {1 / compute_s:.2f} it/s")
         print(f"data only: {data_s:.3f} s/batch = {data_s / compute_s:.2f} x the compute step")
-        print(f"{'workers':>8} {'it/s':>8} {'vs compute':>11} {'data wait':>10}")
+        print(f"{'workers':>8} {'it/s':>8} {'vs compute':>11} {'vs first':>9} {'data wait':>10}")
+        first = None
         for workers in args.workers:
             config = resolve_setup({**setup.to_dict(), "num_workers": workers, "log_every": 1,
                                     "checkpoint_every": 10**9, "snapshot_every": 10**9})
@@ -123,7 +124,11 @@ def main() -> None:
             step = np.array([float(r["step_seconds"]) for r in rows])
             wait = np.array([float(r["data_seconds"]) for r in rows])
             rate = len(step) / step.sum()
-            print(f"{workers:>8} {rate:>8.2f} {rate * compute_s:>10.2f}x {wait.sum() / step.sum():>9.0%}")
+            first = first or rate
+            print(f"{workers:>8} {rate:>8.2f} {rate * compute_s:>10.2f}x {rate / first:>8.2f}x "
+                  f"{wait.sum() / step.sum():>9.0%}")
+        print("(on a shared machine the speeds vary with its load; the data-wait share is the "
+              "number to read)")
 
 
 if __name__ == "__main__":
