@@ -247,7 +247,8 @@ def test_intensity_and_defects():
 def test_curriculum_sets_the_balancing_clip_per_iteration(store):
     path, _ = store
     setup = resolve_setup(
-        {**TINY_SETUP, "reject_probability": 1.0, "curriculum": {"iterations": 10, "clipmin": [0.25, 7e-4]}}
+        {**TINY_SETUP, "input_shape": [21, 84, 84], "blob_radius": 12, "reject_probability": 1.0,
+         "curriculum": {"iterations": 10, "clipmin": [0.25, 7e-4]}}
     )
     input_shape, output_shape = shapes(setup)
     sample = open_training_sample(path, setup.voxel_size)
@@ -255,5 +256,5 @@ def test_curriculum_sets_the_balancing_clip_per_iteration(store):
     assert early["loss_weights"].max() <= 1 / (2 * 0.25) + 1e-6
     late = make_batch(np.random.default_rng([0, 0]), [sample], setup, input_shape, output_shape, 10)
     fraction = late["post_indicator"].mean()
-    if 0 < fraction < 0.25:  # the same window: now the weight follows the real fraction
-        assert late["loss_weights"].max() == pytest.approx(1 / (2 * fraction), rel=1e-5)
+    assert 0 < fraction < 0.25  # the same window: now the weight follows the real fraction
+    assert late["loss_weights"].max() == pytest.approx(1 / (2 * fraction), rel=1e-5)
