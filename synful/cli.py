@@ -58,10 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or "--debug" in argv
     # a flag given before the command is overwritten by the subcommand's default: check argv
     quiet = args.quiet or "--quiet" in argv
+    # third-party libraries only speak up with warnings (numexpr, distributed, ... log their
+    # start-up at INFO); synful's own loggers report progress unless --quiet
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
         datefmt="%H:%M:%S",
+    )
+    logging.getLogger("synful").setLevel(
+        logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     )
     if not getattr(args, "_run", None):
         parser.print_help()
