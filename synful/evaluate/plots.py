@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 
 
 def plot_precision_recall(
@@ -46,7 +47,8 @@ def plot_precision_recall(
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
-    axes.set_title(title or f"synaptic partners, matching threshold {metrics['matching_threshold_nm']:g} nm")
+    title = title or f"synaptic partners, matching threshold {metrics['matching_threshold_nm']:g} nm"
+    axes.set_title(textwrap.fill(title, width=60), fontsize="medium")
     axes.grid(True, alpha=0.3)
     if sweep:
         axes.legend(loc="lower left")
