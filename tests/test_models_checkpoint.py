@@ -19,9 +19,9 @@ SETUP = {
 }
 
 
-def trained_model():
+def trained_model(setup=SETUP):
     torch.manual_seed(0)
-    model = build_model(SETUP)
+    model = build_model(setup)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(1, 1, 26, 44, 44)
     out = model(x)
@@ -30,14 +30,16 @@ def trained_model():
     return model, optimizer, x
 
 
-def test_round_trip_rebuilds_the_model_from_the_setup_alone(tmp_path):
-    model, optimizer, x = trained_model()
-    path = save_checkpoint(tmp_path / checkpoint_name(7), model=model, setup=SETUP, iteration=7, optimizer=optimizer)
+@pytest.mark.parametrize("normalization", ["none", "batch"])
+def test_round_trip_rebuilds_the_model_from_the_setup_alone(tmp_path, normalization):
+    setup = {**SETUP, "normalization": normalization}
+    model, optimizer, x = trained_model(setup)
+    path = save_checkpoint(tmp_path / checkpoint_name(7), model=model, setup=setup, iteration=7, optimizer=optimizer)
     assert path.name == "checkpoint_7.pt"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_7.pt"]  # no temporary left behind
     loaded = load_checkpoint(path)
     assert loaded.iteration == 7
-    assert loaded.setup == SETUP
+    assert loaded.setup == setup
     assert not loaded.model.training
     model.eval()
     with torch.no_grad():

@@ -103,12 +103,17 @@ def test_d_scale_divides_the_vector_head():
         {"network_type": "vanilla"},
         {"network_type": "dh_unet"},
         {"kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
+        {"network_type": "dh_unet", "normalization": "batch"},
     ],
 )
 def test_blockwise_equals_whole_volume_on_the_grid(extra):
     """Outputs of blocks whose offsets are multiples of output_grid tile the whole output."""
     torch.manual_seed(2)
-    model = build_model({**SMALL, **extra}).eval()
+    model = build_model({**SMALL, **extra})
+    with torch.no_grad():  # training-mode passes move BatchNorm's running statistics
+        for _ in range(3):
+            model(torch.randn(1, 1, *model.valid_input_shape((10, 40, 40))) * 2 + 0.5)
+    model.eval()
     grid = np.array(model.output_grid)
     block_in = np.array(model.valid_input_shape((10, 40, 40)))
     block_out = np.array(model.output_shape(block_in))
@@ -125,6 +130,17 @@ def test_blockwise_equals_whole_volume_on_the_grid(extra):
             out_sl = tuple(slice(int(s), int(s + b)) for s, b in zip(shift, block_out))
             for key, value in block.items():
                 torch.testing.assert_close(value, whole[key][(slice(None), slice(None), *out_sl)])
+
+
+def test_batch_normalization_layers():
+    plain = build_model(SMALL)
+    normed = build_model({**SMALL, "normalization": "batch"})
+    norms = [m for m in normed.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    convs = [m for m in normed.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert len(norms) == sum(isinstance(m, torch.nn.Conv3d) for m in plain.modules()) - 2  # not the heads
+    assert all(m.bias is None for m in convs if m.kernel_size != (1, 1, 1))
+    with pytest.raises(ValueError, match="normalization"):
+        build_model({**SMALL, "normalization": "group"})
 
 
 def test_off_grid_shift_changes_the_output():

@@ -4,7 +4,7 @@ The setup keys read here (defaults in :data:`MODEL_DEFAULTS`) are ``network_type
 (``vanilla`` | ``dh_unet``), ``downsample_factors``, ``fmap_num``, ``fmap_inc_factor``,
 ``m_loss_scale`` / ``d_loss_scale`` (a head exists when its loss scale is > 0, as in the
 original), ``d_scale`` and ``kernel_sizes`` (one (z, y, x) kernel per level; ``None``: the
-original's 3x3x3 everywhere). Any other key is ignored, so a full training setup can be passed.
+original's 3x3x3 everywhere) and ``normalization`` (``none`` | ``batch``). Any other key is ignored, so a full training setup can be passed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ MODEL_DEFAULTS = {
     "d_loss_scale": 1.0,
     "d_scale": 1.0,
     "kernel_sizes": None,
+    "normalization": "none",
 }
 
 
@@ -63,6 +64,7 @@ def build_model(setup: dict) -> SynfulNet:
         vector_head=vector_head,
         d_scale=float(get("d_scale")),
         kernel_sizes=None if get("kernel_sizes") is None else [[int(k) for k in kernel] for kernel in get("kernel_sizes")],
+        normalization=str(get("normalization")),
     )
 
 

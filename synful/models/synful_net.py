@@ -35,6 +35,8 @@ class SynfulNet(nn.Module):
         vector_head: whether to predict partner vectors.
         d_scale: the factor the vector targets were multiplied by in training.
         kernel_sizes: one (z, y, x) kernel per level (``None``: the original's 3x3x3).
+        normalization: ``"none"`` (the original) or ``"batch"`` (BatchNorm after every
+            convolution; exact blockwise in evaluation mode).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class SynfulNet(nn.Module):
         vector_head: bool = True,
         d_scale: float = 1.0,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
+        normalization: str = "none",
     ):
         super().__init__()
         if network_type not in NETWORK_TYPES:
@@ -67,12 +70,14 @@ class SynfulNet(nn.Module):
             downsample_factors,
             num_decoders=2 if network_type == "dh_unet" else 1,
             kernel_sizes=kernel_sizes,
+            normalization=normalization,
         )
         # He initialisation for the ReLU layers (PyTorch's default starts deep ReLU nets slowly)
         for module in self.unet.modules():
             if isinstance(module, nn.Conv3d | nn.ConvTranspose3d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         top = self.unet.fmaps[0]
         self.mask_head = nn.Conv3d(top, 1, 1) if mask_head else None
         self.vector_head = nn.Conv3d(top, 3, 1) if vector_head else None

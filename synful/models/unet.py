@@ -156,13 +156,28 @@ def centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return x[..., begin[0] : begin[0] + shape[0], begin[1] : begin[1] + shape[1], begin[2] : begin[2] + shape[2]]
 
 
-class ConvPass(nn.Sequential):
-    """Two valid convolutions (default 3x3x3), each followed by ReLU."""
+NORMALIZATIONS = ("none", "batch")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=KERNEL_SIZE):
+
+class ConvPass(nn.Sequential):
+    """Two valid convolutions (default 3x3x3), each followed by ReLU.
+
+    ``normalization="batch"`` puts a BatchNorm between each convolution and its ReLU (not in
+    the original). In evaluation mode BatchNorm is a fixed per-channel affine map, so the
+    network stays translation-equivariant and blockwise prediction stays exact.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=KERNEL_SIZE, normalization: str = "none"):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}, expected one of {NORMALIZATIONS}")
         layers = []
         for i in range(CONVS_PER_LEVEL):
-            layers.append(nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, tuple(kernel_size)))
+            batch_norm = normalization == "batch"
+            layers.append(
+                nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, tuple(kernel_size), bias=not batch_norm)
+            )
+            if batch_norm:
+                layers.append(nn.BatchNorm3d(out_channels))
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
@@ -204,10 +219,18 @@ class UNet(nn.Module):
         downsample_factors: one (z, y, x) factor per downsampling step (levels = len + 1).
         num_decoders: how many decoders read the shared encoder.
         kernel_sizes: one (z, y, x) kernel per level (``None``: 3x3x3 everywhere).
+        normalization: ``"none"`` (the original) or ``"batch"`` (see :class:`ConvPass`).
     """
 
     def __init__(
-        self, in_channels, fmap_num, fmap_inc_factor, downsample_factors, num_decoders=1, kernel_sizes=None
+        self,
+        in_channels,
+        fmap_num,
+        fmap_inc_factor,
+        downsample_factors,
+        num_decoders=1,
+        kernel_sizes=None,
+        normalization="none",
     ):
         super().__init__()
         self.downsample_factors = [tuple(int(f) for f in factor) for factor in downsample_factors]
@@ -220,7 +243,8 @@ class UNet(nn.Module):
         fmaps = level_fmaps(fmap_num, fmap_inc_factor, levels)
         self.fmaps = fmaps
         self.encoder = nn.ModuleList(
-            ConvPass(in_channels if level == 0 else fmaps[level - 1], fmaps[level], kernels[level]) for level in range(levels)
+            ConvPass(in_channels if level == 0 else fmaps[level - 1], fmaps[level], kernels[level], normalization)
+            for level in range(levels)
         )
         self.pools = nn.ModuleList(nn.MaxPool3d(f, stride=f) for f in self.downsample_factors)
         crops = crop_factors(self.downsample_factors)
@@ -230,7 +254,9 @@ class UNet(nn.Module):
                 Upsample(fmaps[level + 1], fmaps[level], self.downsample_factors[level], crops[level], kernels[level])
                 for level in range(levels - 1)
             )
-            convs = nn.ModuleList(ConvPass(2 * fmaps[level], fmaps[level], kernels[level]) for level in range(levels - 1))
+            convs = nn.ModuleList(
+                ConvPass(2 * fmaps[level], fmaps[level], kernels[level], normalization) for level in range(levels - 1)
+            )
             self.decoders.append(nn.ModuleDict({"ups": ups, "convs": convs}))
 
     @property

@@ -39,7 +39,7 @@ LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", 
 #: the loss scales may change as long as the heads stay (a head exists when its scale is > 0)
 MODEL_KEYS = (
     "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "d_scale",
-    "input_shape", "voxel_size", "kernel_sizes",
+    "input_shape", "voxel_size", "kernel_sizes", "normalization",
 )  # fmt: skip
 TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
 

@@ -91,6 +91,7 @@ class TrainSetup:
     fmap_num: int = 4
     fmap_inc_factor: int = 5
     kernel_sizes: list[list[int]] | None = None
+    normalization: str = "none"
     voxel_size: list[int] = field(default_factory=lambda: [40, 4, 4])
     # targets
     blob_radius: float = 10.0
@@ -215,6 +216,8 @@ def _check(setup: TrainSetup, path) -> None:
 
     if setup.network_type not in ("vanilla", "dh_unet"):
         fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
+    if setup.normalization not in ("none", "batch"):
+        fail(f"normalization must be 'none' or 'batch', got {setup.normalization!r}")
     if setup.mask_loss not in ("ce", "mse"):
         fail(f"mask_loss must be 'ce' or 'mse', got {setup.mask_loss!r}")
     for name in ("input_shape", "voxel_size", "predict_input_shape"):
