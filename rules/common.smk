@@ -169,6 +169,13 @@ def previous_checkpoint(wildcards):
     return f"results/train/{wildcards.setup}/checkpoint_{before[-1]}.pt" if before else []
 
 
+def predict_masks(wildcards):
+    """The masks summary when the prediction ROI is the validation mask's (written in the store)."""
+    if config["predict"]["roi"] == "validation":
+        return f"results/samples/{wildcards.sample}.masks.json"
+    return []
+
+
 def predict_args(wildcards):
     """Options of `synful predict` from config (the ROI is added by the script)."""
     options = config["predict"]

@@ -2,6 +2,7 @@ rule predict:
     input:
         checkpoint="results/train/{setup}/checkpoint_{iteration}.pt",
         store="results/samples/{sample}.zarr",
+        masks=predict_masks,
     output:
         predictions=directory("results/predict/{setup}/{iteration}/{sample}.zarr"),
     log:

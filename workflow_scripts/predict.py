@@ -2,19 +2,16 @@
 import torch
 from _synful import run_synful
 
-from synful.io.sample_store import open_neuron_ids
+# config predict.roi -> synful predict --roi (resolved against the sample store by synful)
+ROI = {"labels": ["--roi", "labels"], "validation": ["--roi", "masks/validation"], "raw": []}
 
 torch.set_num_threads(snakemake.threads)
-roi = []
-if snakemake.params.roi == "labels":  # predict the labelled region only
-    labels = open_neuron_ids(snakemake.input.store).roi
-    roi = ["--roi", ",".join(f"{b}:{e}" for b, e in zip(labels.begin, labels.end))]
 run_synful(
     snakemake,
     "predict",
     snakemake.input.checkpoint,
     snakemake.input.store,
     snakemake.output.predictions,
-    roi,
+    ROI[snakemake.params.roi],
     snakemake.params.args,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..geometry import Coordinate, Roi
 
@@ -11,8 +12,18 @@ def zyx(parser: argparse.ArgumentParser, flag: str, help: str, default=None, typ
     parser.add_argument(flag, nargs=3, type=type, metavar=("Z", "Y", "X"), default=default, help=help)
 
 
-def parse_roi(text: str) -> Roi:
-    """``'z0:z1,y0:y1,x0:x1'`` in nm -> Roi."""
+ROI_NAMES = ("raw", "labels")
+MASK_ROI = re.compile(r"^masks/[A-Za-z0-9_.-]+$")
+
+
+def parse_roi(text: str) -> Roi | str:
+    """``'z0:z1,y0:y1,x0:x1'`` in nm -> Roi; ``raw``, ``labels``, ``masks/NAME`` -> the name.
+
+    Names are resolved against the sample store by :func:`synful.predict.roi.resolve_roi`.
+    """
+    text = text.strip()
+    if text in ROI_NAMES or MASK_ROI.match(text):
+        return text
     try:
         parts = [p.split(":") for p in text.split(",")]
         begin = Coordinate(int(float(a)) for a, _ in parts)
@@ -21,6 +32,6 @@ def parse_roi(text: str) -> Roi:
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid ROI {text!r}: expected z0:z1,y0:y1,x0:x1 in nm"
+            f"invalid ROI {text!r}: expected z0:z1,y0:y1,x0:x1 in nm, raw, labels or masks/NAME"
         ) from None
     return Roi(begin, end - begin)

@@ -19,8 +19,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("sample", metavar="SAMPLE.zarr", help="sample store whose raw is predicted")
     parser.add_argument("out", metavar="OUT.zarr", help="prediction store to write")
     parser.add_argument(
-        "--roi", type=parse_roi, default=None,
-        help="region to predict, z0:z1,y0:y1,x0:x1 in nm (grown to the block grid); None: all raw",
+        "--roi", type=parse_roi, default=None, metavar="ROI",
+        help="region to predict, grown to the block grid: z0:z1,y0:y1,x0:x1 in nm; 'raw' "
+        "(all of raw, the default); 'labels' (the sample's neuron_ids ROI); or 'masks/NAME', "
+        "e.g. masks/validation (the bounding box of that mask's nonzero voxels)",
     )
     zyx(parser, "--block-shape",
         "write block in voxels, rounded up to a multiple of the network output shape "

@@ -20,11 +20,11 @@ from pathlib import Path
 from ..atomic import remove_path, temporary_sibling
 from ..blockwise import run_blockwise
 from ..errors import SynfulError
-from ..geometry import Roi
 from ..io.sample_store import open_raw
 from .output_store import DTYPES, create_prediction_store
 from .plan import plan_prediction
 from .predict_block import PredictBlock, default_threads
+from .roi import RoiSpec, resolve_roi
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def predict(
     sample_store,
     out_store,
     *,
-    roi: Roi | None = None,
+    roi: RoiSpec = None,
     block_shape=None,
     workers: int | None = 1,
     scheduler=None,
@@ -82,7 +82,9 @@ def predict(
         checkpoint: a ``synful train`` checkpoint file.
         sample_store: a sample store with ``raw`` at the setup's voxel size.
         out_store: the prediction store to write (replaced if it exists).
-        roi: region (nm) to predict, grown to the block grid; default: all of raw.
+        roi: region to predict, grown to the block grid: a ``Roi`` (nm), ``None`` or ``"raw"``
+            (all of raw), ``"labels"`` (the ``neuron_ids`` ROI) or ``"masks/NAME"`` (the
+            bounding box of that mask's nonzero voxels; see :mod:`.roi`).
         block_shape: write block (voxels), rounded up to the network output shape.
         workers: local workers; ``None``: one per GPU (or 1 without GPUs).
         scheduler: ``None``/``"serial"``/``"threads"``/``"processes"`` or a dask scheduler
@@ -93,7 +95,8 @@ def predict(
         progress: show a progress bar of blocks done.
 
     Raises:
-        SynfulError: bad checkpoint or sample, voxel size mismatch, failed blocks.
+        SynfulError: bad checkpoint or sample, voxel size mismatch, a missing or empty mask
+            (or neuron_ids) named by ``roi``, failed blocks.
     """
     import torch
 
@@ -125,6 +128,7 @@ def predict(
             f"raw voxel size {list(raw.voxel_size)} nm differs from the network's "
             f"{[int(v) for v in voxel_size]} nm",
         )
+    roi = resolve_roi(roi, sample_store)
     plan = plan_prediction(
         loaded.model, setup, raw.roi, roi=roi, block_shape=block_shape, source=str(checkpoint)
     )

@@ -1,0 +1,101 @@
+"""The region to predict: an explicit box in nm or a region named after a sample store's arrays.
+
+``--roi`` of ``synful predict`` takes
+
+* ``z0:z1,y0:y1,x0:x1``: a box in world nm;
+* ``raw``: all of raw (the same as no ROI);
+* ``labels``: the ROI of the store's ``neuron_ids``;
+* ``masks/NAME`` (e.g. ``masks/validation``): the world bounding box of the nonzero voxels of
+  that mask array, found slab by slab along z so that a large mask is never read whole.
+
+:func:`resolve_roi` turns a spec into a ``Roi`` (or ``None`` for all of raw) for a given store;
+the command line's text is parsed by :func:`synful.commands._args.parse_roi` (without importing
+zarr or torch). The prediction plan grows the region to its block grid and cuts it to raw, as
+for an explicit box.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SynfulError
+from ..geometry import Coordinate, Roi
+from ..io.sample_store import NEURON_IDS, has_array, open_volume
+from ..io.zarr_array import Volume
+
+RAW = "raw"
+LABELS = "labels"
+MASK_NAME = re.compile(r"^masks/[A-Za-z0-9_.-]+$")  # as synful.commands._args.parse_roi
+SLAB_BYTES = 64 * 2**20  # at most this much of a mask is read at once (whole chunks along z)
+
+RoiSpec = Roi | str | None
+
+
+def nonzero_bounding_box(volume: Volume, slab_bytes: int = SLAB_BYTES) -> Roi | None:
+    """The world ROI of the smallest box holding every nonzero voxel of ``volume``.
+
+    The array is read in z-slabs of whole chunks (shards when sharded) of at most about
+    ``slab_bytes``; ``None`` when every voxel is zero.
+    """
+    array = volume.array
+    if volume.channels:
+        raise SynfulError(volume.name, "a mask must have 3 axes (z, y, x)")
+    depth, height, width = array.shape
+    unit = int((getattr(array, "shards", None) or array.chunks)[0])
+    section = max(1, height * width * array.dtype.itemsize)
+    step = unit * max(1, slab_bytes // (unit * section))
+    z_found: list[int] = []
+    yx_any = np.zeros((height, width), dtype=bool)
+    for z0 in range(0, depth, step):
+        z1 = min(z0 + step, depth)
+        nonzero = np.asarray(array[z0:z1]) != 0
+        in_z = np.flatnonzero(nonzero.any(axis=(1, 2)))
+        if in_z.size:
+            z_found += [z0 + int(in_z[0]), z0 + int(in_z[-1])]
+            yx_any |= nonzero.any(axis=0)
+    if not z_found:
+        return None
+    ys = np.flatnonzero(yx_any.any(axis=1))
+    xs = np.flatnonzero(yx_any.any(axis=0))
+    first = Coordinate(min(z_found), int(ys[0]), int(xs[0]))
+    last = Coordinate(max(z_found), int(ys[-1]), int(xs[-1]))
+    begin = volume.offset + first * volume.voxel_size
+    end = volume.offset + (last + 1) * volume.voxel_size
+    return Roi(begin, end - begin)
+
+
+def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
+    """The region (nm) that ``spec`` names in ``sample_store``; ``None``: all of raw.
+
+    Args:
+        spec: a ``Roi`` (returned as it is), ``None`` or ``raw`` (all of raw), ``labels`` (the
+            ``neuron_ids`` ROI), ``masks/NAME`` (the bounding box of that mask's nonzero
+            voxels).
+        sample_store: the sample store the names refer to.
+
+    Raises:
+        SynfulError: an unknown spec, a missing array, or an empty mask.
+    """
+    if spec is None or isinstance(spec, Roi):
+        return spec
+    parsed = str(spec).strip()
+    if parsed == RAW:
+        return None
+    if parsed == LABELS:
+        return open_volume(sample_store, NEURON_IDS).roi
+    if not MASK_NAME.match(parsed):
+        raise SynfulError(
+            None, f"unknown ROI {parsed!r}: expected a box (nm), raw, labels or masks/NAME"
+        )
+    if not has_array(sample_store, parsed):
+        if not Path(sample_store).exists():
+            raise SynfulError(sample_store, "no such zarr store")
+        raise SynfulError(f"{sample_store}/{parsed}", "no such mask array")
+    box = nonzero_bounding_box(open_volume(sample_store, parsed))
+    if box is None:
+        raise SynfulError(f"{sample_store}/{parsed}", "the mask is empty: no region to predict")
+    return box
