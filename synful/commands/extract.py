@@ -13,7 +13,9 @@ DESCRIPTION = (
     "partner is the post point plus the predicted vector there, snapped to the voxel grid. "
     "Runs blockwise with a context around each block; every synapse belongs to the block "
     "holding its post point. Per-block results go to OUT.blocks/ and a rerun resumes; OUT "
-    "appears only when complete. Prints a one-line summary."
+    "appears only when complete. With --vectors OTHER.zarr the partner vectors come from another "
+    "prediction store (e.g. of a vector-only network) and PRED.zarr needs only post_indicator. "
+    "Prints a one-line summary."
 )
 
 
@@ -67,6 +69,13 @@ def add_arguments(parser) -> None:
         help="add pre/post segment ids from neuron_ids",
     )
     parser.add_argument(
+        "--vectors",
+        metavar="OTHER.zarr",
+        default=None,
+        help="take partner_vectors from this prediction store (e.g. from a vector-only "
+        "network; same voxel size, covering PRED.zarr's post_indicator) instead of PRED.zarr",
+    )
+    parser.add_argument(
         "--drop-autapses",
         action="store_true",
         help="with --seg: drop synapses whose pre and post segment ids are equal (non-zero)",
@@ -98,6 +107,7 @@ def run(args) -> int:
         context=args.context,
         seg_store=args.seg,
         drop_autapses=args.drop_autapses,
+        vectors_store=args.vectors,
         block_shape=args.block_shape,
         workers=args.workers,
         scheduler=args.scheduler,

@@ -51,10 +51,14 @@ class ExtractBlocks:
         config: the extraction settings.
         tables_dir: directory for the per-block parquet tables.
         seg_store: optional sample store whose ``neuron_ids`` give segment ids.
+        vectors_store: optional prediction store to read ``partner_vectors`` from.
     """
 
-    def __init__(self, pred_store, config: ExtractConfig, tables_dir, seg_store=None):
+    def __init__(
+        self, pred_store, config: ExtractConfig, tables_dir, seg_store=None, vectors_store=None
+    ):
         self.pred_store = str(pred_store)
+        self.vectors_store = None if vectors_store is None else str(vectors_store)
         self.config = config
         self.tables_dir = str(tables_dir)
         self.seg_store = None if seg_store is None else str(seg_store)
@@ -68,7 +72,7 @@ class ExtractBlocks:
 
     def setup(self) -> None:
         """Open the stores (once per worker)."""
-        self._predictions = open_predictions(self.pred_store)
+        self._predictions = open_predictions(self.pred_store, self.vectors_store)
         if self.seg_store is not None:
             self._seg = open_segmentation(
                 self.seg_store, self._predictions.post_indicator.voxel_size
@@ -146,6 +150,7 @@ def run_extract_blocks(
     config: ExtractConfig,
     *,
     seg_store=None,
+    vectors_store=None,
     block_shape: Sequence[int] | None = None,
     workers: int = 1,
     scheduler=None,
@@ -156,7 +161,7 @@ def run_extract_blocks(
     Returns:
         the block processor (it knows where the tables are), the task and what the run did.
     """
-    predictions = open_predictions(pred_store)
+    predictions = open_predictions(pred_store, vectors_store)
     mask = predictions.post_indicator
     if seg_store is not None:
         open_segmentation(seg_store, mask.voxel_size)
@@ -170,8 +175,10 @@ def run_extract_blocks(
         "config": config.to_dict(),
         "task": task.to_dict(),
     }
+    if vectors_store is not None:  # absent otherwise: work directories of older runs still resume
+        identity["vectors"] = os.path.abspath(vectors_store)
     _prepare_work_directory(work, identity)
-    processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store)
+    processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store, vectors_store)
     try:
         result = run_blockwise(
             task,
@@ -203,6 +210,7 @@ def extract_synapses(
     context: float = 120,
     seg_store=None,
     drop_autapses: bool = False,
+    vectors_store=None,
     block_shape: Sequence[int] | None = None,
     workers: int = 1,
     scheduler=None,
@@ -211,11 +219,16 @@ def extract_synapses(
     """Extract synapses from a prediction store into a synapse table at ``out_path``.
 
     Args:
-        pred_store: prediction store with ``post_indicator`` and ``partner_vectors``.
+        pred_store: prediction store with ``post_indicator`` and (unless ``vectors_store``
+            is given) ``partner_vectors``.
         out_path: the synapse table to write (``.parquet``, or ``.csv``).
         mode, threshold, score, nms_radius, score_threshold, min_distance, context,
             drop_autapses: see :class:`ExtractConfig`.
         seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
+        vectors_store: another prediction store to take ``partner_vectors`` from (e.g. the
+            output of a vector-only network, as the published CREMI models p_setup52 +
+            p_setup10); it must have ``pred_store``'s voxel size and grid and cover its
+            ``post_indicator`` ROI. The result equals extracting from one store holding both.
         block_shape: block shape in voxels (z, y, x); ``None`` processes the whole volume
             as one block.
         workers: number of dask workers (1: serial in this process).
@@ -227,7 +240,8 @@ def extract_synapses(
         the table as written.
 
     Raises:
-        SynfulError: bad settings, a store without predictions, a segmentation with another
+        SynfulError: bad settings, a store without predictions, a vector store with another
+            voxel size or not covering the post_indicator ROI, a segmentation with another
             voxel size; no output is left behind.
     """
     config = ExtractConfig(
@@ -247,6 +261,7 @@ def extract_synapses(
         out_path,
         config,
         seg_store=seg_store,
+        vectors_store=vectors_store,
         block_shape=block_shape,
         workers=workers,
         scheduler=scheduler,
