@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or "--debug" in argv
     # a flag given before the command is overwritten by the subcommand's default: check argv
     quiet = args.quiet or "--quiet" in argv
+    args.debug, args.quiet = debug, quiet  # commands read them (progress bars, tracebacks)
     # third-party libraries only speak up with warnings (numexpr, distributed, ... log their
     # start-up at INFO); synful's own loggers report progress unless --quiet
     logging.basicConfig(
