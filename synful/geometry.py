@@ -7,6 +7,7 @@ Axis order is always (z, y, x) and world units are nanometres. A point at world 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +22,17 @@ __all__ = [
     "roi_to_slices",
     "snap_roi_to_grid",
     "points_in_roi",
+    "is_region_name",
 ]
+
+#: regions named after a sample store's arrays (``synful predict --roi``), besides masks/NAME
+REGION_NAMES = ("raw", "labels")
+_MASK_REGION = re.compile(r"^masks/[A-Za-z0-9_.-]+$")
+
+
+def is_region_name(text: str) -> bool:
+    """Whether ``text`` names a region of a sample store: ``raw``, ``labels`` or ``masks/NAME``."""
+    return text in REGION_NAMES or _MASK_REGION.match(text) is not None
 
 
 def points_to_voxels(points, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 
-from ..geometry import Coordinate, Roi
+from ..geometry import Coordinate, Roi, is_region_name
 
 
 def zyx(parser: argparse.ArgumentParser, flag: str, help: str, default=None, type=int):
     parser.add_argument(flag, nargs=3, type=type, metavar=("Z", "Y", "X"), default=default, help=help)
-
-
-ROI_NAMES = ("raw", "labels")
-MASK_ROI = re.compile(r"^masks/[A-Za-z0-9_.-]+$")
 
 
 def parse_roi(text: str) -> Roi | str:
@@ -22,7 +17,7 @@ def parse_roi(text: str) -> Roi | str:
     Names are resolved against the sample store by :func:`synful.predict.roi.resolve_roi`.
     """
     text = text.strip()
-    if text in ROI_NAMES or MASK_ROI.match(text):
+    if is_region_name(text):
         return text
     try:
         parts = [p.split(":") for p in text.split(",")]

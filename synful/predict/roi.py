@@ -17,19 +17,17 @@ for an explicit box.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SynfulError
-from ..geometry import Coordinate, Roi
+from ..geometry import Coordinate, Roi, is_region_name
 from ..io.sample_store import NEURON_IDS, has_array, open_volume
 from ..io.zarr_array import Volume
 
 RAW = "raw"
 LABELS = "labels"
-MASK_NAME = re.compile(r"^masks/[A-Za-z0-9_.-]+$")  # as synful.commands._args.parse_roi
 SLAB_BYTES = 64 * 2**20  # at most this much of a mask is read at once (whole chunks along z)
 
 RoiSpec = Roi | str | None
@@ -87,7 +85,7 @@ def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
         return None
     if parsed == LABELS:
         return open_volume(sample_store, NEURON_IDS).roi
-    if not MASK_NAME.match(parsed):
+    if not is_region_name(parsed):
         raise SynfulError(
             None, f"unknown ROI {parsed!r}: expected a box (nm), raw, labels or masks/NAME"
         )
