@@ -61,3 +61,9 @@ def blob_map(shape, centers, radius_vox=(1, 3, 3), value=0.9, seed=0):
         prob[inside] = np.maximum(prob[inside], value * (1 - 0.3 * d[inside]))
     prob += rng.uniform(0, 0.05, shape).astype(np.float32) * (prob > 0)
     return np.clip(prob, 0, 1)
+
+
+def random_vectors(shape, seed, steps):
+    """Partner vectors (3, *shape), float32 nm: random multiples of 4 nm in [-4 steps, 4 steps)."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-steps, steps, (3, *shape)) * 4).astype(np.float32)

@@ -13,6 +13,7 @@ import pytest
 import zarr
 from _extract_stores import (
     blob_map,
+    random_vectors,
     write_prediction_store,
     write_sample_store,
 )
@@ -46,8 +47,7 @@ def prob():
 
 @pytest.fixture
 def vectors():
-    rng = np.random.default_rng(6)
-    return (rng.integers(-30, 30, (3, *SHAPE)) * 4).astype(np.float32)
+    return random_vectors(SHAPE, seed=6, steps=30)
 
 
 @pytest.fixture

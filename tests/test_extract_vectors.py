@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from _extract_stores import blob_map, write_prediction_store
+from _extract_stores import blob_map, random_vectors, write_prediction_store
 
 from synful.cli import main
 from synful.errors import SynfulError
@@ -34,8 +34,7 @@ def prob():
 
 @pytest.fixture
 def vectors():
-    rng = np.random.default_rng(4)
-    return (rng.integers(-20, 20, (3, *SHAPE)) * 4).astype(np.float32)
+    return random_vectors(SHAPE, seed=4, steps=20)
 
 
 def _split_stores(tmp_path, prob, vectors, quantized=False):
