@@ -170,9 +170,9 @@ class ConvPass(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, kernel_size=KERNEL_SIZE, normalization: str = "none"):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {normalization!r}, expected one of {NORMALIZATIONS}")
+        batch_norm = normalization == "batch"
         layers = []
         for i in range(CONVS_PER_LEVEL):
-            batch_norm = normalization == "batch"
             layers.append(
                 nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, tuple(kernel_size), bias=not batch_norm)
             )
