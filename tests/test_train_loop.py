@@ -154,3 +154,35 @@ def test_command_does_not_import_torch_at_startup():
     code = "import sys, synful.cli; synful.cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_mixed_precision_trains_in_bf16_and_stores_float32_weights(tmp_path, stores, monkeypatch, caplog):
+    # as on a CPU with AVX512-BF16 / AMX (elsewhere bf16 is emulated: slower, same numbers path)
+    monkeypatch.setattr("synful.precision.native_bf16", lambda device: True)
+    monkeypatch.setattr("synful.train.loop.native_bf16", lambda device: True)
+    seen = []
+    original = torch.nn.Conv3d.forward
+
+    def recording_forward(self, x):
+        out = original(self, x)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv3d, "forward", recording_forward)
+    out = tmp_path / "run"
+    with caplog.at_level("INFO", logger="synful.train.loop"):
+        last = train(write_setup(tmp_path, mixed_precision=True), stores, out, iterations=2, device="cpu",
+                     progress=False)
+    assert "bfloat16 mixed precision" in caplog.text
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(np.isfinite(float(r["loss"])) for r in log_rows(out))
+    state = torch.load(last, weights_only=True)["model_state"]
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+
+
+def test_without_mixed_precision_trains_in_float32(tmp_path, stores, monkeypatch, caplog):
+    monkeypatch.setattr("synful.train.loop.native_bf16", lambda device: True)
+    with caplog.at_level("INFO", logger="synful.train.loop"):
+        train(write_setup(tmp_path, mixed_precision=False), stores, tmp_path / "run", iterations=1, device="cpu",
+              progress=False)
+    assert "in float32" in caplog.text

@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
 from ..models import POST_INDICATOR, build_model, model_heads
+from ..precision import bf16_autocast, native_bf16
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
 from .sampling import open_training_sample
@@ -134,10 +134,8 @@ def train_setup(
     _truncate_log(log_path, start_iteration)
 
     use_cuda = torch_device.type == "cuda"
-    def autocast():
-        if use_cuda and setup.mixed_precision:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+    bf16 = setup.mixed_precision and native_bf16(torch_device)
+    logger.info("training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32")
 
     dataset = TrainingBatches(samples, setup_dict, input_shape, output_shape, start=start_iteration + 1)
     loader = batch_loader(dataset, setup.num_workers, pin_memory=use_cuda)
@@ -157,7 +155,7 @@ def train_setup(
                     raise RuntimeError(f"batch for iteration {int(batch['iteration'])} arrived at {iteration}")
                 tensors = {k: batch[k].to(torch_device, non_blocking=True) for k in TENSOR_KEYS}
                 optimizer.zero_grad(set_to_none=True)
-                with autocast():
+                with bf16_autocast(torch_device, bf16):
                     outputs = model(tensors["raw"])
                 loss, parts = training_loss(outputs, tensors, setup)
                 if not torch.isfinite(loss):
