@@ -8,6 +8,7 @@ from synful.errors import SynfulError
 from synful.geometry import points_in_roi
 from synful.io.cremi import CREMI_VOXEL_SIZE
 from synful.synthetic import synthesize_sample
+from synful.synthetic.synapses import PRE_POST_NM
 
 SHAPE = (16, 200, 200)
 PADDING = (4, 48, 48)
@@ -69,7 +70,8 @@ def test_annotations_inside_cube_on_the_right_neurons(sample):
     pre_labels, post_labels = label_at(sample, pre), label_at(sample, post)
     assert np.all(pre_labels != post_labels)
     distance = np.linalg.norm(pre - post, axis=1)
-    assert distance.min() >= 100 and distance.max() <= 300
+    low, high = PRE_POST_NM
+    assert distance.min() >= low and distance.max() <= high
     # the partner touches the presynaptic neuron next to the post point (synapses only where
     # two neurons touch): within 20 voxels of the post point, in its section
     for q, a, b in zip(np.floor((post - np.asarray(sample.neuron_ids.offset)) / VOXEL).astype(int),

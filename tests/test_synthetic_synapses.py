@@ -1,6 +1,7 @@
 """Synapse placement: annotated sites inside the cube, padding sites clear of it, contacts."""
 
 import numpy as np
+from scipy import ndimage
 
 from synful.synthetic import neurons, synapses, texture
 
@@ -39,7 +40,8 @@ def test_place_sites_inside_cube_and_in_padding():
         assert site.pre_neuron not in site.post_neurons
         for post, neuron in zip(site.posts, site.post_neurons):
             assert index[tuple(post)] == neuron
-            assert 100 <= np.linalg.norm((post - site.pre) * VOXEL) <= 300
+            low, high = synapses.PRE_POST_NM
+            assert low <= np.linalg.norm((post - site.pre) * VOXEL) <= high
         # the T-bar stands on the presynaptic neuron's membrane, its normal pointing inside
         foot = np.rint(site.foot).astype(int)
         assert distance[site.pre[0], foot[0], foot[1]] <= 1.0
@@ -67,3 +69,21 @@ def test_render_site_darkens_tbar_and_partner_membranes():
     # nothing is drawn in neurons that are neither the presynaptic one nor a partner
     others = ~np.isin(index, [site.pre_neuron, *site.post_neurons])
     assert not np.any(darkness[others])
+
+
+def test_post_point_faces_the_middle_of_its_contact():
+    # presynaptic neuron 1 in the top rows, the partner 2 below it from x = 10 on
+    section = np.ones((40, 60), dtype=np.int64)
+    section[20:, :] = 3
+    section[20:, 10:] = 2
+    partner = section == 2
+    to_pre = ndimage.distance_transform_edt(section != 1)
+    foot = (19, 30)
+    lateral = np.hypot(*(np.indices(section.shape) - np.array(foot)[:, None, None]))
+    allowed = partner & (to_pre >= 7) & (to_pre <= 13)
+    # the contact within CONTACT_WINDOW (30) of the foot spans x = 10..59: its middle is x = 34.5
+    y, x = synapses._facing_contact_middle(allowed, partner, to_pre, lateral, foot)
+    assert y == 26 and x in (34, 35)
+    # a partner not touching here: the point nearest the foot
+    y, x = synapses._facing_contact_middle(allowed, partner, np.full(section.shape, 5.0), lateral, foot)
+    assert (y, x) == (26, 30)

@@ -4,7 +4,10 @@ A synapse site is a presynaptic T-bar (a dark dense body standing on the membran
 cloud of vesicles behind it, both inside the presynaptic neuron, and one to four partner
 neurons across the membrane, each with a postsynaptic density (a thickened, dark stretch of
 its membrane facing the T-bar). As in the CREMI annotations, the pre point sits in the
-presynaptic neuron by the T-bar and each post point inside its partner neuron, 100-300 nm away.
+presynaptic neuron by the T-bar and each post point inside its partner neuron, 80-280 nm away,
+opposite the middle of the partner's contact by the T-bar (where an annotator would click, so
+that the image fixes the point); both keep clear of other membranes, so that a detection a few
+tens of nm off still lands in the right neuron.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ SEARCH_RADIUS = 62  # in-plane half-size of the window searched for partners
 # padding sites keep their points this far (sections, voxels, voxels) outside the cube, so that
 # their T-bars, vesicle clouds and PSDs stay out of it
 PADDING_GUARD = (3, 40, 40)
-PRE_DEPTH = 12  # pre point: this far from the membrane into the presynaptic neuron, on the T-bar
-PRE_CLEARANCE = 7  # pre point at least this far from any membrane (room for vector errors)
-POST_CLEARANCE = 5  # post point at least this far from any other membrane
-POST_DEPTH = (7.0, 13.0)  # post point: distance range from the presynaptic neuron
+PRE_DEPTH = 14  # pre point: this far from the membrane into the presynaptic neuron, on the T-bar
+PRE_CLEARANCE = 12  # pre point at least this far from any membrane (room for vector errors)
+POST_CLEARANCE = 8  # post point at least this far from any other membrane
+POST_DEPTH = (10.0, 14.0)  # post point: distance range from the presynaptic neuron
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
-PRE_POST_NM = (110.0, 280.0)  # distance range between pre and post points
+CONTACT_WINDOW = 30  # post point faces the middle of its partner's contact within this distance of the foot
+PRE_POST_NM = (80.0, 280.0)  # distance range between pre and post points
 MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
 POST_SPACING_NM = 80.0  # between any two post points
 CONTACT_RADIUS = 15  # a partner touches the presynaptic neuron within this box of its post
@@ -206,18 +210,38 @@ def propose_site(
             mine = mine & (apart >= POST_SPACING_NM)
         if not mine.any():
             continue
-        # post points mostly in the T-bar's own section, and close to the T-bar's foot
+        # post points mostly in the T-bar's own section
         if mine[lz].any() and rng.random() < SAME_SECTION_PROBABILITY:
-            mine = mine & (gz == lz)
-        where = np.flatnonzero(mine)
-        weight = np.exp(-lateral.ravel()[where] / 20.0)
-        pick = where[rng.choice(len(where), p=weight / weight.sum())]
-        pz, py_, px_ = np.unravel_index(pick, local.shape)
+            pz = lz
+        else:
+            pz = int(rng.choice(np.unique(np.nonzero(mine)[0])))
+        py_, px_ = _facing_contact_middle(mine[pz], local[pz] == neuron, to_pre[pz], lateral[pz], (ly, lx))
         site.posts.append(np.array([z0 + pz, y0 + py_, x0 + px_]))
         site.post_neurons.append(int(neuron))
     if len(site.posts) < min(wanted, 2):
         return None
     return site
+
+
+def _facing_contact_middle(
+    allowed: np.ndarray, partner: np.ndarray, to_pre: np.ndarray, lateral: np.ndarray, foot: tuple[int, int]
+) -> tuple[int, int]:
+    """Where an annotator puts a partner's post point in one section: the allowed voxel
+    nearest the middle of the partner's contact with the presynaptic neuron by the T-bar
+    (within ``CONTACT_WINDOW`` of its foot), so that the point is fixed by what the image shows.
+
+    Args:
+        allowed: (y, x) voxels where the post point may go (not empty).
+        partner: (y, x) voxels of the partner neuron.
+        to_pre: (y, x) in-plane distance to the presynaptic neuron.
+        lateral: (y, x) in-plane distance to the T-bar's foot.
+        foot: (y, x) of the T-bar's foot (the middle when the partner has no contact here).
+    """
+    contact = partner & (to_pre <= 1.0) & (lateral <= CONTACT_WINDOW)
+    middle = np.argwhere(contact).mean(axis=0) if contact.any() else np.asarray(foot, dtype=float)
+    where = np.argwhere(allowed)
+    pick = where[np.argmin(np.hypot(*(where - middle).T))]
+    return int(pick[0]), int(pick[1])
 
 
 def _nearest(points: list[np.ndarray], point: np.ndarray) -> float:
