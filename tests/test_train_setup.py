@@ -54,6 +54,7 @@ def test_typo_gets_a_suggestion(tmp_path):
         ("network_type: dh_unet\nd_loss_scale: 0\n", "dh_unet needs both"),
         ("balance_clip: [0.9, 0.1]\n", "balance_clip"),
         ("mask_loss: l1\n", "mask_loss"),
+        ("batch_norm_batches: -1\n", "batch_norm_batches must be >= 0"),
         ("normalization: group\n", "normalization must be 'none' or 'batch'"),
         ("[1, 2]\n", "must be a mapping"),
         ("fmap_num: [\n", "invalid YAML"),

@@ -4,6 +4,8 @@ Batch ``i`` (the batch trained in iteration ``i``) is drawn from a random genera
 with ``(seed, i)``, and with ``W`` workers worker ``w`` makes batches ``start + w``,
 ``start + w + W``, ... which the DataLoader returns in order; so the batches do not depend on
 the number of workers, and a resumed run sees the same batches as an uninterrupted one.
+Other streams (``stream > 0``, seeded with ``(seed, i, stream)``) give batches that training
+never sees, e.g. for recomputing BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ class TrainingBatches(IterableDataset):
         setup: the resolved setup as a dict (plain data, cheap to send to workers).
         input_shape, output_shape: network shapes in voxels.
         start: the iteration of the first batch.
+        stream: 0 for the training batches, another number for a separate stream.
     """
 
-    def __init__(self, sample_paths: Sequence, setup: dict, input_shape, output_shape, start: int = 1):
+    def __init__(
+        self, sample_paths: Sequence, setup: dict, input_shape, output_shape, start: int = 1, stream: int = 0
+    ):
         super().__init__()
         self.sample_paths = [str(p) for p in sample_paths]
         self.setup_dict = setup
         self.input_shape = tuple(int(s) for s in input_shape)
         self.output_shape = tuple(int(s) for s in output_shape)
         self.start = int(start)
+        self.stream = int(stream)
 
     def __iter__(self):
         info = get_worker_info()
@@ -44,7 +50,8 @@ class TrainingBatches(IterableDataset):
         samples = [open_training_sample(p, setup.voxel_size) for p in self.sample_paths]
         iteration = self.start + worker
         while True:
-            rng = np.random.default_rng([setup.seed, iteration])
+            key = [setup.seed, iteration] if self.stream == 0 else [setup.seed, iteration, self.stream]
+            rng = np.random.default_rng(key)
             yield make_batch(rng, samples, setup, self.input_shape, self.output_shape, iteration)
             iteration += workers
 

@@ -25,6 +25,7 @@ from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, sav
 from ..errors import SynfulError
 from ..models import POST_INDICATOR, build_model, model_heads
 from ..precision import bf16_autocast, native_bf16
+from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
 from .sampling import open_training_sample
@@ -137,6 +138,7 @@ def train_setup(
     bf16 = setup.mixed_precision and native_bf16(torch_device)
     logger.info("training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32")
 
+    recompute_batch_norm = bool(batchnorm.batch_norms(model)) and setup.batch_norm_batches > 0
     dataset = TrainingBatches(samples, setup_dict, input_shape, output_shape, start=start_iteration + 1)
     loader = batch_loader(dataset, setup.num_workers, pin_memory=use_cuda)
     batches = iter(loader)
@@ -175,6 +177,8 @@ def train_setup(
                 if iteration % setup.snapshot_every == 0:
                     _snapshot(out_dir, iteration, batch, outputs, setup, context)
                 if iteration % setup.checkpoint_every == 0 or iteration == last_iteration:
+                    if recompute_batch_norm:
+                        _recompute_batch_norm(model, samples, setup_dict, setup, iteration, torch_device, bf16)
                     last_path = save_checkpoint(
                         out_dir / checkpoint_name(iteration), model=model, setup=setup_dict,
                         iteration=iteration, optimizer=optimizer,
@@ -184,6 +188,24 @@ def train_setup(
             bar.close()
         del batches
     return last_path
+
+
+#: the stream of batches used for BatchNorm statistics (training batches are stream 0)
+BATCH_NORM_STREAM = 1
+
+
+def _recompute_batch_norm(model, samples, setup_dict: dict, setup: TrainSetup, iteration: int, device, bf16) -> None:
+    """BatchNorm statistics for the checkpoint at ``iteration``, from its own batch stream."""
+    input_shape = tuple(setup.input_shape)
+    batches = TrainingBatches(samples, setup_dict, input_shape, model.output_shape(input_shape),
+                              start=iteration, stream=BATCH_NORM_STREAM)
+
+    def forward(x):
+        with bf16_autocast(device, bf16):
+            return model(x)
+
+    inputs = (torch.as_tensor(batch["raw"]).to(device) for batch in batches)
+    batchnorm.recompute_statistics(model, inputs, setup.batch_norm_batches, forward)
 
 
 def _check_resume(stored: dict, current: dict, checkpoint_path: Path, setup_path) -> None:

@@ -92,6 +92,9 @@ class TrainSetup:
     fmap_inc_factor: int = 5
     kernel_sizes: list[list[int]] | None = None
     normalization: str = "none"
+    # BatchNorm statistics stored in a checkpoint: recomputed with its weights over this many
+    # batches (0: PyTorch's running averages; synful/train/batchnorm.py)
+    batch_norm_batches: int = 64
     voxel_size: list[int] = field(default_factory=lambda: [40, 4, 4])
     # targets
     blob_radius: float = 10.0
@@ -247,6 +250,8 @@ def _check(setup: TrainSetup, path) -> None:
             fail(f"{name} must be >= 1")
     if setup.num_workers < 0:
         fail("num_workers must be >= 0")
+    if setup.batch_norm_batches < 0:
+        fail("batch_norm_batches must be >= 0")
     if setup.learning_rate <= 0 or len(setup.adam_betas) != 2:
         fail("learning_rate must be > 0 and adam_betas two numbers")
     e = setup.elastic
