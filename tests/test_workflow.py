@@ -60,9 +60,9 @@ def test_lint_clean():
     "configfile, jobs",
     [
         (
-            # 2 checkpoints x 3 samples, evaluated at 2 CC thresholds
+            # 2 checkpoints x 3 samples, evaluated at 3 CC thresholds
             "config/config.yaml",
-            {"synthesize": 3, "convert": 3, "masks": 3, "train": 2, "predict": 6, "evaluate": 12},
+            {"synthesize": 3, "convert": 3, "masks": 3, "train": 2, "predict": 6, "evaluate": 18},
         ),
         # 7 checkpoints x 3 samples; the test samples A+, B+, C+ are converted only
         (
