@@ -4,7 +4,9 @@ for data, with 0 (inline) and 1-2 background data workers.
 Measured in one run, against baselines measured in the same run:
 
 * **compute only**: forward + backward + Adam step on one fixed batch held in memory (the
-  speed the loop would reach if data were free);
+  speed the loop would reach if data were free), in float32 (the baseline) and, where the
+  device computes in bfloat16 natively (``synful/precision.py``), under bfloat16 autocast,
+  as training runs with ``mixed_precision: true``;
 * **data only**: ``make_batch`` (sampling, augmentation, targets) in the main process;
 * **the loop**: ``train_setup`` for ``--iterations`` iterations with ``num_workers`` = 0, 1, 2;
   from its ``training_log.csv``: iterations/s, the ratio to the compute-only speed, and the
@@ -33,6 +35,7 @@ from synful.io.sample_store import default_synapse_table
 from synful.io.synapse_table import make_synapses, write_synapses
 from synful.io.zarr_array import write_volume
 from synful.models import build_model
+from synful.precision import bf16_autocast, native_bf16
 from synful.train.batch import make_batch
 from synful.train.loop import resolve_device, train_setup
 from synful.train.losses import training_loss
@@ -62,7 +65,7 @@ def write_random_store(path: Path, input_shape, seed: int) -> None:
     write_synapses(make_synapses(pre, post), default_synapse_table(path))
 
 
-def compute_only(setup, device, steps: int, batch) -> float:
+def compute_only(setup, device, steps: int, batch, bf16: bool = False) -> float:
     """Seconds per training step on a fixed batch (after a warm-up step)."""
     model = build_model(setup.to_dict()).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=setup.learning_rate)
@@ -72,7 +75,9 @@ def compute_only(setup, device, steps: int, batch) -> float:
     for _ in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = training_loss(model(tensors["raw"]), tensors, setup)
+        with bf16_autocast(device, bf16):
+            outputs = model(tensors["raw"])
+        loss, _ = training_loss(outputs, tensors, setup)
         loss.backward()
         optimizer.step()
         if device.type == "cuda":
@@ -110,7 +115,14 @@ def main() -> None:
             data_times.append(time.perf_counter() - start)
         data_s = float(np.median(data_times))
         compute_s = compute_only(setup, device, 5, batch)
-        print(f"compute only (baseline): {compute_s:.3f} s/step = {1 / compute_s:.2f} it/s")
+        print(f"compute only, float32 (baseline): {compute_s:.3f} s/step = {1 / compute_s:.2f} it/s")
+        if native_bf16(device):
+            bf16_s = compute_only(setup, device, 5, batch, bf16=True)
+            print(f"compute only, bfloat16 autocast: {bf16_s:.3f} s/step = {compute_s / bf16_s:.2f}x the float32 speed")
+            if setup.mixed_precision:
+                compute_s = bf16_s  # the loop below trains in bfloat16: compare it with that
+        else:
+            print("compute only, bfloat16 autocast: not native on this device (training stays float32)")
         print(f"data only: {data_s:.3f} s/batch = {data_s / compute_s:.2f} x the compute step")
         print(f"{'workers':>8} {'it/s':>8} {'vs compute':>11} {'vs first':>9} {'data wait':>10}")
         first = None
