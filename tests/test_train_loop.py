@@ -158,7 +158,6 @@ def test_command_does_not_import_torch_at_startup():
 
 def test_mixed_precision_trains_in_bf16_and_stores_float32_weights(tmp_path, stores, monkeypatch, caplog):
     # as on a CPU with AVX512-BF16 / AMX (elsewhere bf16 is emulated: slower, same numbers path)
-    monkeypatch.setattr("synful.precision.native_bf16", lambda device: True)
     monkeypatch.setattr("synful.train.loop.native_bf16", lambda device: True)
     seen = []
     original = torch.nn.Conv3d.forward
@@ -180,9 +179,11 @@ def test_mixed_precision_trains_in_bf16_and_stores_float32_weights(tmp_path, sto
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
 
-def test_without_mixed_precision_trains_in_float32(tmp_path, stores, monkeypatch, caplog):
-    monkeypatch.setattr("synful.train.loop.native_bf16", lambda device: True)
+@pytest.mark.parametrize(("mixed_precision", "native"), [(False, True), (True, False)])
+def test_float32_without_mixed_precision_or_native_bf16(tmp_path, stores, monkeypatch, caplog, mixed_precision,
+                                                       native):
+    monkeypatch.setattr("synful.train.loop.native_bf16", lambda device: native)
     with caplog.at_level("INFO", logger="synful.train.loop"):
-        train(write_setup(tmp_path, mixed_precision=False), stores, tmp_path / "run", iterations=1, device="cpu",
-              progress=False)
+        train(write_setup(tmp_path, mixed_precision=mixed_precision), stores, tmp_path / "run", iterations=1,
+              device="cpu", progress=False)
     assert "in float32" in caplog.text

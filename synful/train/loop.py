@@ -24,7 +24,7 @@ import torch
 from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
 from ..models import POST_INDICATOR, build_model, model_heads
-from ..precision import bf16_autocast, native_bf16
+from ..precision import native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
@@ -138,6 +138,10 @@ def train_setup(
     bf16 = setup.mixed_precision and native_bf16(torch_device)
     logger.info("training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32")
 
+    def forward(raw: torch.Tensor) -> dict:
+        with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(raw)
+
     recompute_batch_norm = bool(batchnorm.batch_norms(model)) and setup.batch_norm_batches > 0
     dataset = TrainingBatches(samples, setup_dict, input_shape, output_shape, start=start_iteration + 1)
     loader = batch_loader(dataset, setup.num_workers, pin_memory=use_cuda)
@@ -157,8 +161,7 @@ def train_setup(
                     raise RuntimeError(f"batch for iteration {int(batch['iteration'])} arrived at {iteration}")
                 tensors = {k: batch[k].to(torch_device, non_blocking=True) for k in TENSOR_KEYS}
                 optimizer.zero_grad(set_to_none=True)
-                with bf16_autocast(torch_device, bf16):
-                    outputs = model(tensors["raw"])
+                outputs = forward(tensors["raw"])
                 loss, parts = training_loss(outputs, tensors, setup)
                 if not torch.isfinite(loss):
                     raise SynfulError(setup_path, f"the loss became {float(loss)} at iteration {iteration}")
@@ -178,7 +181,10 @@ def train_setup(
                     _snapshot(out_dir, iteration, batch, outputs, setup, context)
                 if iteration % setup.checkpoint_every == 0 or iteration == last_iteration:
                     if recompute_batch_norm:
-                        _recompute_batch_norm(model, samples, setup_dict, setup, iteration, torch_device, bf16)
+                        batchnorm.recompute_statistics(
+                            model, _batch_norm_inputs(dataset, iteration, torch_device), setup.batch_norm_batches,
+                            forward,
+                        )
                     last_path = save_checkpoint(
                         out_dir / checkpoint_name(iteration), model=model, setup=setup_dict,
                         iteration=iteration, optimizer=optimizer,
@@ -194,18 +200,12 @@ def train_setup(
 BATCH_NORM_STREAM = 1
 
 
-def _recompute_batch_norm(model, samples, setup_dict: dict, setup: TrainSetup, iteration: int, device, bf16) -> None:
-    """BatchNorm statistics for the checkpoint at ``iteration``, from its own batch stream."""
-    input_shape = tuple(setup.input_shape)
-    batches = TrainingBatches(samples, setup_dict, input_shape, model.output_shape(input_shape),
-                              start=iteration, stream=BATCH_NORM_STREAM)
-
-    def forward(x):
-        with bf16_autocast(device, bf16):
-            return model(x)
-
-    inputs = (torch.as_tensor(batch["raw"]).to(device) for batch in batches)
-    batchnorm.recompute_statistics(model, inputs, setup.batch_norm_batches, forward)
+def _batch_norm_inputs(training: TrainingBatches, iteration: int, device):
+    """Input batches for the BatchNorm statistics of the checkpoint at ``iteration``: the
+    training batches' samples and shapes, from their own stream."""
+    batches = TrainingBatches(training.sample_paths, training.setup_dict, training.input_shape,
+                              training.output_shape, start=iteration, stream=BATCH_NORM_STREAM)
+    return (torch.as_tensor(batch["raw"]).to(device) for batch in batches)
 
 
 def _check_resume(stored: dict, current: dict, checkpoint_path: Path, setup_path) -> None:
