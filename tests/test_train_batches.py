@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 from _train_stores import TINY_SETUP, VS, write_store
+from scipy import ndimage
 
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
 from synful.models import build_model
+from synful.train import batch as batch_module
 from synful.train.augment import (
     SpatialTransform,
     augment_defects,
@@ -14,7 +16,7 @@ from synful.train.augment import (
     sample_transform,
 )
 from synful.train.batch import make_batch, render_sample
-from synful.train.sampling import choose_output_window, open_training_sample
+from synful.train.sampling import choose_output_window, load_small_arrays, open_training_sample
 from synful.train.setup import (
     DefectSettings,
     ElasticSettings,
@@ -228,6 +230,44 @@ def test_batches_are_reproducible_and_balanced(store):
     if 0 < fraction < 1:
         expected = 1 / (2 * np.clip(fraction, 7e-4, 0.9993))
         np.testing.assert_allclose(first["loss_weights"][positives], expected, rtol=1e-5)
+
+
+def test_arrays_in_memory_give_the_same_batches(tmp_path):
+    path = tmp_path / "b.zarr"
+    write_store(path, padding=(0, 0, 0))  # windows reach beyond raw: the fill must match too
+    setup = resolve_setup({**TINY_SETUP, "batch_size": 2})
+    input_shape, output_shape = shapes(setup)
+    on_disk = open_training_sample(path, setup.voxel_size)
+    loaded = load_small_arrays(on_disk, 1 << 30)
+    assert all(isinstance(v.array, np.ndarray) for v in (loaded.raw, loaded.labels))
+    assert not isinstance(on_disk.raw.array, np.ndarray)
+    for iteration in range(1, 4):
+        a = make_batch(np.random.default_rng([0, iteration]), [on_disk], setup, input_shape, output_shape, iteration)
+        b = make_batch(np.random.default_rng([0, iteration]), [loaded], setup, input_shape, output_shape, iteration)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # arrays above the limit stay on disk
+    small = load_small_arrays(on_disk, on_disk.raw.nbytes - 1)
+    assert not isinstance(small.raw.array, np.ndarray)
+
+
+def test_resampling_matches_scipy_3d():
+    rng = np.random.default_rng(3)
+    source = rng.random((6, 30, 40)).astype(np.float32)
+    labels = rng.integers(1, 2**40, size=(6, 30, 40), dtype=np.uint64)
+    transform = sample_transform(rng, (5, 24, 24), VS, ElasticSettings(jitter_sigma=[0, 2, 2]), SimpleSettings())
+    transform.section_shifts = rng.uniform(-3, 3, size=(5, 2))
+    planar = transform.source_coordinates() + np.float32(2.5) * np.array([0, 1, 1], np.float32)[:, None, None, None]
+    planar[0] -= 1  # one section reads beyond the source (zeros)
+    tilted = planar + rng.uniform(-0.4, 0.4, size=planar.shape).astype(np.float32)
+    for coords in (planar, tilted):
+        expected = ndimage.map_coordinates(source, coords, order=1, mode="constant", cval=0.0)
+        np.testing.assert_allclose(batch_module._interpolate_linear(source, coords), expected, atol=1e-6)
+        nearest = np.rint(coords).astype(np.int64)
+        inside = np.all((nearest >= 0) & (nearest < np.array(labels.shape)[:, None, None, None]), axis=0)
+        expected = np.where(inside, labels[tuple(np.where(inside[None], nearest, 0))], 0)
+        np.testing.assert_array_equal(batch_module._lookup_nearest(labels, coords), expected)
+    assert not batch_module._interpolate_linear(source, planar)[0].any()
 
 
 def test_intensity_and_defects():

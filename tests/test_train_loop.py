@@ -15,6 +15,7 @@ from synful.checkpoint import list_checkpoints, load_checkpoint
 from synful.cli import main
 from synful.errors import SynfulError
 from synful.train import train
+from synful.train.setup import load_setup
 
 
 @pytest.fixture()
@@ -58,8 +59,9 @@ def test_train_writes_checkpoints_log_and_snapshots(tmp_path, stores):
     assert checkpoint.setup["elastic"]["control_point_spacing"] == [4, 40, 40]  # defaults stored too
 
 
-def test_resume_continues_exactly(tmp_path, stores):
-    setup = write_setup(tmp_path)
+@pytest.mark.parametrize("schedule", [{}, {"lr_schedule": "cosine", "lr_warmup": 1, "lr_final": 0.1, "max_iteration": 4}])
+def test_resume_continues_exactly(tmp_path, stores, schedule):
+    setup = write_setup(tmp_path, **schedule)
     straight = tmp_path / "straight"
     train(setup, stores, straight, iterations=4, device="cpu", progress=False)
     resumed = tmp_path / "resumed"
@@ -73,6 +75,9 @@ def test_resume_continues_exactly(tmp_path, stores):
     for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
     losses = [float(r["loss"]) for r in log_rows(straight)]
+    # the optimiser stepped at the schedule's rate
+    expected = load_setup(setup).learning_rate_at(4)
+    assert [g["lr"] for g in b.optimizer_state["param_groups"]] == pytest.approx([expected])
     np.testing.assert_allclose([float(r["loss"]) for r in log_rows(resumed)], losses, rtol=1e-4)
     # nothing left to do: returns the checkpoint without training
     before = (resumed / "checkpoint_4.pt").stat().st_mtime_ns

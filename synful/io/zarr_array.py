@@ -125,6 +125,20 @@ class Volume:
         return cls(array, name=str(path))
 
     @property
+    def nbytes(self) -> int:
+        """Size of the whole array in memory (bytes)."""
+        return int(np.prod(self.array.shape, dtype=np.int64)) * np.dtype(self.array.dtype).itemsize
+
+    def in_memory(self) -> Volume:
+        """A read-only copy of this volume with its data read into memory (a numpy array);
+        same name, voxel size, offset and attributes, so ``read`` works as before."""
+        copy = object.__new__(Volume)
+        copy.__dict__.update(self.__dict__)
+        copy.array = np.asarray(self.array[...])
+        copy.array.flags.writeable = False
+        return copy
+
+    @property
     def shape(self) -> Coordinate:
         """Spatial shape in voxels."""
         return Coordinate(self.array.shape[self.channels :])

@@ -140,30 +140,43 @@ class SpatialTransform:
         )
 
     def _elastic_field(self) -> np.ndarray:
-        """D on every window voxel, (3, z, y, x): the subsampled field, linearly interpolated.
-
-        Separable trilinear interpolation (one small matrix per axis), the same values as
-        ``_displacement`` gives for single points.
-        """
-        field = self._coarse_field()
-        for axis, (n, step) in enumerate(zip(self.shape, self._steps())):
-            weights = _linear_weights(n, step, field.shape[axis + 1])
-            field = np.moveaxis(np.tensordot(weights, np.moveaxis(field, axis + 1, 0), axes=1), 0, axis + 1)
+        """D on every window voxel, float32 (3, z, y, x): the subsampled field, linearly
+        interpolated axis by axis (the same values as ``_displacement`` gives for single
+        points). Components without jitter (e.g. z with ``jitter_sigma`` 0) stay zero."""
+        coarse = self._coarse_field()
+        field = np.zeros((3, *self.shape), dtype=np.float32)
+        for c in range(3):
+            if not np.any(self.control_displacements[c]):
+                continue
+            values = coarse[c].astype(np.float32)
+            for axis, (n, step) in enumerate(zip(self.shape, self._steps())):
+                values = _interpolate_axis(values, axis, n, step)
+            field[c] = values
         return field
 
     def source_coordinates(self) -> np.ndarray:
         """Source index of every target voxel: float32 (3, z, y, x)."""
-        u = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in self.shape], indexing="ij"))
+        field = np.empty((3, *self.shape), dtype=np.float32)
+        for axis, n in enumerate(self.shape):
+            shape = [1, 1, 1]
+            shape[axis] = n
+            field[axis] = np.arange(n, dtype=np.float32).reshape(shape)
         if self.control_displacements is not None:
-            u += self._elastic_field().astype(np.float32)
-        points = np.moveaxis(u, 0, -1)
-        points = self._rotate(points, self.angle)
+            field += self._elastic_field()
+        if self.angle != 0.0:
+            # in-plane rotation about the centre, in nm (as ``_rotate``), on the y and x planes
+            _, cy, cx = self._centre()
+            _, vy, vx = self.voxel_size
+            cos, sin = np.float32(np.cos(self.angle)), np.float32(np.sin(self.angle))
+            dy = (field[1] - np.float32(cy)) * np.float32(vy)
+            dx = (field[2] - np.float32(cx)) * np.float32(vx)
+            field[1] = (cos * dy - sin * dx) / np.float32(vy) + np.float32(cy)
+            field[2] = (sin * dy + cos * dx) / np.float32(vx) + np.float32(cx)
         if self.section_shifts is not None:
-            points[..., 1:] += self.section_shifts[:, None, None, :]
+            field[1:] += self.section_shifts.T.astype(np.float32)[:, :, None, None]
         # M acts on the target grid: reorder the field instead of transforming coordinates
         # field[t] = field_u[M(t)]; M applies transpose, mirror y, mirror x in this order, so
         # the array reorderings come in the reverse order
-        field = np.moveaxis(points, -1, 0)
         if self.mirror[1]:
             field = field[:, :, :, ::-1]
         if self.mirror[0]:
@@ -193,16 +206,18 @@ class SpatialTransform:
         return self._mirror_transpose(u, inverse=True)
 
 
-def _linear_weights(n: int, step: int, coarse: int) -> np.ndarray:
-    """(n, coarse) matrix of linear interpolation weights at fine positions ``i / step``."""
+def _interpolate_axis(values: np.ndarray, axis: int, n: int, step: int) -> np.ndarray:
+    """Linear interpolation of ``values`` along ``axis`` at the ``n`` fine positions
+    ``i / step`` (clamped to the last coarse sample, as ``map_coordinates`` mode "nearest")."""
+    coarse = values.shape[axis]
     position = np.arange(n, dtype=np.float64) / step
     lower = np.minimum(np.floor(position).astype(np.int64), coarse - 1)
-    frac = position - lower
-    weights = np.zeros((n, coarse))
-    weights[np.arange(n), lower] += 1 - frac
     upper = np.minimum(lower + 1, coarse - 1)
-    weights[np.arange(n), upper] += frac
-    return weights
+    shape = [1] * values.ndim
+    shape[axis] = n
+    frac = (position - lower).astype(values.dtype).reshape(shape)
+    low = np.take(values, lower, axis=axis)
+    return low + (np.take(values, upper, axis=axis) - low) * frac
 
 
 def sample_transform(

@@ -52,16 +52,12 @@ def render_sample(
     local = coords - low[:, None, None, None].astype(np.float32)
 
     raw_source = sample.raw.read(source_roi).astype(np.float32) / np.float32(255.0)
-    raw = ndimage.map_coordinates(raw_source, local, order=1, mode="constant", cval=0.0).astype(np.float32)
+    raw = _interpolate_linear(raw_source, local)
     raw = augment_intensity(rng, raw, setup.intensity)
     raw = augment_defects(rng, raw, setup.defect)
     raw = raw * np.float32(2.0) - np.float32(1.0)
 
-    labels_source = sample.labels.read(source_roi)
-    nearest = np.rint(local).astype(np.int64)
-    inside = np.all((nearest >= 0) & (nearest < np.asarray(labels_source.shape)[:, None, None, None]), axis=0)
-    nearest = np.where(inside[None], nearest, 0)
-    labels = np.where(inside, labels_source[tuple(nearest)], 0)
+    labels = _lookup_nearest(sample.labels.read(source_roi), local)
 
     # the synapses near the source region, moved into the augmented window
     margin = int(np.ceil(max(setup.blob_radius, setup.d_blob_radius))) + int(vs.max())
@@ -85,6 +81,38 @@ def render_sample(
         "vector_mask": vector_mask[crop][None].astype(np.float32),
         "neuron_ids": labels[tuple(slice(c, c + o) for c, o in zip(context, output_shape))].astype(np.int64),
     }
+
+
+def _interpolate_linear(source: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+    """``source`` (z, y, x) at float32 ``coordinates`` (3, ...), linear, 0 outside.
+
+    Where every z coordinate is a whole number (in-plane transforms: no z jitter), each
+    section is interpolated in 2D, half the work of 3D interpolation and the same values.
+    """
+    z = coordinates[0]
+    planes = z[:, :1, :1] if z.ndim == 3 else None
+    if planes is not None and np.array_equal(z, np.broadcast_to(planes, z.shape)) and np.all(planes == np.rint(planes)):
+        out = np.zeros(z.shape, dtype=np.float32)
+        for i, plane in enumerate(planes.ravel().astype(np.int64)):
+            if 0 <= plane < source.shape[0]:
+                out[i] = ndimage.map_coordinates(source[plane], coordinates[1:, i], order=1, mode="constant", cval=0.0)
+        return out
+    return ndimage.map_coordinates(source, coordinates, order=1, mode="constant", cval=0.0).astype(np.float32)
+
+
+def _lookup_nearest(source: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+    """``source`` at the voxels nearest to ``coordinates`` (3, ...) (rounding half to even),
+    0 outside."""
+    inside = np.ones(coordinates.shape[1:], dtype=bool)
+    flat = np.zeros(coordinates.shape[1:], dtype=np.int64)
+    for axis, n in enumerate(source.shape):
+        index = np.rint(coordinates[axis])
+        inside &= (index >= 0) & (index <= n - 1)
+        flat *= n
+        flat += np.clip(index, 0, n - 1).astype(np.int64)
+    labels = source.ravel()[flat]
+    labels[~inside] = 0
+    return labels
 
 
 def _to_window(transform: SpatialTransform, points: np.ndarray, input_begin, vs) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .batch import make_batch
-from .sampling import open_training_sample
+from .sampling import load_small_arrays, open_training_sample
 from .setup import TrainSetup, resolve_setup
 
 
@@ -47,7 +47,8 @@ class TrainingBatches(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         setup: TrainSetup = resolve_setup(self.setup_dict)
-        samples = [open_training_sample(p, setup.voxel_size) for p in self.sample_paths]
+        max_bytes = setup.in_memory_mib << 20
+        samples = [load_small_arrays(open_training_sample(p, setup.voxel_size), max_bytes) for p in self.sample_paths]
         iteration = self.start + worker
         while True:
             key = [setup.seed, iteration] if self.stream == 0 else [setup.seed, iteration, self.stream]

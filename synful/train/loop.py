@@ -127,7 +127,7 @@ def train_setup(
     if checkpoint is not None and checkpoint.optimizer_state is not None:
         optimizer.load_state_dict(checkpoint.optimizer_state)
         for group in optimizer.param_groups:  # the setup's values, not the stored ones
-            group.update(lr=setup.learning_rate, betas=tuple(setup.adam_betas), eps=setup.adam_eps)
+            group.update(betas=tuple(setup.adam_betas), eps=setup.adam_eps)
     input_shape = tuple(setup.input_shape)
     output_shape = model.output_shape(input_shape)
     context = model.context(input_shape)
@@ -161,6 +161,8 @@ def train_setup(
                     raise RuntimeError(f"batch for iteration {int(batch['iteration'])} arrived at {iteration}")
                 tensors = {k: batch[k].to(torch_device, non_blocking=True) for k in TENSOR_KEYS}
                 optimizer.zero_grad(set_to_none=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = setup.learning_rate_at(iteration)
                 outputs = forward(tensors["raw"])
                 loss, parts = training_loss(outputs, tensors, setup)
                 if not torch.isfinite(loss):

@@ -9,7 +9,7 @@ With probability ``reject_probability`` the window is placed so that at least on
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,16 @@ def open_training_sample(path: str | os.PathLike, voxel_size=None, synapses=None
         values = np.asarray(mask.array.get_coordinate_selection(tuple(voxels.T)))
         inside[np.flatnonzero(inside)[values == 0]] = False
     return TrainingSample(path, raw, labels, mask, region, pre, post, np.flatnonzero(inside))
+
+
+def load_small_arrays(sample: TrainingSample, max_bytes: int) -> TrainingSample:
+    """``sample`` with each of its arrays of at most ``max_bytes`` read into memory (the others
+    stay zarr-backed); reading a window from memory saves the per-read zarr overhead."""
+
+    def load(volume):
+        return volume.in_memory() if volume is not None and volume.nbytes <= max_bytes else volume
+
+    return replace(sample, raw=load(sample.raw), labels=load(sample.labels), mask=load(sample.mask))
 
 
 def choose_output_window(

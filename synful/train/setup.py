@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import SynfulError
+from .schedule import SCHEDULES, learning_rate_at
 
 
 @dataclass
@@ -111,6 +112,11 @@ class TrainSetup:
     batch_size: int = 1
     # optimiser and schedule
     learning_rate: float = 0.5e-4
+    # constant (the original), cosine or linear decay to learning_rate * lr_final at
+    # max_iteration, after lr_warmup iterations of linear warm-up (synful/train/schedule.py)
+    lr_schedule: str = "constant"
+    lr_warmup: int = 0
+    lr_final: float = 0.0
     adam_betas: list[float] = field(default_factory=lambda: [0.95, 0.999])
     adam_eps: float = 1e-8
     max_iteration: int = 700000
@@ -119,6 +125,9 @@ class TrainSetup:
     log_every: int = 10
     seed: int = 0
     num_workers: int = 4
+    # sample arrays (raw, neuron_ids, training mask) up to this size are read into memory once
+    # per data worker instead of from zarr for every batch (0: never)
+    in_memory_mib: int = 512
     mixed_precision: bool = True
     # augmentation
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
@@ -139,6 +148,11 @@ class TrainSetup:
         """The balancing clip range at an iteration (the curriculum's schedule, if on)."""
         low = self._scheduled(self.curriculum.clipmin, self.balance_clip[0], iteration)
         return float(low), float(self.balance_clip[1])
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """The learning rate of the step of ``iteration`` (``lr_schedule``)."""
+        return learning_rate_at(iteration, self.learning_rate, self.lr_schedule, self.lr_warmup,
+                                self.lr_final, self.max_iteration)
 
     def _scheduled(self, ends, fixed, iteration):
         if ends is None or self.curriculum.iterations <= 0:
@@ -248,12 +262,16 @@ def _check(setup: TrainSetup, path) -> None:
     for name in ("batch_size", "max_iteration", "checkpoint_every", "snapshot_every", "log_every"):
         if getattr(setup, name) < 1:
             fail(f"{name} must be >= 1")
-    if setup.num_workers < 0:
-        fail("num_workers must be >= 0")
+    if setup.num_workers < 0 or setup.in_memory_mib < 0:
+        fail("num_workers and in_memory_mib must be >= 0")
     if setup.batch_norm_batches < 0:
         fail("batch_norm_batches must be >= 0")
     if setup.learning_rate <= 0 or len(setup.adam_betas) != 2:
         fail("learning_rate must be > 0 and adam_betas two numbers")
+    if setup.lr_schedule not in SCHEDULES:
+        fail(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {setup.lr_schedule!r}")
+    if setup.lr_warmup < 0 or not 0 <= setup.lr_final <= 1:
+        fail("lr_warmup must be >= 0 and lr_final in [0, 1]")
     e = setup.elastic
     if len(e.control_point_spacing) != 3 or min(e.control_point_spacing) < 1 or len(e.jitter_sigma) != 3:
         fail("elastic.control_point_spacing and elastic.jitter_sigma need 3 entries (z, y, x)")
