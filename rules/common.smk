@@ -198,6 +198,8 @@ def extract_args(wildcards):
     args += ["--score-threshold", options["score_threshold"]]
     args += ["--min-distance", options["min_distance"]]
     args += ["--context", options["context"], "--workers", options["workers"]]
+    args += ["--split-levels", *options["split_levels"]]
+    args += ["--min-piece-volume", options["min_piece_volume"]]
     if options["block_shape"]:
         args += ["--block-shape", *options["block_shape"]]
     if options["drop_autapses"]:

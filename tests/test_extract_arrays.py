@@ -11,7 +11,10 @@ from synful.extract import ExtractConfig, cc_candidates, extract_from_arrays, nm
 from synful.extract.components import most_interior_voxel
 from synful.extract.nms import ellipsoid_footprint, local_maxima, voxel_radius
 from synful.extract.partners import far_enough, partner_locations, snap_to_grid
+from synful.extract.split import piece_core, split_candidates, split_component
 from synful.extract.values import above_threshold, to_values
+
+VS_SPLIT = (40, 4, 4)
 
 VS = (40, 4, 4)
 
@@ -212,6 +215,9 @@ def test_extract_from_arrays_builds_the_table():
         {"nms_radius": 0},
         {"min_distance": -1},
         {"context": float("nan")},
+        {"min_piece_volume": 0},
+        {"split_levels": [0.7, 1.2]},
+        {"split_levels": []},
     ],
 )
 def test_config_rejects_bad_values(kwargs):
@@ -235,3 +241,60 @@ def test_packed_edt_equals_one_component_at_a_time():
         dist = ndimage.distance_transform_edt(np.pad(component, 1), sampling=VS)[1:-1, 1:-1, 1:-1]
         dist[~component] = -1
         assert tuple(got) == np.unravel_index(int(np.argmax(dist)), component.shape)
+
+
+def two_blobs(saddle: float, peaks=(0.95, 0.8)) -> np.ndarray:
+    """Two Gaussian-ish blobs side by side along x in one section, joined at ``saddle``."""
+    x = np.arange(48)
+    left = peaks[0] * np.exp(-(((x - 14) / 6.0) ** 2))
+    right = peaks[1] * np.exp(-(((x - 34) / 6.0) ** 2))
+    profile = np.maximum(np.maximum(left, right), np.where((x > 14) & (x < 34), saddle, 0))
+    y = np.exp(-(((np.arange(20) - 10) / 5.0) ** 2))
+    prob = np.zeros((3, 20, 48), np.float32)
+    prob[1] = profile[None, :] * y[:, None]
+    return prob
+
+
+def test_split_separates_blobs_joined_by_a_saddle():
+    prob = two_blobs(saddle=0.55)
+    merged = cc_candidates(prob, VS_SPLIT, threshold=0.5)
+    assert len(merged) == 1  # one CC component holds both blobs
+    pieces = split_candidates(prob, VS_SPLIT, threshold=0.5, min_voxels=10)
+    assert len(pieces) == 2
+    # each located at its own peak (x 14 and 34), not between them
+    assert sorted(int(v[2]) for v in pieces.voxels) == [14, 34]
+    assert set(int(v[0]) for v in pieces.voxels) == {1}
+    # a high CC threshold separates them too, but loses the fainter blob below it
+    assert len(cc_candidates(prob, VS_SPLIT, threshold=0.85)) == 1
+
+
+def test_split_keeps_a_blob_whose_bumps_are_small():
+    prob = two_blobs(saddle=0.55, peaks=(0.95, 0.62))
+    # the second bump rises above 0.6 on only a few voxels: debris, not a piece
+    pieces = split_candidates(prob, VS_SPLIT, threshold=0.5, min_voxels=40)
+    assert len(pieces) == 1
+    assert int(pieces.voxels[0][2]) == 14
+    np.testing.assert_allclose(pieces.scores, [prob[prob > 0.5].sum()], rtol=1e-6)
+
+
+def test_split_component_and_core():
+    values = two_blobs(saddle=0.55)[1]
+    component = values > 0.5
+    parts = split_component(values, component, [0.6, 0.7, 0.8, 0.9], 10)
+    assert len(parts) == 2 and not (parts[0] & parts[1]).any()
+    assert all((values[p] > 0.6).all() for p in parts)  # pieces are cut at the splitting level
+    core = piece_core(values, component, [0.6, 0.7, 0.8, 0.9], 10)
+    # fewer than 10 voxels above 0.9: the core is the (left, brighter) blob's part above 0.8
+    assert core.sum() >= 10 and (values[core] > 0.8).all() and np.nonzero(core)[1].max() < 24
+    # without levels above the threshold split mode is CC mode
+    prob = two_blobs(saddle=0.55)
+    a = split_candidates(prob, VS_SPLIT, threshold=0.5, levels=[0.3], min_voxels=10)
+    b = cc_candidates(prob, VS_SPLIT, threshold=0.5)
+    np.testing.assert_array_equal(a.voxels, b.voxels)
+    np.testing.assert_allclose(a.scores, b.scores)
+
+
+def test_min_piece_volume_in_voxels():
+    assert ExtractConfig().min_piece_voxels((40, 4, 4)) == 50
+    assert ExtractConfig(min_piece_volume=1).min_piece_voxels((40, 4, 4)) == 1
+    assert ExtractConfig(split_levels=[0.9, 0.7]).split_levels == (0.7, 0.9)

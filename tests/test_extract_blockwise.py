@@ -57,7 +57,7 @@ def store(tmp_path, prob, vectors):
     )
 
 
-@pytest.mark.parametrize("mode", ["cc", "nms"])
+@pytest.mark.parametrize("mode", ["cc", "nms", "split"])
 @pytest.mark.parametrize("block_shape", [(4, 16, 16), (6, 32, 32), (5, 21, 13)])
 def test_blockwise_equals_whole_volume(tmp_path, store, prob, vectors, mode, block_shape):
     """Components straddle block borders; every block shape gives the whole-volume table."""
@@ -323,7 +323,7 @@ def test_extract_never_imports_torch(tmp_path, store):
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
-    mode=st.sampled_from(["cc", "nms"]),
+    mode=st.sampled_from(["cc", "nms", "split"]),
     block_shape=st.tuples(st.integers(2, 6), st.integers(7, 24), st.integers(7, 24)),
     density=st.floats(0.05, 0.4),
 )
@@ -343,6 +343,7 @@ def test_any_map_any_blocks_equal_whole_volume_with_covering_context(
             "mode": mode,
             "threshold": 0.3,
             "nms_radius": 12,
+            "min_piece_volume": 3 * 40 * 4 * 4,
             "context": 1000,
             "progress": False,
         }

@@ -5,11 +5,12 @@ from __future__ import annotations
 from ._args import zyx
 
 NAME = "extract"
-HELP = "prediction store -> synapse table (cc or nms, blockwise, resumable)"
+HELP = "prediction store -> synapse table (cc, nms or split, blockwise, resumable)"
 DESCRIPTION = (
     "Find synapses in a prediction store (post_indicator, partner_vectors). Postsynaptic "
     "points: connected components of probability > threshold located at their most interior "
-    "voxel (--mode cc), or local maxima within --nms-radius (--mode nms); the presynaptic "
+    "voxel (--mode cc), the same split where components break apart at higher --split-levels "
+    "(--mode split), or local maxima within --nms-radius (--mode nms); the presynaptic "
     "partner is the post point plus the predicted vector there, snapped to the voxel grid. "
     "Runs blockwise with a context around each block; every synapse belongs to the block "
     "holding its post point. Per-block results go to OUT.blocks/ and a rerun resumes; OUT "
@@ -24,7 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "out", metavar="OUT.parquet", help="synapse table to write (.parquet or .csv)"
     )
-    parser.add_argument("--mode", choices=["cc", "nms"], default="cc", help="candidate detection")
+    parser.add_argument(
+        "--mode", choices=["cc", "nms", "split"], default="cc", help="candidate detection"
+    )
     parser.add_argument(
         "--threshold",
         type=float,
@@ -36,7 +39,22 @@ def add_arguments(parser) -> None:
         "--score",
         choices=["sum", "mean", "max", "count"],
         default="sum",
-        help="cc mode: score of a component (nms scores by the maximum)",
+        help="cc/split mode: score of a component (nms scores by the maximum)",
+    )
+    parser.add_argument(
+        "--split-levels",
+        type=float,
+        nargs="+",
+        default=[0.6, 0.7, 0.8, 0.9, 0.95],  # synful.extract.split.SPLIT_LEVELS
+        metavar="P",
+        help="split mode: levels above --threshold where components are tested for splitting",
+    )
+    parser.add_argument(
+        "--min-piece-volume",
+        type=float,
+        default=32000.0,
+        metavar="NM3",
+        help="split mode: the smallest piece that counts (nm^3; 32000 = 50 voxels of 40x4x4)",
     )
     parser.add_argument(
         "--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)"
@@ -102,6 +120,8 @@ def run(args) -> int:
         threshold=args.threshold,
         score=args.score,
         nms_radius=args.nms_radius,
+        split_levels=args.split_levels,
+        min_piece_volume=args.min_piece_volume,
         score_threshold=args.score_threshold,
         min_distance=args.min_distance,
         context=args.context,

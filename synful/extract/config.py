@@ -8,8 +8,9 @@ import math
 from ..errors import SynfulError
 from ..geometry import Coordinate
 from .components import SCORES
+from .split import SPLIT_LEVELS
 
-MODES = ("cc", "nms")
+MODES = ("cc", "nms", "split")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,11 +18,16 @@ class ExtractConfig:
     """How synapses are extracted from a prediction store.
 
     Args:
-        mode: ``cc`` (connected components, most interior voxel) or ``nms`` (local maxima).
+        mode: ``cc`` (connected components, most interior voxel), ``nms`` (local maxima) or
+            ``split`` (components split where they break apart at higher levels,
+            ``synful/extract/split.py``).
         threshold: probability threshold in [0, 1] (strict): the component threshold in
-            ``cc`` mode, the minimum maximum in ``nms`` mode.
-        score: ``cc`` mode score of a component: ``sum``, ``mean``, ``max`` or ``count``
-            (``nms`` always scores by the maximum probability).
+            ``cc`` and ``split`` mode, the minimum maximum in ``nms`` mode.
+        score: ``cc``/``split`` mode score of a component: ``sum``, ``mean``, ``max`` or
+            ``count`` (``nms`` always scores by the maximum probability).
+        split_levels: ``split`` mode: the levels (above ``threshold``) where components are
+            tested for splitting.
+        min_piece_volume: ``split`` mode: the smallest piece that counts (nm^3).
         nms_radius: ``nms`` radius (nm).
         score_threshold: keep synapses with score > this.
         min_distance: drop synapses whose pre-post distance is below this (nm); 0 = off.
@@ -39,13 +45,15 @@ class ExtractConfig:
     min_distance: float = 0.0
     context: float = 120.0
     drop_autapses: bool = False
+    split_levels: tuple = SPLIT_LEVELS
+    min_piece_volume: float = 32000.0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise SynfulError("--mode", f"unknown mode {self.mode!r}, expected one of {MODES}")
         if self.score not in SCORES:
             raise SynfulError("--score", f"unknown score {self.score!r}, expected one of {SCORES}")
-        for name in ("threshold", "nms_radius", "score_threshold", "min_distance", "context"):
+        for name in ("threshold", "nms_radius", "score_threshold", "min_distance", "context", "min_piece_volume"):
             value = getattr(self, name)
             try:
                 value = float(value)
@@ -64,11 +72,26 @@ class ExtractConfig:
             raise SynfulError("--min-distance", f"must be >= 0, got {self.min_distance:g}")
         if self.context < 0:
             raise SynfulError("--context", f"must be >= 0, got {self.context:g}")
+        if self.min_piece_volume <= 0:
+            raise SynfulError("--min-piece-volume", f"must be positive, got {self.min_piece_volume:g}")
+        try:
+            levels = tuple(sorted(float(level) for level in self.split_levels))
+        except (TypeError, ValueError):
+            raise SynfulError("--split-levels", f"not a list of numbers: {self.split_levels!r}") from None
+        if not levels or not all(0.0 <= level <= 1.0 for level in levels):
+            raise SynfulError("--split-levels", f"must be numbers in [0, 1], got {list(self.split_levels)}")
+        object.__setattr__(self, "split_levels", levels)
         object.__setattr__(self, "drop_autapses", bool(self.drop_autapses))
 
     def context_for(self, voxel_size) -> Coordinate:
         """The context (nm) per axis, rounded up to whole voxels."""
         return Coordinate(math.ceil(self.context / v) * int(v) for v in voxel_size)
 
+    def min_piece_voxels(self, voxel_size) -> int:
+        """``min_piece_volume`` in voxels (rounded up, at least 1)."""
+        return max(1, math.ceil(self.min_piece_volume / math.prod(float(v) for v in voxel_size) - 1e-9))
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["split_levels"] = list(self.split_levels)
+        return out

@@ -28,6 +28,7 @@ from ..io.synapse_table import write_synapses
 from .config import ExtractConfig
 from .extract_block import empty_table, extract_block
 from .predictions import open_predictions, open_segmentation
+from .split import SPLIT_LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,8 @@ def extract_synapses(
     score_threshold: float = 0.0,
     min_distance: float = 0.0,
     context: float = 120,
+    split_levels: Sequence[float] = SPLIT_LEVELS,
+    min_piece_volume: float = 32000.0,
     seg_store=None,
     drop_autapses: bool = False,
     vectors_store=None,
@@ -223,7 +226,7 @@ def extract_synapses(
             is given) ``partner_vectors``.
         out_path: the synapse table to write (``.parquet``, or ``.csv``).
         mode, threshold, score, nms_radius, score_threshold, min_distance, context,
-            drop_autapses: see :class:`ExtractConfig`.
+            split_levels, min_piece_volume, drop_autapses: see :class:`ExtractConfig`.
         seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
         vectors_store: another prediction store to take ``partner_vectors`` from (e.g. the
             output of a vector-only network, as the published CREMI models p_setup52 +
@@ -253,6 +256,8 @@ def extract_synapses(
         min_distance=min_distance,
         context=context,
         drop_autapses=drop_autapses,
+        split_levels=tuple(split_levels),
+        min_piece_volume=min_piece_volume,
     )
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")

@@ -26,6 +26,7 @@ from .config import ExtractConfig
 from .nms import nms_candidates
 from .partners import far_enough, partner_locations, read_at_points, read_vectors
 from .predictions import Predictions
+from .split import split_candidates
 
 
 def find_candidates(
@@ -35,6 +36,11 @@ def find_candidates(
     if config.mode == "cc":
         return cc_candidates(
             stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale
+        )
+    if config.mode == "split":
+        return split_candidates(
+            stored, voxel_size, threshold=config.threshold, levels=config.split_levels,
+            min_voxels=config.min_piece_voxels(voxel_size), score=config.score, scale=scale,
         )
     return nms_candidates(
         stored, voxel_size, radius=config.nms_radius, threshold=config.threshold, scale=scale
