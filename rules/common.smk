@@ -200,6 +200,7 @@ def extract_args(wildcards):
     args += ["--context", options["context"], "--workers", options["workers"]]
     args += ["--split-levels", *options["split_levels"]]
     args += ["--min-piece-volume", options["min_piece_volume"]]
+    args += ["--vector-radius", options["vector_radius"]]
     if options["block_shape"]:
         args += ["--block-shape", *options["block_shape"]]
     if options["drop_autapses"]:

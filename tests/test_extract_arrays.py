@@ -10,7 +10,13 @@ from synful.errors import SynfulError
 from synful.extract import ExtractConfig, cc_candidates, extract_from_arrays, nms_candidates
 from synful.extract.components import most_interior_voxel
 from synful.extract.nms import ellipsoid_footprint, local_maxima, voxel_radius
-from synful.extract.partners import far_enough, partner_locations, snap_to_grid
+from synful.extract.partners import (
+    averaged_vectors,
+    averaging_offsets,
+    far_enough,
+    partner_locations,
+    snap_to_grid,
+)
 from synful.extract.split import piece_core, split_candidates, split_component
 from synful.extract.values import above_threshold, to_values
 
@@ -298,3 +304,52 @@ def test_min_piece_volume_in_voxels():
     assert ExtractConfig().min_piece_voxels((40, 4, 4)) == 50
     assert ExtractConfig(min_piece_volume=1).min_piece_voxels((40, 4, 4)) == 1
     assert ExtractConfig(split_levels=[0.9, 0.7]).split_levels == (0.7, 0.9)
+
+
+def test_averaging_offsets_are_a_disc_in_the_section_centre_first():
+    offsets = averaging_offsets(16, (40, 4, 4))
+    assert tuple(offsets[0]) == (0, 0, 0)
+    assert (offsets[:, 0] == 0).all() and len(offsets) == 49  # dy^2 + dx^2 <= 16
+    assert len(averaging_offsets(3, (40, 4, 4))) == 1
+    assert {tuple(o) for o in averaging_offsets(40, (40, 4, 4))} >= {(1, 0, 0), (-1, 0, 0)}
+
+
+def test_averaged_vectors_vote_for_one_pre_location():
+    vs = np.array([40.0, 4.0, 4.0])
+    rng = np.random.default_rng(0)
+    shape = (3, 20, 20)
+    prob = np.zeros(shape, np.float32)
+    prob[1, 6:14, 6:14] = 0.8
+    target = np.array([40.0, 40.0, 120.0])  # every voxel's vector points at this pre location
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1) * vs
+    vectors = (target - grid) + rng.normal(0, 6, grid.shape)  # noisy votes
+    at = lambda volume: lambda points: volume[tuple((np.asarray(points) / vs).astype(int).T)]  # noqa: E731
+    post = np.array([[40.0, 40.0, 40.0]])
+    single = averaged_vectors(post, vs, 0.0, 0.5, at(prob), at(vectors))
+    np.testing.assert_allclose(single, vectors[1, 10, 10][None])  # radius 0: the post voxel
+    mean = averaged_vectors(post, vs, 16.0, 0.5, at(prob), at(vectors))
+    assert np.linalg.norm(post + mean - target) < np.linalg.norm(post + single - target) + 1e-9
+    assert np.linalg.norm(post + mean - target) < 3.0  # the mean of 49 votes with sigma 6 nm
+    # voxels at or below the threshold do not vote
+    outside = averaged_vectors(np.array([[40.0, 8.0, 8.0]]), vs, 16.0, 0.5, at(prob), at(vectors))
+    np.testing.assert_allclose(outside, vectors[1, 2, 2][None])
+
+
+def test_vector_radius_in_memory_equals_blockwise(tmp_path):
+    from _extract_stores import write_prediction_store
+
+    from synful.extract import extract_synapses
+
+    rng = np.random.default_rng(1)
+    prob = np.zeros((6, 40, 40), np.float32)
+    for z, y, x in [(2, 10, 10), (3, 30, 12), (2, 20, 31)]:
+        prob[z - 1 : z + 2, y - 5 : y + 6, x - 5 : x + 6] = rng.uniform(0.55, 1.0, (3, 11, 11))
+    vectors = rng.normal(0, 40, (3, *prob.shape)).astype(np.float32)
+    store = write_prediction_store(tmp_path / "p.zarr", prob, vectors, offset=(0, 0, 0), voxel_size=(40, 4, 4))
+    config = ExtractConfig(mode="split", vector_radius=16)
+    whole = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), config)
+    single = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), ExtractConfig(mode="split"))
+    assert len(whole) == 3 and not np.array_equal(whole[["pre_y", "pre_x"]], single[["pre_y", "pre_x"]])
+    blocks = extract_synapses(store, tmp_path / "b.parquet", mode="split", vector_radius=16,
+                              block_shape=(3, 20, 20), progress=False)
+    np.testing.assert_allclose(blocks[["pre_z", "pre_y", "pre_x"]].to_numpy(), whole[["pre_z", "pre_y", "pre_x"]].to_numpy())

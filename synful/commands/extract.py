@@ -60,6 +60,14 @@ def add_arguments(parser) -> None:
         "--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)"
     )
     parser.add_argument(
+        "--vector-radius",
+        type=float,
+        default=0.0,
+        metavar="NM",
+        help="average the partner vector over the voxels above --threshold within this radius "
+        "of the post voxel, weighted by probability (0: the post voxel alone, the original)",
+    )
+    parser.add_argument(
         "--score-threshold",
         type=float,
         default=0.0,
@@ -122,6 +130,7 @@ def run(args) -> int:
         nms_radius=args.nms_radius,
         split_levels=args.split_levels,
         min_piece_volume=args.min_piece_volume,
+        vector_radius=args.vector_radius,
         score_threshold=args.score_threshold,
         min_distance=args.min_distance,
         context=args.context,

@@ -28,6 +28,9 @@ class ExtractConfig:
         split_levels: ``split`` mode: the levels (above ``threshold``) where components are
             tested for splitting.
         min_piece_volume: ``split`` mode: the smallest piece that counts (nm^3).
+        vector_radius: read the partner vector as the probability-weighted mean of the pre
+            locations voted by the voxels above ``threshold`` within this radius (nm) of the
+            post voxel; 0 = the vector at the post voxel alone (the original).
         nms_radius: ``nms`` radius (nm).
         score_threshold: keep synapses with score > this.
         min_distance: drop synapses whose pre-post distance is below this (nm); 0 = off.
@@ -47,13 +50,14 @@ class ExtractConfig:
     drop_autapses: bool = False
     split_levels: tuple = SPLIT_LEVELS
     min_piece_volume: float = 32000.0
+    vector_radius: float = 0.0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise SynfulError("--mode", f"unknown mode {self.mode!r}, expected one of {MODES}")
         if self.score not in SCORES:
             raise SynfulError("--score", f"unknown score {self.score!r}, expected one of {SCORES}")
-        for name in ("threshold", "nms_radius", "score_threshold", "min_distance", "context", "min_piece_volume"):
+        for name in ("threshold", "nms_radius", "score_threshold", "min_distance", "context", "min_piece_volume", "vector_radius"):
             value = getattr(self, name)
             try:
                 value = float(value)
@@ -72,6 +76,8 @@ class ExtractConfig:
             raise SynfulError("--min-distance", f"must be >= 0, got {self.min_distance:g}")
         if self.context < 0:
             raise SynfulError("--context", f"must be >= 0, got {self.context:g}")
+        if self.vector_radius < 0:
+            raise SynfulError("--vector-radius", f"must be >= 0, got {self.vector_radius:g}")
         if self.min_piece_volume <= 0:
             raise SynfulError("--min-piece-volume", f"must be positive, got {self.min_piece_volume:g}")
         try:

@@ -211,6 +211,7 @@ def extract_synapses(
     context: float = 120,
     split_levels: Sequence[float] = SPLIT_LEVELS,
     min_piece_volume: float = 32000.0,
+    vector_radius: float = 0.0,
     seg_store=None,
     drop_autapses: bool = False,
     vectors_store=None,
@@ -226,7 +227,8 @@ def extract_synapses(
             is given) ``partner_vectors``.
         out_path: the synapse table to write (``.parquet``, or ``.csv``).
         mode, threshold, score, nms_radius, score_threshold, min_distance, context,
-            split_levels, min_piece_volume, drop_autapses: see :class:`ExtractConfig`.
+            split_levels, min_piece_volume, vector_radius, drop_autapses: see
+            :class:`ExtractConfig`.
         seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
         vectors_store: another prediction store to take ``partner_vectors`` from (e.g. the
             output of a vector-only network, as the published CREMI models p_setup52 +
@@ -258,6 +260,7 @@ def extract_synapses(
         drop_autapses=drop_autapses,
         split_levels=tuple(split_levels),
         min_piece_volume=min_piece_volume,
+        vector_radius=vector_radius,
     )
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")

@@ -24,9 +24,10 @@ from .candidates import Candidates
 from .components import cc_candidates
 from .config import ExtractConfig
 from .nms import nms_candidates
-from .partners import far_enough, partner_locations, read_at_points, read_vectors
+from .partners import averaged_vectors, far_enough, partner_locations, read_at_points, read_vectors
 from .predictions import Predictions
 from .split import split_candidates
+from .values import to_values
 
 
 def find_candidates(
@@ -146,7 +147,11 @@ def extract_block(
         mask.roi,
         mask.voxel_size,
         config,
-        lambda post: read_vectors(predictions.partner_vectors, post),
+        _vector_reader(
+            config, mask.voxel_size,
+            lambda points: to_values(read_at_points(mask, points), mask.scale),
+            lambda points: read_vectors(predictions.partner_vectors, points),
+        ),
         owned_roi=write_roi,
         seg=seg,
     )
@@ -173,9 +178,24 @@ def extract_from_arrays(
     roi = Roi(tuple(int(o) for o in offset), shape_nm)
     candidates = find_candidates(probabilities, voxel_size, config)
 
-    def vectors_at(post: np.ndarray) -> np.ndarray:
-        index = tuple(points_to_voxels(post, offset, voxel_size).T)
-        picked = [np.asarray(vectors[c])[index] for c in range(3)]
+    def at(points: np.ndarray, channels: int | None):
+        voxels = points_to_voxels(points, offset, voxel_size)
+        inside = np.all((voxels >= 0) & (voxels < np.asarray(probabilities.shape)), axis=1)
+        index = tuple(np.where(inside[:, None], voxels, 0).T)
+        if channels is None:
+            return np.where(inside, probabilities[index], 0).astype(np.float64)
+        picked = [np.where(inside, np.asarray(vectors[c])[index], 0) for c in range(channels)]
         return np.stack(picked, axis=1).astype(np.float64)
 
-    return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, vectors_at)
+    reader = _vector_reader(config, voxel_size, lambda p: at(p, None), lambda p: at(p, 3))
+    return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, reader)
+
+
+def _vector_reader(config: ExtractConfig, voxel_size, probabilities_at, vectors_at):
+    """Post points -> partner vectors: at the post voxel (the original), or averaged within
+    ``config.vector_radius`` nm."""
+    if config.vector_radius <= 0:
+        return vectors_at
+    return lambda post: averaged_vectors(
+        post, voxel_size, config.vector_radius, config.threshold, probabilities_at, vectors_at
+    )

@@ -89,3 +89,51 @@ def read_vectors(vectors: Volume, post) -> np.ndarray:
     if vectors.channels != 1 or vectors.array.shape[0] != 3:
         raise ValueError(f"{vectors.name}: expected shape (3, z, y, x)")
     return to_values(read_at_points(vectors, post), vectors.scale).astype(np.float64)
+
+
+def averaging_offsets(radius: float, voxel_size: Sequence[float]) -> np.ndarray:
+    """(K, 3) integer voxel offsets ``d`` with ``|d * voxel_size| <= radius`` nm, the centre
+    first (K = 1 for a radius below the smallest voxel size)."""
+    voxel_size = np.asarray(voxel_size, dtype=np.float64)
+    reach = np.floor(radius / voxel_size).astype(np.int64)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    distance = np.linalg.norm(offsets * voxel_size, axis=1)
+    offsets = offsets[distance <= radius + 1e-9]
+    return offsets[np.argsort(np.linalg.norm(offsets * voxel_size, axis=1), kind="stable")]
+
+
+def averaged_vectors(
+    post,
+    voxel_size: Sequence[float],
+    radius: float,
+    threshold: float,
+    probabilities_at,
+    vectors_at,
+) -> np.ndarray:
+    """Partner vectors (N x 3, nm) averaged around each post point (not in the original).
+
+    Every voxel within ``radius`` nm of the post voxel whose probability exceeds
+    ``threshold`` votes for a pre location, its own position plus its vector; the votes are
+    averaged with the probabilities as weights, and the result is returned as a vector from
+    the post point. The post voxel always votes (with weight 1 if its probability is not above
+    the threshold), so a radius below the voxel size gives the single-voxel vector.
+
+    Args:
+        post: post locations (N x 3, nm, voxel corners).
+        voxel_size: voxel size (nm).
+        radius: averaging radius (nm).
+        threshold: probability threshold of a voting voxel (strict).
+        probabilities_at: probabilities (M,) at world points (M x 3).
+        vectors_at: vectors (M x 3, nm) at world points (M x 3).
+    """
+    post = np.asarray(post, dtype=np.float64).reshape(-1, 3)
+    offsets = averaging_offsets(radius, voxel_size) * np.asarray(voxel_size, np.float64)
+    points = (post[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
+    n, k = len(post), len(offsets)
+    weights = np.asarray(probabilities_at(points), dtype=np.float64).reshape(n, k)
+    weights = np.where(weights > threshold, weights, 0.0)
+    weights[:, 0] = np.where(weights[:, 0] > 0, weights[:, 0], 1.0)
+    votes = points.reshape(n, k, 3) + np.asarray(vectors_at(points), dtype=np.float64).reshape(n, k, 3)
+    mean = np.einsum("nk,nkc->nc", weights, votes) / weights.sum(axis=1, keepdims=True)
+    return mean - post
