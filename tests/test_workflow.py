@@ -60,9 +60,10 @@ def test_lint_clean():
     "configfile, jobs",
     [
         (
-            # 2 checkpoints x 3 samples, evaluated at 3 CC thresholds
+            # 7 samples (6 for training); 2 checkpoints x 3 validation samples, evaluated
+            # with 2 modes x 2 thresholds
             "config/config.yaml",
-            {"synthesize": 3, "convert": 3, "masks": 3, "train": 2, "predict": 6, "evaluate": 18},
+            {"synthesize": 7, "convert": 7, "masks": 7, "train": 2, "predict": 6, "evaluate": 24},
         ),
         # 7 checkpoints x 3 samples; the test samples A+, B+, C+ are converted only
         (
