@@ -60,10 +60,10 @@ def test_lint_clean():
     "configfile, jobs",
     [
         (
-            # 7 samples (6 for training); 2 checkpoints x 3 validation samples, evaluated
+            # 7 samples (6 for training); 1 checkpoint x 3 validation samples, evaluated
             # with 2 modes x 2 thresholds
             "config/config.yaml",
-            {"synthesize": 7, "convert": 7, "masks": 7, "train": 2, "predict": 6, "evaluate": 24},
+            {"synthesize": 7, "convert": 7, "masks": 7, "train": 1, "predict": 3, "evaluate": 12},
         ),
         # 7 checkpoints x 3 samples; the test samples A+, B+, C+ are converted only
         (
