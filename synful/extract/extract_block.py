@@ -178,16 +178,14 @@ def extract_from_arrays(
     roi = Roi(tuple(int(o) for o in offset), shape_nm)
     candidates = find_candidates(probabilities, voxel_size, config)
 
-    def at(points: np.ndarray, channels: int | None):
+    def at(array, points: np.ndarray) -> np.ndarray:
+        """``array`` (channels first) at world points (floor rule), 0 outside: (..., N)."""
         voxels = points_to_voxels(points, offset, voxel_size)
         inside = np.all((voxels >= 0) & (voxels < np.asarray(probabilities.shape)), axis=1)
-        index = tuple(np.where(inside[:, None], voxels, 0).T)
-        if channels is None:
-            return np.where(inside, probabilities[index], 0).astype(np.float64)
-        picked = [np.where(inside, np.asarray(vectors[c])[index], 0) for c in range(channels)]
-        return np.stack(picked, axis=1).astype(np.float64)
+        values = np.asarray(array)[(Ellipsis, *np.where(inside[:, None], voxels, 0).T)]
+        return np.where(inside, values, 0).astype(np.float64)
 
-    reader = _vector_reader(config, voxel_size, lambda p: at(p, None), lambda p: at(p, 3))
+    reader = _vector_reader(config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p).T)
     return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, reader)
 
 

@@ -61,9 +61,9 @@ def split_component(
 
 
 def piece_core(values: np.ndarray, piece: np.ndarray, levels: Sequence[float], min_voxels: int) -> np.ndarray:
-    """The largest component of ``piece`` above the highest level where it still has
-    ``min_voxels`` voxels (``piece`` itself when no level has)."""
-    for level in sorted(levels, reverse=True):
+    """The largest component of ``piece`` above the highest level (``levels`` ascending) where
+    it still has ``min_voxels`` voxels (``piece`` itself when no level has)."""
+    for level in reversed(levels):
         above = piece & (values > level)
         if np.count_nonzero(above) >= min_voxels:
             labels, count = label_components(above)

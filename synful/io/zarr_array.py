@@ -7,6 +7,7 @@ neuroglancer/napari tooling. :class:`Volume` reads and writes by world-unit ROI.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,11 +133,10 @@ class Volume:
     def in_memory(self) -> Volume:
         """A read-only copy of this volume with its data read into memory (a numpy array);
         same name, voxel size, offset and attributes, so ``read`` works as before."""
-        copy = object.__new__(Volume)
-        copy.__dict__.update(self.__dict__)
-        copy.array = np.asarray(self.array[...])
-        copy.array.flags.writeable = False
-        return copy
+        loaded = copy.copy(self)
+        loaded.array = np.asarray(self.array[...])
+        loaded.array.flags.writeable = False
+        return loaded
 
     @property
     def shape(self) -> Coordinate:

@@ -78,18 +78,23 @@ class SpatialTransform:
     def _centre(self) -> np.ndarray:
         return (np.asarray(self.shape, dtype=np.float64) - 1) / 2
 
-    def _rotate(self, points: np.ndarray, angle: float) -> np.ndarray:
-        """In-plane rotation about the window centre, in nm (anisotropy-safe)."""
+    def _rotate(self, points: np.ndarray, angle: float, axis: int = -1) -> np.ndarray:
+        """In-plane rotation about the window centre, in nm (anisotropy-safe), of the (z, y, x)
+        coordinates stored along ``axis`` of ``points``; z is copied unchanged."""
         if angle == 0.0:
             return points
-        c = self._centre().astype(points.dtype)
-        vs = np.asarray(self.voxel_size, dtype=points.dtype)
-        d = (points - c) * vs
-        cos, sin = points.dtype.type(np.cos(angle)), points.dtype.type(np.sin(angle))
-        rotated = d.copy()
-        rotated[..., 1] = cos * d[..., 1] - sin * d[..., 2]
-        rotated[..., 2] = sin * d[..., 1] + cos * d[..., 2]
-        return rotated / vs + c
+        t = points.dtype.type
+        _, cy, cx = (t(c) for c in self._centre())
+        _, vy, vx = (t(v) for v in self.voxel_size)
+        cos, sin = t(np.cos(angle)), t(np.sin(angle))
+        coords = np.moveaxis(points, axis, 0)
+        dy, dx = (coords[1] - cy) * vy, (coords[2] - cx) * vx
+        rotated = np.empty_like(points)
+        out = np.moveaxis(rotated, axis, 0)
+        out[0] = coords[0]
+        out[1] = (cos * dy - sin * dx) / vy + cy
+        out[2] = (sin * dy + cos * dx) / vx + cx
+        return rotated
 
     def _steps(self) -> list[int]:
         return [max(1, min(self.subsample, int(s))) for s in self.control_spacing]
@@ -163,15 +168,7 @@ class SpatialTransform:
             field[axis] = np.arange(n, dtype=np.float32).reshape(shape)
         if self.control_displacements is not None:
             field += self._elastic_field()
-        if self.angle != 0.0:
-            # in-plane rotation about the centre, in nm (as ``_rotate``), on the y and x planes
-            _, cy, cx = self._centre()
-            _, vy, vx = self.voxel_size
-            cos, sin = np.float32(np.cos(self.angle)), np.float32(np.sin(self.angle))
-            dy = (field[1] - np.float32(cy)) * np.float32(vy)
-            dx = (field[2] - np.float32(cx)) * np.float32(vx)
-            field[1] = (cos * dy - sin * dx) / np.float32(vy) + np.float32(cy)
-            field[2] = (sin * dy + cos * dx) / np.float32(vx) + np.float32(cx)
+        field = self._rotate(field, self.angle, axis=0)
         if self.section_shifts is not None:
             field[1:] += self.section_shifts.T.astype(np.float32)[:, :, None, None]
         # M acts on the target grid: reorder the field instead of transforming coordinates
