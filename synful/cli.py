@@ -17,7 +17,7 @@ import sys
 from . import __version__, commands
 from .errors import SynfulError
 
-ORDER = ["synthesize", "download", "convert", "masks", "train", "predict", "extract", "evaluate", "export"]
+ORDER = ["synthesize", "download", "unpack", "convert", "masks", "train", "predict", "extract", "evaluate", "export"]
 
 
 def _command_modules():
