@@ -9,36 +9,49 @@ import numpy as np
 import pytest
 
 from synful.cli import main
-from synful.download import download, part_path
+from synful.download import download, meta_path, part_path
 from synful.errors import SynfulError
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, read_cremi, write_cremi
 
 
 class RangeHandler(BaseHTTPRequestHandler):
-    """Serves ``server.files[path]``; honours ``Range: bytes=N-``; can cut one transfer short."""
+    """Serves ``server.files[path]``; honours ``Range: bytes=N-``; can cut one transfer short.
+
+    ``server.validators[path]`` (a dict of header -> value, e.g. ETag, Last-Modified) is sent
+    with every response; ``If-Range`` is honoured (a range only when it names the current
+    version) unless ``server.honour_if_range`` is false.
+    """
 
     def do_GET(self):
         server = self.server
         rng = self.headers.get("Range")
         server.requests.append((self.path, rng))
+        server.if_ranges.append(self.headers.get("If-Range"))
         data = server.files.get(self.path)
         if data is None:
             self.send_error(404, "Not Found")
             return
+        validators = server.validators.get(self.path, {})
+        if_range = self.headers.get("If-Range")
+        current = if_range is None or if_range in validators.values()
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", rng or "")
-        if match and server.honour_range:
+        if match and server.honour_range and (current or not server.honour_if_range):
             start = int(match.group(1))
             if start >= len(data):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
+                for key, value in validators.items():
+                    self.send_header(key, value)
                 self.end_headers()
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
+        for key, value in validators.items():
+            self.send_header(key, value)
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -56,6 +69,7 @@ class RangeHandler(BaseHTTPRequestHandler):
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.files, httpd.requests, httpd.cut_after, httpd.honour_range = {}, [], None, True
+    httpd.validators, httpd.if_ranges, httpd.honour_if_range = {}, [], True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -187,3 +201,105 @@ def test_cli_download(server, tmp_path, capsys):
 def test_unreachable_server(tmp_path, capsys):
     code, err = run_cli(capsys, "download", "http://127.0.0.1:9/x.hdf", tmp_path / "x.hdf")
     assert code == 1 and err.startswith("synful: error: http://127.0.0.1:9/x.hdf: cannot download")
+
+
+def test_cli_download_archive_with_no_check_then_unpack(server, tmp_path, capsys):
+    from test_unpack import members, write_archive
+
+    files = members(tmp_path)
+    archive = tmp_path / "groundtruth.tar.gz"
+    write_archive(archive, files)
+    server.files["/groundtruth.tar.gz"] = data = archive.read_bytes()
+    archive.unlink()
+    url = server.url + "/groundtruth.tar.gz"
+    out = tmp_path / "archives" / "groundtruth.tar.gz"
+    # without --no-check the archive fails the CREMI check and leaves nothing
+    code, err = run_cli(capsys, "download", url, out, "--quiet")
+    assert code == 1 and err.startswith(f"synful: error: {url}: not an HDF5 file")
+    assert not out.exists() and not part_path(out).exists() and not meta_path(out).exists()
+    server.cut_after = len(data) // 2
+    sha = hashlib.sha256(data).hexdigest()
+    code, err = run_cli(capsys, "download", url, out, "--no-check", "--sha256", sha, "--quiet")
+    assert code == 0, err
+    assert out.read_bytes() == data
+    assert [r for p, r in server.requests[-2:]] == [None, f"bytes={len(data) // 2}-"]
+    member = "cremi_v01/sample_A_20160501.hdf"
+    sample = tmp_path / "archives" / "groundtruth" / member
+    code, err = run_cli(capsys, "unpack", out, member, sample, "--quiet")
+    assert code == 0, err
+    assert sample.read_bytes() == files[member]
+    code, err = run_cli(capsys, "download", url, out, "--no-check", "--sha256", "0" * 64)
+    assert code == 1 and "sha256 mismatch" in err  # an existing OUT is checked, not replaced
+    code, err = run_cli(capsys, "download", url, out, "--no-check", "--require-labels")
+    assert code == 1 and "drop --no-check" in err
+
+
+def version(server, name, data, **validators):
+    server.files[name] = data
+    server.validators[name] = {key.replace("_", "-").title(): v for key, v in validators.items()}
+
+
+@pytest.mark.parametrize(
+    "validators, if_range",
+    [
+        ({"etag": '"v1"'}, '"v1"'),
+        (
+            {"etag": 'W/"v1"', "last_modified": "Mon, 01 Jan 2024 00:00:00 GMT"},
+            "Mon, 01 Jan 2024 00:00:00 GMT",
+        ),
+    ],
+)
+def test_resume_sends_if_range(server, tmp_path, validators, if_range):
+    data = bytes(range(256)) * 40
+    version(server, "/a.tar.gz", data, **validators)
+    out = tmp_path / "a.tar.gz"
+    server.cut_after = 3000
+    with pytest.raises(SynfulError, match="rerun to resume"):
+        download(server.url + "/a.tar.gz", out, retries=0, progress=False, check_layout=False)
+    assert meta_path(out).exists()
+    download(server.url + "/a.tar.gz", out, retries=0, progress=False, check_layout=False)
+    assert out.read_bytes() == data
+    assert server.requests[-1] == ("/a.tar.gz", "bytes=3000-")
+    assert server.if_ranges == [None, if_range]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz"]
+
+
+@pytest.mark.parametrize("honour_if_range", [True, False])
+def test_changed_file_restarts_the_resume(server, tmp_path, honour_if_range):
+    old, new = bytes(range(256)) * 40, bytes(reversed(range(256))) * 50
+    version(server, "/a.tar.gz", old, etag='"v1"')
+    out = tmp_path / "a.tar.gz"
+    server.cut_after = 3000
+    with pytest.raises(SynfulError, match="rerun to resume"):
+        download(server.url + "/a.tar.gz", out, retries=0, progress=False, check_layout=False)
+    version(server, "/a.tar.gz", new, etag='"v2"')
+    server.honour_if_range = honour_if_range  # one that ignores it sends v2's tail: detected
+    download(server.url + "/a.tar.gz", out, retries=0, progress=False, check_layout=False)
+    assert out.read_bytes() == new
+    assert server.if_ranges[1] == '"v1"'
+    expected = [None, "bytes=3000-"] if honour_if_range else [None, "bytes=3000-", None]
+    assert [r for _, r in server.requests] == expected
+    assert not meta_path(out).exists()
+
+
+def test_complete_part_of_a_changed_file_restarts(server, tmp_path):
+    old, new = b"a" * 5000, b"b" * 5000
+    version(server, "/a.bin", new, etag='"v2"')
+    out = tmp_path / "a.bin"
+    part_path(out).write_bytes(old)
+    meta_path(out).write_text(f'{{"url": "{server.url}/a.bin", "etag": "\\"v1\\""}}')
+    server.honour_if_range = False  # the 416 names v2: start over
+    download(server.url + "/a.bin", out, progress=False, check_layout=False)
+    assert out.read_bytes() == new
+    assert [r for _, r in server.requests] == ["bytes=5000-", None]
+
+
+def test_part_from_another_url_restarts(server, tmp_path):
+    data = b"c" * 5000
+    version(server, "/b.bin", data, etag='"v1"')
+    out = tmp_path / "b.bin"
+    part_path(out).write_bytes(b"x" * 100)
+    meta_path(out).write_text('{"url": "http://elsewhere/b.bin", "etag": "\\"v1\\""}')
+    download(server.url + "/b.bin", out, progress=False, check_layout=False)
+    assert out.read_bytes() == data
+    assert server.requests == [("/b.bin", None)]
