@@ -57,17 +57,27 @@ def store(tmp_path, prob, vectors):
     )
 
 
-@pytest.mark.parametrize("mode", ["cc", "nms", "split"])
+# mode, or mode + the original's rule (the CC location of master, NMS reflect at the border)
+MODES = {
+    "cc": {"mode": "cc"},
+    "nms": {"mode": "nms"},
+    "split": {"mode": "split"},
+    "cc-master": {"mode": "cc", "cc_location": "master"},
+    "nms-reflect": {"mode": "nms", "nms_border": "reflect"},
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("block_shape", [(4, 16, 16), (6, 32, 32), (5, 21, 13)])
 def test_blockwise_equals_whole_volume(tmp_path, store, prob, vectors, mode, block_shape):
     """Components straddle block borders; every block shape gives the whole-volume table."""
-    kwargs = {"mode": mode, "threshold": 0.5, "progress": False}
+    kwargs = {**MODES[mode], "threshold": 0.5, "progress": False}
     whole = extract_synapses(store, tmp_path / "whole.parquet", **kwargs)
     blocks = extract_synapses(store, tmp_path / "blocks.parquet", block_shape=block_shape, **kwargs)
     assert len(whole) >= len(CENTRES)
     pd.testing.assert_frame_equal(whole, blocks)
     pd.testing.assert_frame_equal(blocks, read_synapses(tmp_path / "blocks.parquet"))
-    in_memory = extract_from_arrays(prob, vectors, VS, OFFSET, ExtractConfig(mode=mode))
+    in_memory = extract_from_arrays(prob, vectors, VS, OFFSET, ExtractConfig(**MODES[mode]))
     pd.testing.assert_frame_equal(whole, in_memory)
     assert whole["id"].is_unique and whole["id"].is_monotonic_increasing
     assert not work_directory(tmp_path / "blocks.parquet").exists()
@@ -264,6 +274,7 @@ def test_cli_passes_every_option(tmp_path, store, capsys):
         mode="nms",
         threshold=0.4,
         nms_radius=30.0,
+        nms_border="reflect",
         score_threshold=0.5,
         min_distance=8.0,
         context=160.0,
@@ -283,6 +294,8 @@ def test_cli_passes_every_option(tmp_path, store, capsys):
         "0.4",
         "--nms-radius",
         "30",
+        "--nms-border",
+        "reflect",
         "--score-threshold",
         "0.5",
         "--min-distance",
@@ -320,10 +333,10 @@ def test_extract_never_imports_torch(tmp_path, store):
     assert result.returncode == 0, result.stderr
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
-    mode=st.sampled_from(["cc", "nms", "split"]),
+    mode=st.sampled_from(list(MODES)),
     block_shape=st.tuples(st.integers(2, 6), st.integers(7, 24), st.integers(7, 24)),
     density=st.floats(0.05, 0.4),
 )
@@ -340,7 +353,7 @@ def test_any_map_any_blocks_equal_whole_volume_with_covering_context(
     with tempfile.TemporaryDirectory() as tmp:
         store = write_prediction_store(Path(tmp) / "p.zarr", prob, vectors, offset=(40, 8, -4))
         kwargs = {
-            "mode": mode,
+            **MODES[mode],
             "threshold": 0.3,
             "nms_radius": 12,
             "min_piece_volume": 3 * 40 * 4 * 4,

@@ -42,6 +42,16 @@ def add_arguments(parser) -> None:
         help="cc/split mode: score of a component (nms scores by the maximum)",
     )
     parser.add_argument(
+        "--cc-location",
+        choices=["interior", "master"],
+        default="interior",
+        help="cc mode: where a component is located. interior (default): the voxel farthest "
+        "from the component's outside, everything outside it counting as outside (the "
+        "original's fanc_evaluation branch); master: the original master branch's rule (the "
+        "paper's CREMI grid search), an EDT of the component's bounding box where only label "
+        "transitions are boundaries and the box faces are not. See docs/extraction.md",
+    )
+    parser.add_argument(
         "--split-levels",
         type=float,
         nargs="+",
@@ -58,6 +68,14 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--nms-radius", type=float, default=40.0, metavar="NM", help="nms radius (nm)"
+    )
+    parser.add_argument(
+        "--nms-border",
+        choices=["constant", "reflect"],
+        default="constant",
+        help="nms mode: the map beyond the volume's faces: 0 (constant, default) or its "
+        "reflection (reflect, scipy's default in the original); both give the same maxima "
+        "(docs/extraction.md)",
     )
     parser.add_argument(
         "--vector-radius",
@@ -131,6 +149,8 @@ def run(args) -> int:
         split_levels=args.split_levels,
         min_piece_volume=args.min_piece_volume,
         vector_radius=args.vector_radius,
+        cc_location=args.cc_location,
+        nms_border=args.nms_border,
         score_threshold=args.score_threshold,
         min_distance=args.min_distance,
         context=args.context,

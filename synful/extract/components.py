@@ -2,15 +2,24 @@
 
 The original (``synful/detection.py::find_locations``, ``extract_type='cc'``): voxels with
 probability > threshold (strict), 6-connected components, location = the voxel with the
-largest Euclidean distance to the component's outside (the "most interior" voxel, not the
-centre of mass), score = sum, mean or max of the probabilities, or the voxel count.
+largest Euclidean distance to a boundary (the "most interior" voxel, not the centre of
+mass), score = sum, mean or max of the probabilities, or the voxel count.
 
-We use the corrected distance transform of the ``fanc_evaluation`` branch: an anisotropic
-EDT (sampling = voxel size, the ``edt`` package) of the whole component mask, where every
-voxel not in the component, and everything outside the array, counts as outside. Ties go
-to the first voxel in C order. Each component is processed inside its bounding box grown by
-one voxel, which gives exactly the EDT of the whole array (the nearest outside voxel always lies in that box);
-many such boxes are packed into one array per EDT call (:func:`most_interior_voxels`).
+Two rules for "most interior" (``location``; docs/extraction.md compares them):
+
+``interior`` (default) -- the corrected distance transform of the ``fanc_evaluation``
+branch: an anisotropic EDT (sampling = voxel size, the ``edt`` package) of the whole
+component mask, where every voxel not in the component, and everything outside the array,
+counts as outside. Ties go to the first voxel in C order. Each component is processed
+inside its bounding box grown by one voxel, which gives exactly the EDT of the whole array
+(the nearest outside voxel always lies in that box); many such boxes are packed into one
+array per EDT call (:func:`most_interior_voxels`).
+
+``master`` -- the rule of the original's master branch, used for the paper's CREMI grid
+search (:func:`master_location`): the EDT of the component's bounding-box crop on a grid
+of doubled resolution, where only label transitions between face-adjacent voxels are
+boundaries and the crop's faces are not; argmax over the component's voxels, first in C
+order.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from .candidates import Candidates
 from .values import above_threshold, tiles_above_threshold, to_values
 
 SCORES = ("sum", "mean", "max", "count")
+#: CC location rules: ``interior`` (fanc_evaluation branch, default) and ``master``
+LOCATIONS = ("interior", "master")
 TILE = (2, 16, 16)
 
 
@@ -90,6 +101,60 @@ def most_interior_voxel(component: np.ndarray, voxel_size: Sequence[float]) -> t
     return tuple(int(i) for i in most_interior_voxels([np.asarray(component, bool)], voxel_size)[0])
 
 
+def master_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Label transitions of ``labels`` on the doubled grid (shape ``2 n - 1`` per axis).
+
+    Transcribes the original's ``synful/detection.py::__find_boundaries``: the point halfway
+    between two face-adjacent voxels (odd index along their axis, even along the others)
+    is True where their labels differ; voxel positions (all indices even), edge and corner
+    midpoints and everything beyond the array are never boundaries.
+    """
+    labels = np.asarray(labels)
+    dims = labels.ndim
+    boundaries = np.zeros(tuple(2 * s - 1 for s in labels.shape), dtype=bool)
+    for d in range(dims):
+        upper = [slice(None)] * dims
+        lower = [slice(None)] * dims
+        upper[d], lower[d] = slice(1, None), slice(None, -1)
+        target = [slice(None, None, 2)] * dims
+        target[d] = slice(1, None, 2)
+        boundaries[tuple(target)] = labels[tuple(upper)] != labels[tuple(lower)]
+    return boundaries
+
+
+def master_location(
+    crop: np.ndarray, component: np.ndarray, voxel_size: Sequence[float]
+) -> tuple[int, ...]:
+    """The original master branch's location of one component in its bounding-box crop.
+
+    Transcribes ``synful/detection.py::__from_labels_to_edt`` and the masked argmax of
+    ``__from_labels_to_locs``: the scipy EDT (float64, then float32 as there) of "not a
+    boundary" on the doubled grid with ``sampling = voxel_size / 2`` (boundaries from
+    :func:`master_boundaries`), read back at the voxel positions (every second point), and
+    the first voxel of ``component`` in C order with the largest distance.
+
+    Only the face-adjacent transitions of the thresholded mask matter, so ``crop`` may be
+    the mask (probability > threshold) or the original's labels over the bounding box; other
+    components inside the box contribute their boundaries, as in the original. Where the
+    crop has no boundary at all (a component filling its box, e.g. 2 voxels in a row),
+    scipy (1.17; the same algorithm as in the original's days) measures from the point one
+    step before index 0 along the first axis, so the last voxel in C order wins, as in the
+    original.
+
+    Args:
+        crop: labels or boolean mask over the component's bounding box.
+        component: boolean mask of the component, same shape.
+        voxel_size: voxel size (nm).
+    """
+    boundaries = master_boundaries(crop)
+    distances = ndimage.distance_transform_edt(
+        ~boundaries, sampling=tuple(float(v) / 2 for v in voxel_size)
+    ).astype(np.float32)
+    distances = distances[(slice(None, None, 2),) * distances.ndim]
+    distances = np.where(np.asarray(component, bool), distances, -np.inf)  # numpy.ma's argmax
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(distances)), distances.shape))
+
+
 def foreground_regions(
     stored: np.ndarray, scale: float | None, threshold: float, tile: Sequence[int] = TILE
 ) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
@@ -140,6 +205,7 @@ def cc_candidates(
     score: str = "sum",
     scale: float | None = None,
     tile: Sequence[int] = TILE,
+    location: str = "interior",
 ) -> Candidates:
     """One candidate per connected component of ``probability > threshold``.
 
@@ -150,13 +216,18 @@ def cc_candidates(
         score: ``sum``, ``mean``, ``max`` or ``count`` of the component's probabilities.
         scale: the map's ``scale`` attribute, or ``None`` for float probabilities.
         tile: tile shape (voxels) of the coarse pass (:func:`foreground_regions`).
+        location: ``interior`` (:func:`most_interior_voxels`) or ``master``
+            (:func:`master_location`).
 
     Returns:
         :class:`Candidates` with voxel indices into ``stored`` (in no particular order).
     """
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}, expected one of {SCORES}")
+    if location not in LOCATIONS:
+        raise ValueError(f"unknown location {location!r}, expected one of {LOCATIONS}")
     components = []
+    boxes = []
     starts = []
     scores = []
     for region, mask in foreground_regions(stored, scale, threshold, tile):
@@ -165,9 +236,21 @@ def cc_candidates(
             component = labels[box] == label
             within = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box))
             components.append(component)
+            boxes.append(within)
             starts.append([s.start for s in within])
             scores.append(component_score(to_values(stored[within][component], scale), score))
     if not components:
         return Candidates.empty()
-    local = most_interior_voxels(components, voxel_size)
+    if location == "master":
+        # the crop is the whole thresholded mask over the component's bounding box: other
+        # components inside it have boundaries too (the original crops its label volume)
+        local = np.array(
+            [
+                master_location(above_threshold(stored[box], scale, threshold), c, voxel_size)
+                for box, c in zip(boxes, components)
+            ],
+            np.int64,
+        )
+    else:
+        local = most_interior_voxels(components, voxel_size)
     return Candidates(np.asarray(starts, np.int64) + local, np.asarray(scores, np.float64))

@@ -7,7 +7,8 @@ import math
 
 from ..errors import SynfulError
 from ..geometry import Coordinate
-from .components import SCORES
+from .components import LOCATIONS, SCORES
+from .nms import BORDERS
 from .split import SPLIT_LEVELS
 
 MODES = ("cc", "nms", "split")
@@ -38,6 +39,15 @@ class ExtractConfig:
             in it give block-independent results.
         drop_autapses: with segment ids, drop synapses whose pre and post ids are equal and
             non-zero.
+        cc_location: ``cc`` mode: where a component is located (``synful/extract/components.py``):
+            ``interior`` (default; the fanc_evaluation branch's EDT, where everything outside
+            the component is outside) or ``master`` (the original master branch's EDT of the
+            bounding-box crop, where only label transitions are boundaries). ``split`` mode
+            always uses ``interior``.
+        nms_border: ``nms`` mode: what the maximum filter sees beyond the volume's faces:
+            ``constant`` (0, default) or ``reflect`` (the original's scipy default). Both give
+            the same maxima on any map (``synful/extract/nms.py``); internal block borders are
+            zero-padded either way.
     """
 
     mode: str = "cc"
@@ -51,12 +61,22 @@ class ExtractConfig:
     split_levels: tuple = SPLIT_LEVELS
     min_piece_volume: float = 32000.0
     vector_radius: float = 0.0
+    cc_location: str = "interior"
+    nms_border: str = "constant"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise SynfulError("--mode", f"unknown mode {self.mode!r}, expected one of {MODES}")
         if self.score not in SCORES:
             raise SynfulError("--score", f"unknown score {self.score!r}, expected one of {SCORES}")
+        if self.cc_location not in LOCATIONS:
+            raise SynfulError(
+                "--cc-location", f"unknown rule {self.cc_location!r}, expected one of {LOCATIONS}"
+            )
+        if self.nms_border not in BORDERS:
+            raise SynfulError(
+                "--nms-border", f"unknown mode {self.nms_border!r}, expected one of {BORDERS}"
+            )
         for name in ("threshold", "nms_radius", "score_threshold", "min_distance", "context", "min_piece_volume", "vector_radius"):
             value = getattr(self, name)
             try:

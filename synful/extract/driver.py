@@ -145,6 +145,20 @@ def read_block_tables(
     return table.reset_index(drop=True)
 
 
+#: settings added after work directories existed: left out of the identity at their default
+#: (the old behaviour), so such a directory still resumes, while any other value discards it
+_LATER_DEFAULTS = {"cc_location": "interior", "nms_border": "constant"}
+
+
+def config_identity(config: ExtractConfig) -> dict:
+    """The settings part of a run's identity (see :data:`_LATER_DEFAULTS`)."""
+    out = config.to_dict()
+    for key, default in _LATER_DEFAULTS.items():
+        if out.get(key) == default:
+            del out[key]
+    return out
+
+
 def run_extract_blocks(
     pred_store,
     out_path,
@@ -173,7 +187,7 @@ def run_extract_blocks(
     identity = {
         "predictions": os.path.abspath(pred_store),
         "segmentation": None if seg_store is None else os.path.abspath(seg_store),
-        "config": config.to_dict(),
+        "config": config_identity(config),
         "task": task.to_dict(),
     }
     if vectors_store is not None:  # absent otherwise: work directories of older runs still resume
@@ -212,6 +226,8 @@ def extract_synapses(
     split_levels: Sequence[float] = SPLIT_LEVELS,
     min_piece_volume: float = 32000.0,
     vector_radius: float = 0.0,
+    cc_location: str = "interior",
+    nms_border: str = "constant",
     seg_store=None,
     drop_autapses: bool = False,
     vectors_store=None,
@@ -227,8 +243,8 @@ def extract_synapses(
             is given) ``partner_vectors``.
         out_path: the synapse table to write (``.parquet``, or ``.csv``).
         mode, threshold, score, nms_radius, score_threshold, min_distance, context,
-            split_levels, min_piece_volume, vector_radius, drop_autapses: see
-            :class:`ExtractConfig`.
+            split_levels, min_piece_volume, vector_radius, cc_location, nms_border,
+            drop_autapses: see :class:`ExtractConfig`.
         seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
         vectors_store: another prediction store to take ``partner_vectors`` from (e.g. the
             output of a vector-only network, as the published CREMI models p_setup52 +
@@ -261,6 +277,8 @@ def extract_synapses(
         split_levels=tuple(split_levels),
         min_piece_volume=min_piece_volume,
         vector_radius=vector_radius,
+        cc_location=cc_location,
+        nms_border=nms_border,
     )
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")

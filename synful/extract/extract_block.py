@@ -31,12 +31,21 @@ from .values import to_values
 
 
 def find_candidates(
-    stored: np.ndarray, voxel_size: Sequence[int], config: ExtractConfig, scale: float | None = None
+    stored: np.ndarray,
+    voxel_size: Sequence[int],
+    config: ExtractConfig,
+    scale: float | None = None,
+    volume_faces: Sequence[tuple[bool, bool]] | None = None,
 ) -> Candidates:
-    """Candidates in a stored probability array, by ``config.mode``, before the score filter."""
+    """Candidates in a stored probability array, by ``config.mode``, before the score filter.
+
+    ``volume_faces``: per axis, whether the array's (lower, upper) face is a face of the
+    prediction volume (``nms_border`` applies there); ``None``: the array is the volume.
+    """
     if config.mode == "cc":
         return cc_candidates(
-            stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale
+            stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale,
+            location=config.cc_location,
         )
     if config.mode == "split":
         return split_candidates(
@@ -44,7 +53,16 @@ def find_candidates(
             min_voxels=config.min_piece_voxels(voxel_size), score=config.score, scale=scale,
         )
     return nms_candidates(
-        stored, voxel_size, radius=config.nms_radius, threshold=config.threshold, scale=scale
+        stored, voxel_size, radius=config.nms_radius, threshold=config.threshold, scale=scale,
+        border=config.nms_border, volume_faces=volume_faces,
+    )
+
+
+def volume_faces(inside: Roi, volume_roi: Roi) -> tuple[tuple[bool, bool], ...]:
+    """Per axis, whether ``inside``'s (lower, upper) face lies on ``volume_roi``'s face."""
+    return tuple(
+        (int(b) == int(vb), int(e) == int(ve))
+        for b, e, vb, ve in zip(inside.begin, inside.end, volume_roi.begin, volume_roi.end)
     )
 
 
@@ -135,12 +153,16 @@ def extract_block(
     mask = predictions.post_indicator
     # Outside the store the map is 0, which is never above a threshold >= 0, never a local
     # maximum and never inside a component: reading only the part inside gives the same
-    # candidates without allocating the zero margin.
+    # candidates without allocating the zero margin. NMS with ``nms_border='reflect'``
+    # reflects at those faces of ``inside`` that are faces of the volume (the whole-volume
+    # rule), and zero-pads the others (internal block borders, covered by the context).
     inside = read_roi.intersect(mask.roi)
     if inside.empty:
         return empty_table(with_seg=seg is not None)
     stored = mask.read(inside)
-    candidates = find_candidates(stored, mask.voxel_size, config, mask.scale)
+    candidates = find_candidates(
+        stored, mask.voxel_size, config, mask.scale, volume_faces(inside, mask.roi)
+    )
     return assemble_synapses(
         candidates,
         inside.begin,

@@ -6,10 +6,19 @@ maximum-filtered value and > 0, plateaus labelled (6-connected), location = the 
 centroid, score = the maximum probability. Here a maximum must also exceed the probability
 threshold, and the centroid is snapped to the nearest voxel (halves up).
 
+Border (``border``): the original calls ``scipy.ndimage.maximum_filter`` with its default
+``mode='reflect'`` on each block's array; we treat the outside as 0 (``constant``, the
+default) or reflect at the faces of the volume only (``reflect``; internal block borders are
+zero-padded, the context covers them). Both give the same maxima: a voxel reflected across
+a face lies no farther from the footprint's centre, along every axis, than the voxel it
+copies, so it is a value already inside the (convex, symmetric) footprint; and a 0 beyond
+the face never beats a candidate, which is > 0. The option exists so that this can be
+checked (tests/test_extract_location.py), not because results differ.
+
 Only voxels above the threshold can be maxima, and only they can beat one, so when they are
 few the maximum filter is evaluated just there (the footprint's offsets gathered from a
-zero-padded copy); otherwise ``scipy.ndimage.maximum_filter`` runs on the whole array. Both
-treat the outside of the array as 0 and give the same maxima.
+padded copy); otherwise ``scipy.ndimage.maximum_filter`` runs on the whole array. Both
+give the same maxima.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from .components import label_components
 from .values import above_threshold, to_values
 
 SPARSE_FRACTION = 0.125
+#: what the maximum filter sees beyond the volume's faces
+BORDERS = ("constant", "reflect")
 
 
 def voxel_radius(
@@ -49,15 +60,61 @@ def ellipsoid_footprint(radius: Sequence[int]) -> np.ndarray:
     return lhs <= total
 
 
-def _maxima_dense(stored, scale, footprint, candidates) -> np.ndarray:
+def reflected_faces(
+    border: str, ndim: int, volume_faces: Sequence[tuple[bool, bool]] | None = None
+) -> tuple[tuple[bool, bool], ...] | None:
+    """Per axis, whether the (lower, upper) face is padded by reflection; ``None`` for none.
+
+    Args:
+        border: ``constant`` or ``reflect``.
+        ndim: number of axes.
+        volume_faces: per axis, whether the array's (lower, upper) face is a face of the
+            volume; ``None``: all are (the array is the whole volume).
+    """
+    if border not in BORDERS:
+        raise ValueError(f"unknown border {border!r}, expected one of {BORDERS}")
+    if border == "constant":
+        return None
+    if volume_faces is None:
+        return ((True, True),) * ndim
+    faces = tuple((bool(lo), bool(hi)) for lo, hi in volume_faces)
+    return faces if any(lo or hi for lo, hi in faces) else None
+
+
+def pad_map(
+    stored: np.ndarray, radius: Sequence[int], reflect: Sequence[tuple[bool, bool]] | None = None
+) -> np.ndarray:
+    """``stored`` padded by ``radius`` per axis: zeros, or by reflection where ``reflect`` says.
+
+    Reflection is ``scipy.ndimage``'s ``mode='reflect'`` (``d c b a | a b c d``, repeated
+    for widths beyond the array), which ``numpy.pad(mode='symmetric')`` equals.
+    """
+    if reflect is None:
+        return np.pad(stored, [(r, r) for r in radius])
+    out = np.asarray(stored)
+    for axis, (r, sides) in enumerate(zip(radius, reflect)):
+        for side, mirrored in enumerate(sides):
+            width = [(0, 0)] * out.ndim
+            width[axis] = (r, 0) if side == 0 else (0, r)
+            out = np.pad(out, width, mode="symmetric") if mirrored else np.pad(out, width)
+    return out
+
+
+def _maxima_dense(stored, scale, footprint, candidates, reflect=None) -> np.ndarray:
     values = to_values(stored, scale)
-    filtered = ndimage.maximum_filter(values, footprint=footprint, mode="constant", cval=0)
+    if reflect is None:
+        filtered = ndimage.maximum_filter(values, footprint=footprint, mode="constant", cval=0)
+    else:
+        radius = [s // 2 for s in footprint.shape]
+        padded = to_values(pad_map(stored, radius, reflect), scale)
+        filtered = ndimage.maximum_filter(padded, footprint=footprint, mode="constant", cval=0)
+        filtered = filtered[tuple(slice(r, r + n) for r, n in zip(radius, stored.shape))]
     return candidates & (values == filtered)
 
 
-def _maxima_sparse(stored, scale, footprint, candidates) -> np.ndarray:
+def _maxima_sparse(stored, scale, footprint, candidates, reflect=None) -> np.ndarray:
     radius = [s // 2 for s in footprint.shape]
-    padded = np.pad(stored, [(r, r) for r in radius]).reshape(-1)
+    padded = pad_map(stored, radius, reflect).reshape(-1)
     padded_shape = tuple(n + 2 * r for n, r in zip(stored.shape, radius))
     strides = np.array([int(np.prod(padded_shape[i + 1 :])) for i in range(len(padded_shape))])
     index = np.flatnonzero(candidates)
@@ -78,6 +135,7 @@ def local_maxima(
     threshold: float = 0.0,
     method: str = "auto",
     scale: float | None = None,
+    reflect: Sequence[tuple[bool, bool]] | None = None,
 ) -> np.ndarray:
     """Boolean mask of voxels > ``threshold`` (and > 0) equal to their footprint maximum.
 
@@ -87,6 +145,8 @@ def local_maxima(
         threshold: only voxels strictly above it can be maxima.
         method: ``"dense"``, ``"sparse"`` or ``"auto"`` (sparse when few voxels pass).
         scale: the map's ``scale`` attribute, or ``None``.
+        reflect: per axis, whether beyond the (lower, upper) face the map is its reflection
+            (:func:`reflected_faces`); ``None``: 0 beyond every face.
     """
     stored = np.asarray(stored)
     candidates = above_threshold(stored, scale, max(float(threshold), 0.0))
@@ -94,9 +154,9 @@ def local_maxima(
         few = np.count_nonzero(candidates) < SPARSE_FRACTION * stored.size
         method = "sparse" if few else "dense"
     if method == "dense":
-        return _maxima_dense(stored, scale, footprint, candidates)
+        return _maxima_dense(stored, scale, footprint, candidates, reflect)
     if method == "sparse":
-        return _maxima_sparse(stored, scale, footprint, candidates)
+        return _maxima_sparse(stored, scale, footprint, candidates, reflect)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -108,6 +168,8 @@ def nms_candidates(
     threshold: float = 0.0,
     scale: float | None = None,
     method: str = "auto",
+    border: str = "constant",
+    volume_faces: Sequence[tuple[bool, bool]] | None = None,
 ) -> Candidates:
     """One candidate per plateau of local maxima, scored by its probability.
 
@@ -118,6 +180,10 @@ def nms_candidates(
         threshold: probability threshold (strict).
         scale: the map's ``scale`` attribute, or ``None`` for float probabilities.
         method: see :func:`local_maxima`.
+        border: ``constant`` (0 beyond the volume) or ``reflect`` (the original's scipy
+            default) at the faces of the volume; the same maxima either way.
+        volume_faces: per axis, whether ``stored``'s (lower, upper) face is a face of the
+            volume (a block's other faces are zero-padded); ``None``: all are.
 
     Returns:
         :class:`Candidates` with voxel indices into ``stored``: the plateau centroid rounded
@@ -125,7 +191,8 @@ def nms_candidates(
     """
     stored = np.asarray(stored)
     footprint = ellipsoid_footprint(voxel_radius(radius, voxel_size))
-    maxima = local_maxima(stored, footprint, threshold, method, scale)
+    reflect = reflected_faces(border, stored.ndim, volume_faces)
+    maxima = local_maxima(stored, footprint, threshold, method, scale, reflect)
     labels, count = label_components(maxima)
     if count == 0:
         return Candidates.empty()
