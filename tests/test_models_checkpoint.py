@@ -2,12 +2,13 @@
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
 from synful.checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from synful.errors import SynfulError
-from synful.models import build_model
+from synful.models import build_model, normalize_raw
 
 SETUP = {
     "network_type": "dh_unet",
@@ -98,3 +99,49 @@ def test_failed_save_leaves_no_file(tmp_path):
     with pytest.raises(TypeError):
         save_checkpoint(tmp_path / "c.pt", model=model, setup={"bad": object()}, iteration=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def _predict(checkpoint, raw):
+    from synful.predict import predict_raw
+
+    return predict_raw(checkpoint.model, raw)["post_indicator"]
+
+
+def _raw_and_linear(model):
+    """A uint8 raw block and the mask head's linear output on it (no activation)."""
+    shape = model.valid_input_shape((10, 40, 40))
+    raw = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    with torch.no_grad():
+        linear = model(torch.from_numpy(normalize_raw(raw)[None, None]))["post_indicator"][0, 0].numpy()
+    return raw, linear
+
+
+def test_mse_model_predicts_its_linear_output_clipped_to_0_1(tmp_path):
+    setup = {**SETUP, "mask_loss": "mse"}
+    model, _, _ = trained_model(setup)
+    model.eval()
+    _, linear = _raw_and_linear(model)
+    low, middle, high = np.percentile(linear - float(model.mask_head.bias.detach()), [10, 50, 90])
+    scale = 2.0 / (high - low)
+    with torch.no_grad():  # spread the linear output around 0.5, well beyond [0, 1]
+        model.mask_head.weight.mul_(scale)
+        model.mask_head.bias.fill_(0.5 - scale * middle)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, setup=setup, iteration=1)
+    loaded = load_checkpoint(path)
+    assert loaded.model.mask_activation == "clip"
+    raw, linear = _raw_and_linear(loaded.model)
+    assert (linear < 0).any() and (linear > 1).any() and ((linear > 0) & (linear < 1)).any()
+    predicted = _predict(loaded, raw)
+    assert predicted.min() >= 0.0 and predicted.max() <= 1.0
+    np.testing.assert_allclose(predicted, np.clip(linear, 0.0, 1.0), rtol=1e-5, atol=1e-6)
+
+
+def test_ce_model_and_checkpoints_without_the_key_predict_the_sigmoid(tmp_path):
+    assert "mask_loss" not in SETUP and "init" not in SETUP  # as checkpoints written before both keys
+    model, _, _ = trained_model()
+    path = save_checkpoint(tmp_path / "old.pt", model=model, setup=SETUP, iteration=1)
+    loaded = load_checkpoint(path)
+    assert loaded.model.mask_activation == "sigmoid" and loaded.model.init == "he"
+    raw, linear = _raw_and_linear(loaded.model)
+    predicted = _predict(loaded, raw)
+    np.testing.assert_allclose(predicted, 1.0 / (1.0 + np.exp(-linear)), rtol=1e-5, atol=1e-6)

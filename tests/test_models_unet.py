@@ -163,3 +163,68 @@ def test_normalize_raw():
     out = normalize_raw(raw)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [-1.0, 1.0, 51 / 255 * 2 - 1], rtol=1e-6)
+
+
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv3d | torch.nn.ConvTranspose3d)]
+
+
+def _fans(module):
+    """TF's fans of a conv kernel: kernel volume x input / output channels."""
+    volume = int(np.prod(module.kernel_size))
+    if isinstance(module, torch.nn.ConvTranspose3d):
+        return volume * module.out_channels, volume * module.in_channels
+    return volume * module.in_channels, volume * module.out_channels
+
+
+def test_glorot_init_is_the_tf_default_everywhere():
+    """Glorot-uniform U(-a, a), a = sqrt(6 / (fan_in + fan_out)), std a / sqrt(3) =
+    sqrt(2 / (fan_in + fan_out)); zero biases; the 1x1x1 heads included."""
+    torch.manual_seed(4)
+    model = build_model({**SMALL, "init": "glorot", "fmap_num": 8})
+    assert model.init == "glorot"
+    convs = _convs(model)
+    assert model.mask_head in convs and model.vector_head in convs
+    checked = 0
+    for module in convs:
+        fan_in, fan_out = _fans(module)
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
+        weight = module.weight.detach()
+        assert float(weight.abs().max()) <= limit
+        assert float(module.bias.detach().abs().max()) == 0.0
+        if weight.numel() >= 5000:
+            assert float(weight.std()) == pytest.approx((2.0 / (fan_in + fan_out)) ** 0.5, rel=0.05)
+            assert float(weight.abs().max()) > 0.95 * limit  # uniform, not normal
+            checked += 1
+    assert checked >= 5
+
+
+def test_he_init_stays_the_default():
+    torch.manual_seed(5)
+    model = build_model({**SMALL, "fmap_num": 8})
+    assert model.init == "he"
+    checked = 0
+    for module in _convs(model.unet):
+        weight = module.weight.detach()
+        fan_in = weight[0].numel()  # PyTorch's fan_in (for a transposed conv: out x kernel)
+        assert float(module.bias.detach().abs().max()) == 0.0
+        if weight.numel() >= 5000:
+            assert float(weight.std()) == pytest.approx((2.0 / fan_in) ** 0.5, rel=0.05)
+            checked += 1
+    assert checked >= 5
+    # the heads keep PyTorch's default (uniform bias), as before the init key existed
+    assert float(model.mask_head.bias.detach().abs().max()) > 0
+    with pytest.raises(ValueError, match="init"):
+        build_model({**SMALL, "init": "xavier"})
+
+
+def test_mask_activation_follows_the_mask_loss():
+    assert build_model(SMALL).mask_activation == "sigmoid"
+    assert build_model({**SMALL, "mask_loss": "ce"}).mask_activation == "sigmoid"
+    model = build_model({**SMALL, "mask_loss": "mse"})
+    assert model.mask_activation == "clip"
+    linear = torch.tensor([-2.0, -0.1, 0.0, 0.3, 1.0, 1.7])
+    torch.testing.assert_close(model.mask_probability(linear), torch.tensor([0.0, 0.0, 0.0, 0.3, 1.0, 1.0]))
+    torch.testing.assert_close(build_model(SMALL).mask_probability(linear), torch.sigmoid(linear))
+    with pytest.raises(ValueError, match="mask_loss"):
+        build_model({**SMALL, "mask_loss": "l1"})

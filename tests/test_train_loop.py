@@ -116,9 +116,9 @@ def test_changed_network_on_resume_is_an_error(tmp_path, stores):
         train(write_setup(tmp_path, fmap_num=3), stores, out, iterations=4, device="cpu", progress=False)
     with pytest.raises(SynfulError, match="heads"):
         train(write_setup(tmp_path, d_loss_scale=0.0), stores, out, iterations=4, device="cpu", progress=False)
-    # other scales and training settings may change
-    train(write_setup(tmp_path, d_loss_scale=0.5, learning_rate=1e-4), stores, out, iterations=3, device="cpu",
-          progress=False)
+    # other scales and training settings may change, and init (it only sets the starting weights)
+    train(write_setup(tmp_path, d_loss_scale=0.5, learning_rate=1e-4, init="glorot"), stores, out, iterations=3,
+          device="cpu", progress=False)
     resumed = load_checkpoint(out / "checkpoint_3.pt")
     assert resumed.setup["d_loss_scale"] == 0.5
     assert resumed.optimizer_state["param_groups"][0]["lr"] == 1e-4
@@ -192,3 +192,27 @@ def test_float32_without_mixed_precision_or_native_bf16(tmp_path, stores, monkey
         train(write_setup(tmp_path, mixed_precision=mixed_precision), stores, tmp_path / "run", iterations=1,
               device="cpu", progress=False)
     assert "in float32" in caplog.text
+
+
+def test_mask_losses_on_a_hand_made_example():
+    """ce: weighted sigmoid CE on the logits; mse: weighted squared error of the LINEAR output
+    (no sigmoid, as the published MSE graphs); both summed and divided by the voxel count."""
+    from synful.train.losses import mask_loss
+
+    output = torch.tensor([[[[[2.0, -1.0], [0.5, 1.5]]]]])  # (B, 1, z, y, x) = (1, 1, 1, 2, 2)
+    target = torch.tensor([[[[[1.0, 0.0], [0.0, 1.0]]]]])
+    weights = torch.tensor([[[[[3.0, 1.0], [1.0, 2.0]]]]])
+    mse = (3 * (2.0 - 1) ** 2 + 1 * (-1.0 - 0) ** 2 + 1 * (0.5 - 0) ** 2 + 2 * (1.5 - 1) ** 2) / 4
+    assert float(mask_loss(output, target, weights, "mse")) == pytest.approx(mse)
+    assert mse == pytest.approx(1.1875)  # (3 + 1 + 0.25 + 0.5) / 4
+
+    def ce(x, t):
+        p = 1 / (1 + np.exp(-x))
+        return -(t * np.log(p) + (1 - t) * np.log(1 - p))
+
+    expected_ce = (3 * ce(2.0, 1) + ce(-1.0, 0) + ce(0.5, 0) + 2 * ce(1.5, 1)) / 4
+    assert float(mask_loss(output, target, weights, "ce")) == pytest.approx(expected_ce)
+    # a perfect linear output has zero mse loss, also outside the sigmoid's reach
+    assert float(mask_loss(target, target, weights, "mse")) == 0.0
+    with pytest.raises(ValueError):
+        mask_loss(output, target, weights, "l1")

@@ -24,6 +24,9 @@ def test_defaults_are_the_original_values(tmp_path):
     assert setup.balance_clip == [7e-4, 0.9993]
     assert setup.elastic.control_point_spacing == [4, 40, 40]
     assert setup.reject_probability == 0.95
+    # not the original's: He init and bf16 autocast stay the defaults (backward compatible);
+    # the original and published setups set init: glorot and mixed_precision: false
+    assert setup.init == "he" and setup.mixed_precision is True and setup.mask_loss == "ce"
     data = setup.to_dict()
     assert data["elastic"]["prob_slip"] == 0.05
     # the resolved input size is valid for the network
@@ -54,6 +57,7 @@ def test_typo_gets_a_suggestion(tmp_path):
         ("network_type: dh_unet\nd_loss_scale: 0\n", "dh_unet needs both"),
         ("balance_clip: [0.9, 0.1]\n", "balance_clip"),
         ("mask_loss: l1\n", "mask_loss"),
+        ("init: xavier\n", "init must be 'he' or 'glorot'"),
         ("batch_norm_batches: -1\n", "batch_norm_batches must be >= 0"),
         ("normalization: group\n", "normalization must be 'none' or 'batch'"),
         ("[1, 2]\n", "must be a mapping"),

@@ -4,17 +4,31 @@ The setup keys read here (defaults in :data:`MODEL_DEFAULTS`) are ``network_type
 (``vanilla`` | ``dh_unet``), ``downsample_factors``, ``fmap_num``, ``fmap_inc_factor``,
 ``m_loss_scale`` / ``d_loss_scale`` (a head exists when its loss scale is > 0, as in the
 original), ``d_scale`` and ``kernel_sizes`` (one (z, y, x) kernel per level; ``None``: the
-original's 3x3x3 everywhere) and ``normalization`` (``none`` | ``batch``). Any other key is ignored, so a full training setup can be passed.
+original's 3x3x3 everywhere), ``normalization`` (``none`` | ``batch``), ``init`` (``he``, the
+default, or ``glorot``, the original's TF1 default; see :mod:`synful.models.synful_net`) and
+``mask_loss`` (``ce`` | ``mse``: it fixes how the mask head's linear output becomes a value in
+[0, 1], a sigmoid for ``ce`` and a clip to [0, 1] for ``mse``; checkpoints written before the
+key existed resolve to ``ce``, what they were trained with). Any other key is ignored, so a
+full training setup can be passed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .synful_net import NETWORK_TYPES, PARTNER_VECTORS, POST_INDICATOR, SynfulNet
+from .synful_net import (
+    INITS,
+    NETWORK_TYPES,
+    PARTNER_VECTORS,
+    POST_INDICATOR,
+    SynfulNet,
+    mask_probability,
+)
 from .unet import UNet, unet_output_shape, valid_input_shape
 
 __all__ = [
+    "INITS",
+    "MASK_ACTIVATION",
     "MODEL_DEFAULTS",
     "NETWORK_TYPES",
     "PARTNER_VECTORS",
@@ -22,6 +36,7 @@ __all__ = [
     "SynfulNet",
     "UNet",
     "build_model",
+    "mask_probability",
     "model_heads",
     "normalize_raw",
     "unet_output_shape",
@@ -38,7 +53,12 @@ MODEL_DEFAULTS = {
     "d_scale": 1.0,
     "kernel_sizes": None,
     "normalization": "none",
+    "init": "he",
+    "mask_loss": "ce",
 }
+
+#: mask loss -> how the mask head's linear output is mapped to [0, 1] in prediction
+MASK_ACTIVATION = {"ce": "sigmoid", "mse": "clip"}
 
 
 def model_heads(setup: dict) -> tuple[bool, bool]:
@@ -51,10 +71,13 @@ def build_model(setup: dict) -> SynfulNet:
     """Build the network a setup describes (missing keys take :data:`MODEL_DEFAULTS`).
 
     Raises:
-        ValueError: for an unknown network type or inconsistent heads.
+        ValueError: for an unknown network type, init or mask loss, or inconsistent heads.
     """
     get = lambda key: setup.get(key, MODEL_DEFAULTS[key])  # noqa: E731
     mask_head, vector_head = model_heads(setup)
+    mask_loss = str(get("mask_loss"))
+    if mask_loss not in MASK_ACTIVATION:
+        raise ValueError(f"unknown mask_loss {mask_loss!r}, expected one of {tuple(MASK_ACTIVATION)}")
     return SynfulNet(
         network_type=str(get("network_type")),
         downsample_factors=[[int(f) for f in factor] for factor in get("downsample_factors")],
@@ -65,6 +88,8 @@ def build_model(setup: dict) -> SynfulNet:
         d_scale=float(get("d_scale")),
         kernel_sizes=None if get("kernel_sizes") is None else [[int(k) for k in kernel] for kernel in get("kernel_sizes")],
         normalization=str(get("normalization")),
+        init=str(get("init")),
+        mask_activation=MASK_ACTIVATION[mask_loss],
     )
 
 

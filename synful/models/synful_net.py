@@ -3,6 +3,19 @@
 ``vanilla``: one decoder, both 1x1x1 heads read the same features ("MT1" with both heads).
 ``dh_unet``: two decoders on one encoder ("MT2"); decoder 0 feeds the vector head and
 decoder 1 the mask head, as in the original.
+
+Weight initialisation (``init``): ``"he"`` (our default since the first version; He-normal
+weights and zero biases for the U-Net's convolutions and transposed convolutions, PyTorch's
+default for the 1x1x1 heads) or ``"glorot"`` (the original's: TF1 ``tf.layers.conv3d`` /
+``conv3d_transpose`` default Glorot-uniform weights, ``U(-a, a)`` with
+``a = sqrt(6 / (fan_in + fan_out))``, and zero biases, for every convolution including the
+heads).
+
+Mask output (``mask_activation``): the mask head returns a linear value. ``"sigmoid"`` (the
+``ce`` models) reads it as a logit; ``"clip"`` (the ``mse`` models, whose published graphs
+regress the linear output against 0/1 without a sigmoid) clips it to [0, 1].
+:meth:`SynfulNet.mask_probability` turns the head's output into the value in [0, 1] that
+prediction stores.
 """
 
 from __future__ import annotations
@@ -17,13 +30,39 @@ from .unet import UNet, unet_output_shape, valid_input_shape
 POST_INDICATOR = "post_indicator"
 PARTNER_VECTORS = "partner_vectors"
 NETWORK_TYPES = ("vanilla", "dh_unet")
+INITS = ("he", "glorot")
+MASK_ACTIVATIONS = ("sigmoid", "clip")
+
+
+def mask_probability(output: torch.Tensor, activation: str = "sigmoid") -> torch.Tensor:
+    """The mask head's linear output as a value in [0, 1]: ``sigmoid`` (logits of a ``ce``
+    model) or ``clip`` (the linear regression output of an ``mse`` model)."""
+    if activation == "sigmoid":
+        return torch.sigmoid(output)
+    if activation == "clip":
+        return output.clamp(0.0, 1.0)
+    raise ValueError(f"unknown mask activation {activation!r}, expected one of {MASK_ACTIVATIONS}")
+
+
+def _init_weights(modules, init: str) -> None:
+    for module in modules:
+        if isinstance(module, nn.Conv3d | nn.ConvTranspose3d):
+            if init == "he":
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            else:
+                # fan_in + fan_out = kernel volume x (in + out channels) for both layer types,
+                # as TF's glorot_uniform computes it
+                nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 class SynfulNet(nn.Module):
     """The synful network.
 
     ``forward(x)`` takes float32 ``(B, 1, Z, Y, X)`` in [-1, 1] and returns a dict with
-    ``"post_indicator"`` (logits, ``(B, 1, z, y, x)``) and/or ``"partner_vectors"``
+    ``"post_indicator"`` (the linear head output, ``(B, 1, z, y, x)``: logits for ``ce``
+    models; :meth:`mask_probability` maps it to [0, 1]) and/or ``"partner_vectors"``
     (``(B, 3, z, y, x)`` in nm, the raw head output divided by ``d_scale``).
 
     Args:
@@ -37,6 +76,9 @@ class SynfulNet(nn.Module):
         kernel_sizes: one (z, y, x) kernel per level (``None``: the original's 3x3x3).
         normalization: ``"none"`` (the original) or ``"batch"`` (BatchNorm after every
             convolution; exact blockwise in evaluation mode).
+        init: ``"he"`` or ``"glorot"`` (the original's; see the module docstring).
+        mask_activation: ``"sigmoid"`` (``ce`` models) or ``"clip"`` (``mse`` models): how
+            :meth:`mask_probability` maps the mask head's output to [0, 1].
     """
 
     def __init__(
@@ -51,6 +93,8 @@ class SynfulNet(nn.Module):
         d_scale: float = 1.0,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
         normalization: str = "none",
+        init: str = "he",
+        mask_activation: str = "sigmoid",
     ):
         super().__init__()
         if network_type not in NETWORK_TYPES:
@@ -61,8 +105,14 @@ class SynfulNet(nn.Module):
             raise ValueError("dh_unet has two decoders and needs both the mask and the vector head")
         if d_scale <= 0:
             raise ValueError(f"d_scale must be positive, got {d_scale}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}, expected one of {INITS}")
+        if mask_activation not in MASK_ACTIVATIONS:
+            raise ValueError(f"unknown mask_activation {mask_activation!r}, expected one of {MASK_ACTIVATIONS}")
         self.network_type = network_type
         self.d_scale = float(d_scale)
+        self.init = init
+        self.mask_activation = mask_activation
         self.unet = UNet(
             1,
             fmap_num,
@@ -72,15 +122,19 @@ class SynfulNet(nn.Module):
             kernel_sizes=kernel_sizes,
             normalization=normalization,
         )
-        # He initialisation for the ReLU layers (PyTorch's default starts deep ReLU nets slowly)
-        for module in self.unet.modules():
-            if isinstance(module, nn.Conv3d | nn.ConvTranspose3d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        # "he": He initialisation for the ReLU layers (PyTorch's default starts deep ReLU nets
+        # slowly), the heads keep PyTorch's default; "glorot": the original's, heads included
+        _init_weights(self.unet.modules(), init)
         top = self.unet.fmaps[0]
         self.mask_head = nn.Conv3d(top, 1, 1) if mask_head else None
         self.vector_head = nn.Conv3d(top, 3, 1) if vector_head else None
+        if init == "glorot":
+            _init_weights([h for h in (self.mask_head, self.vector_head) if h is not None], init)
+
+    def mask_probability(self, output: torch.Tensor) -> torch.Tensor:
+        """The mask head's output (``forward()["post_indicator"]``) as a value in [0, 1]:
+        sigmoid for ``ce`` models, clip to [0, 1] for ``mse`` models."""
+        return mask_probability(output, self.mask_activation)
 
     @property
     def heads(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ import numpy as np
 from ..geometry import roi_to_slices
 from ..io.sample_store import open_raw
 from ..io.zarr_array import Volume
-from ..models import POST_INDICATOR, normalize_raw
+from ..models import POST_INDICATOR, mask_probability, normalize_raw
 from .output_store import encode
 
 
@@ -65,11 +65,14 @@ def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False)
     Use a model from :func:`prepare_model` for speed (any model on ``device`` works).
 
     Returns:
-        ``{"post_indicator": (z, y, x) sigmoid probability, "partner_vectors": (3, z, y, x)
-        nm}`` for the heads the model has.
+        ``{"post_indicator": (z, y, x) in [0, 1], "partner_vectors": (3, z, y, x) nm}`` for
+        the heads the model has. The indicator is the sigmoid of the head's output for a
+        ``ce`` model and the linear output clipped to [0, 1] for an ``mse`` model (the
+        model's ``mask_activation``; a model without one is read as ``ce``).
     """
     import torch
 
+    activation = getattr(model, "mask_activation", "sigmoid")
     x = torch.from_numpy(normalize_raw(raw)[None, None]).to(device)
     device_type = torch.device(device).type
     if device_type == "cpu":
@@ -80,7 +83,7 @@ def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False)
         for head, tensor in out.items():
             tensor = tensor.float()
             if head == POST_INDICATOR:
-                tensor = torch.sigmoid(tensor)[:, 0]
+                tensor = mask_probability(tensor, activation)[:, 0]
             result[head] = np.ascontiguousarray(tensor[0].cpu().numpy())
     return result
 

@@ -23,7 +23,7 @@ import torch
 
 from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
-from ..models import POST_INDICATOR, build_model, model_heads
+from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability, model_heads
 from ..precision import native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
@@ -37,7 +37,10 @@ logger = logging.getLogger(__name__)
 LOG_NAME = "training_log.csv"
 LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", "data_seconds"]
 #: setup keys that must not change when resuming (they define the network or its targets);
-#: the loss scales may change as long as the heads stay (a head exists when its scale is > 0)
+#: the loss scales may change as long as the heads stay (a head exists when its scale is > 0).
+#: ``init`` is not one: it only sets the starting weights, which a resumed run takes from the
+#: checkpoint. ``mask_loss`` is not one either: it changes the loss (and with it how the next
+#: checkpoints' mask output is read), not the network's structure or targets.
 MODEL_KEYS = (
     "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "d_scale",
     "input_shape", "voxel_size", "kernel_sizes", "normalization",
@@ -249,7 +252,7 @@ def _snapshot(out_dir: Path, iteration: int, batch: dict, outputs: dict, setup: 
     for key, value in outputs.items():
         value = value.detach().float()
         if key == POST_INDICATOR:
-            value = torch.sigmoid(value)
+            value = mask_probability(value, MASK_ACTIVATION[setup.mask_loss])
         predictions[key] = value.cpu().numpy()
     numpy_batch = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in batch.items()}
     write_snapshot(out_dir / "snapshots", iteration, numpy_batch, predictions, setup.voxel_size, context)

@@ -1,7 +1,9 @@
 """Training losses (the original's ``mknet``), on torch tensors.
 
-- mask: weighted sigmoid cross-entropy on the logits (``ce``), or weighted squared error on
-  the sigmoid (``mse``; the README's "MSE" models, details unverified); both sum over voxels of
+- mask: weighted sigmoid cross-entropy on the logits (``ce``), or weighted squared error of
+  the head's **linear** output against the 0/1 target (``mse``; the README's "MSE" models: the
+  published p_setup54 / p_setup45 graphs output the linear head, ``Reshape_2:0``, where the CE
+  graphs output ``Sigmoid:0``, so their MSE had no sigmoid); both sum over voxels of
   weight x loss divided by the number of voxels (TF's SUM_BY_NONZERO_WEIGHTS, all weights > 0);
 - vectors: squared error between prediction and target, both multiplied by ``d_scale`` (as
   the original trains on scaled targets; nm^2 when d_scale = 1), averaged over the masked
@@ -17,13 +19,14 @@ import torch.nn.functional as F
 from ..models import PARTNER_VECTORS, POST_INDICATOR
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "ce") -> torch.Tensor:
-    """Weighted mask loss over all voxels (``kind``: ``"ce"`` or ``"mse"``)."""
-    logits = logits.float()
+def mask_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """Weighted mask loss over all voxels of the mask head's linear ``output`` (``kind``:
+    ``"ce"``, the output read as logits, or ``"mse"``, the output regressed directly)."""
+    output = output.float()
     if kind == "ce":
-        per_voxel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        per_voxel = F.binary_cross_entropy_with_logits(output, target, reduction="none")
     elif kind == "mse":
-        per_voxel = (torch.sigmoid(logits) - target) ** 2
+        per_voxel = (output - target) ** 2
     else:
         raise ValueError(f"unknown mask loss {kind!r}")
     return (weights * per_voxel).sum() / per_voxel.numel()

@@ -93,6 +93,10 @@ class TrainSetup:
     fmap_inc_factor: int = 5
     kernel_sizes: list[list[int]] | None = None
     normalization: str = "none"
+    # weight initialisation: "he" (He-normal U-Net convolutions, PyTorch's default heads; our
+    # default, kept so that existing setups build the same network) or "glorot" (the
+    # original's TF1 default: Glorot-uniform weights and zero biases everywhere, heads included)
+    init: str = "he"
     # BatchNorm statistics stored in a checkpoint: recomputed with its weights over this many
     # batches (0: PyTorch's running averages; synful/train/batchnorm.py)
     batch_norm_batches: int = 64
@@ -104,6 +108,9 @@ class TrainSetup:
     # losses
     m_loss_scale: float = 1.0
     d_loss_scale: float = 1.0
+    # ce: weighted sigmoid cross-entropy on the logits (prediction: sigmoid); mse: weighted
+    # squared error of the linear output against 0/1, as the published MSE graphs (prediction:
+    # the linear output clipped to [0, 1])
     mask_loss: str = "ce"
     balance_clip: list[float] = field(default_factory=lambda: [7e-4, 0.9993])
     # sampling
@@ -128,6 +135,8 @@ class TrainSetup:
     # sample arrays (raw, neuron_ids, training mask) up to this size are read into memory once
     # per data worker instead of from zarr for every batch (0: never)
     in_memory_mib: int = 512
+    # bfloat16 autocast where the device computes in bf16 natively (the original trained in
+    # float32; the published and original setups set false, so bf16 is an explicit opt-in there)
     mixed_precision: bool = True
     # augmentation
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
@@ -235,6 +244,8 @@ def _check(setup: TrainSetup, path) -> None:
         fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
     if setup.normalization not in ("none", "batch"):
         fail(f"normalization must be 'none' or 'batch', got {setup.normalization!r}")
+    if setup.init not in ("he", "glorot"):
+        fail(f"init must be 'he' or 'glorot', got {setup.init!r}")
     if setup.mask_loss not in ("ce", "mse"):
         fail(f"mask_loss must be 'ce' or 'mse', got {setup.mask_loss!r}")
     for name in ("input_shape", "voxel_size", "predict_input_shape"):
