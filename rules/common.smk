@@ -1,11 +1,21 @@
 import itertools
 import re
-from pathlib import Path
+import sys
+from importlib.util import find_spec
+from pathlib import PurePosixPath, Path
+from urllib.parse import urlparse
 
 import pandas as pd
+import yaml
 from snakemake.utils import Paramspace, validate
 
 validate(config, "../config/schema.yaml")
+
+# synful.train.setup (torch-free) owns the setup keys and their defaults; a Snakemake without
+# synful installed (e.g. with --use-conda) reads it from this checkout
+if find_spec("synful") is None:
+    sys.path.append(str(Path(workflow.basedir)))
+from synful.train.setup import TrainSetup  # noqa: E402
 
 SAMPLES = config["samples"]
 LABELLED = [name for name, sample in SAMPLES.items() if sample["labels"]]
@@ -16,17 +26,63 @@ wildcard_constraints:
 
 
 def sample_source(name):
-    """How a sample's CREMI HDF5 file comes about: synthetic, url or path."""
+    """How a sample's CREMI HDF5 file comes about: synthetic, url, archive or path."""
     sample = SAMPLES[name]
-    return next(kind for kind in ("synthetic", "url", "path") if kind in sample)
+    return next(kind for kind in ("synthetic", "url", "archive", "path") if kind in sample)
+
+
+# ---- archives: one download per archive URL, members unpacked one by one ----------------------
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def archive_file_name(url):
+    """The archive's file name: the last part of the URL's path (query dropped)."""
+    name = PurePosixPath(urlparse(url).path).name
+    if not name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ValueError(
+            f"config samples: archive URL {url} does not end with one of {', '.join(ARCHIVE_SUFFIXES)}"
+        )
+    return name
+
+
+def archive_stem(file_name):
+    """groundtruth.tar.gz -> groundtruth: the folder its members are unpacked into."""
+    suffix = next(x for x in ARCHIVE_SUFFIXES if file_name.lower().endswith(x))
+    return file_name[: -len(suffix)]
+
+
+ARCHIVES = {}  # archive file name -> {"url": ..., "sha256": ...}
+for _name, _sample in SAMPLES.items():
+    if "archive" in _sample:
+        _archive = _sample["archive"]
+        _file = archive_file_name(_archive["url"])
+        _known = ARCHIVES.setdefault(_file, {"url": _archive["url"], "sha256": _archive["sha256"]})
+        if _known["url"] != _archive["url"] or _known["sha256"] != _archive["sha256"]:
+            raise ValueError(
+                f"config samples.{_name}.archive: {_file} is also given with another URL or sha256"
+            )
+ARCHIVE_STEMS = {archive_stem(name): name for name in ARCHIVES}
+if len(ARCHIVE_STEMS) != len(ARCHIVES):
+    raise ValueError(f"config samples: archive names {sorted(ARCHIVES)} share a folder name")
+
+
+def archive_member_path(sample):
+    """Where the member of an archive sample is unpacked: resources/archives/<stem>/<member>."""
+    archive = SAMPLES[sample]["archive"]
+    return (
+        f"resources/archives/{archive_stem(archive_file_name(archive['url']))}/{archive['member']}"
+    )
 
 
 def sample_hdf(wildcards):
-    """The CREMI HDF5 file of a sample: synthesized, downloaded, or given."""
+    """The CREMI HDF5 file of a sample: synthesized, downloaded, unpacked, or given."""
     name = wildcards.sample
     kind = sample_source(name)
     if kind == "path":
         return SAMPLES[name]["path"]
+    if kind == "archive":
+        return archive_member_path(name)
     folder = "synthetic" if kind == "synthetic" else "download"
     return f"resources/{folder}/{name}.hdf"
 
@@ -59,6 +115,22 @@ def download_args(wildcards):
     args += ["--retries", config["download"]["retries"]]
     args += ["--timeout", config["download"]["timeout"]]
     return args
+
+
+def archive_download_args(wildcards):
+    """Command-line arguments of `synful download` for an archive (URL first)."""
+    archive = ARCHIVES[wildcards.archive]
+    args = [archive["url"], "--no-check"]
+    if archive["sha256"]:
+        args += ["--sha256", archive["sha256"]]
+    args += ["--retries", config["download"]["retries"]]
+    args += ["--timeout", config["download"]["timeout"]]
+    return args
+
+
+def unpack_archive(wildcards):
+    """The downloaded archive a member is unpacked from."""
+    return f"resources/archives/{ARCHIVE_STEMS[wildcards.stem]}"
 
 
 def convert_args(wildcards):
@@ -119,7 +191,6 @@ def split_can_be_empty(name, split):
     return masks["training_fraction"] == (0.0 if split == "training" else 1.0)
 
 
-SETUPS = config["setups"]
 TRAIN_SAMPLES = config["train"].get(
     "samples", [name for name in LABELLED if not split_can_be_empty(name, "training")]
 )
@@ -132,26 +203,104 @@ for key, names in (("train.samples", TRAIN_SAMPLES), ("evaluate.samples", EVALUA
     if unknown:
         raise ValueError(f"config {key}: {unknown} are not labelled samples of config samples")
 
-# the extraction grid: one row per combination of the listed settings
+# ---- models: a multi-task setup, or a (mask, vectors) pair of single-task setups --------------
+
+HEAD_OUTPUTS = {
+    "mask": "post_indicator (m_loss_scale > 0)",
+    "vectors": "partner_vectors (d_loss_scale > 0)",
+}
+
+
+def setup_path(name):
+    """config/setups/<name>.yaml in the working directory, else beside the Snakefile."""
+    path = f"config/setups/{name}.yaml"
+    return path if Path(path).exists() else str(Path(workflow.basedir) / path)
+
+
+def setup_heads(name):
+    """The outputs (mask, vectors) that a setup's network predicts: a head exists when its
+    loss scale is > 0 (defaults from synful.train.setup.TrainSetup)."""
+    path = setup_path(name)
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config setups: {name}: no such setup file {path}") from None
+    defaults = TrainSetup()
+    scales = {
+        "mask": data.get("m_loss_scale", defaults.m_loss_scale),
+        "vectors": data.get("d_loss_scale", defaults.d_loss_scale),
+    }
+    return {head for head, scale in scales.items() if float(scale) > 0}
+
+
+def model_entry(entry):
+    """(model name, {"mask": setup, "vectors": setup}) of a `setups` entry."""
+    if isinstance(entry, str):
+        return entry, {"mask": entry, "vectors": entry}
+    return f"{entry['mask']}+{entry['vectors']}", {
+        "mask": entry["mask"],
+        "vectors": entry["vectors"],
+    }
+
+
+MODELS = dict(model_entry(entry) for entry in config["setups"])
+if len(MODELS) != len(config["setups"]):
+    raise ValueError(f"config setups: a model is listed twice in {config['setups']}")
+NETWORKS = sorted({setup for parts in MODELS.values() for setup in parts.values()})
+for _model, _parts in MODELS.items():
+    for _head, _setup in _parts.items():
+        if _head not in setup_heads(_setup):
+            _pair = "" if _model == _setup else f" (the {_head} network of {_model})"
+            raise ValueError(
+                f"config setups: {_setup}{_pair} does not predict {HEAD_OUTPUTS[_head]}; "
+                f"give a pair {{mask: SETUP, vectors: SETUP}}"
+            )
+
+# the extraction grid: the union of the combinations of each listed grid-point set
+_grids = config["extract"]["grid"]
+_grids = _grids if isinstance(_grids, list) else [_grids]
+_grid_keys = list(_grids[0])
 EXTRACTION = Paramspace(
     pd.DataFrame(
-        list(itertools.product(*config["extract"]["grid"].values())),
-        columns=list(config["extract"]["grid"]),
-    ),
+        [row for grid in _grids for row in itertools.product(*(grid[k] for k in _grid_keys))],
+        columns=_grid_keys,
+    ).drop_duplicates(),
     filename_params="*",
 )
-RUN = f"{{setup}}/{{iteration}}/{EXTRACTION.wildcard_pattern}"
+RUN = f"{{model}}/{{iteration}}/{EXTRACTION.wildcard_pattern}"
+
+# evaluation variants: "with seg" (filter_same_seg) and/or "without seg"
+_filter = config["evaluate"]["filter_same_seg"]
+SEG = {True: "with", False: "without"}
+SEG_VARIANTS = [SEG[value] for value in (_filter if isinstance(_filter, list) else [_filter])]
 
 
 wildcard_constraints:
-    setup="|".join(re.escape(name) for name in SETUPS),
+    setup="|".join(re.escape(name) for name in NETWORKS),
+    model="|".join(re.escape(name) for name in MODELS),
     iteration=r"\d+",
+    seg="with|without",
+    archive="|".join(re.escape(name) for name in ARCHIVES) or "^$",
+    stem="|".join(re.escape(name) for name in ARCHIVE_STEMS) or "^$",
 
 
 def setup_file(wildcards):
-    """config/setups/<setup>.yaml in the working directory, else beside the Snakefile."""
-    name = f"config/setups/{wildcards.setup}.yaml"
-    return name if Path(name).exists() else str(Path(workflow.basedir) / name)
+    """The setup YAML of the network being trained."""
+    return setup_path(wildcards.setup)
+
+
+def model_predictions(wildcards):
+    """The prediction stores a model is extracted from: the mask network's, and the vector
+    network's when it is another one (passed as --vectors)."""
+    parts = MODELS[wildcards.model]
+    stores = {
+        "predictions": f"results/predict/{parts['mask']}/{wildcards.iteration}/{wildcards.sample}.zarr"
+    }
+    if parts["vectors"] != parts["mask"]:
+        stores["vectors"] = (
+            f"results/predict/{parts['vectors']}/{wildcards.iteration}/{wildcards.sample}.zarr"
+        )
+    return stores
 
 
 def training_inputs(wildcards):
@@ -197,7 +346,7 @@ def extract_args(wildcards):
         args += [f"--{key.replace('_', '-')}", str(value)]
     args += ["--score-threshold", options["score_threshold"]]
     args += ["--min-distance", options["min_distance"]]
-    args += ["--context", options["context"], "--workers", options["workers"]]
+    args += ["--context", options["context"]]
     args += ["--split-levels", *options["split_levels"]]
     args += ["--min-piece-volume", options["min_piece_volume"]]
     args += ["--vector-radius", options["vector_radius"]]
@@ -209,24 +358,30 @@ def extract_args(wildcards):
 
 
 def evaluate_args(wildcards):
-    """Options of `synful evaluate` from config."""
+    """Options of `synful evaluate` from config, for every variant (--filter-same-seg added by
+    the script for "with seg")."""
     options = config["evaluate"]
     args = ["--matching-threshold", options["matching_threshold"]]
-    args += ["--score-thresholds", *options["score_thresholds"]]
-    if options["filter_same_seg"]:
-        args.append("--filter-same-seg")
-    return args
+    return args + ["--score-thresholds", *options["score_thresholds"]]
+
+
+def evaluation_outputs(kind):
+    """The files of one evaluate job (every seg variant): metrics, sweep CSV or PR plot."""
+    suffix = {"metrics": "json", "sweep": "sweep.csv", "plot": "pr.png"}[kind]
+    return [f"results/evaluate/{RUN}/seg~{seg}/{{sample}}.{suffix}" for seg in SEG_VARIANTS]
 
 
 def evaluation_runs():
-    """Every evaluated run: setup, iteration, extraction settings, sample and metrics file."""
+    """Every evaluated run: model (setup or mask+vectors pair), iteration, extraction settings,
+    seg variant, sample and metrics file."""
     runs = []
-    for setup in SETUPS:
+    for model in MODELS:
         for iteration in CHECKPOINTS:
             grid = EXTRACTION.dataframe.to_dict("records")
             for settings, pattern in zip(grid, EXTRACTION.instance_patterns):
-                for sample in EVALUATE_SAMPLES:
-                    path = f"results/evaluate/{setup}/{iteration}/{pattern}/{sample}.json"
-                    run = {"setup": setup, "iteration": iteration, **settings}
-                    runs.append(run | {"sample": sample, "metrics": path})
+                for seg in SEG_VARIANTS:
+                    for sample in EVALUATE_SAMPLES:
+                        path = f"results/evaluate/{model}/{iteration}/{pattern}/seg~{seg}/{sample}.json"
+                        run = {"setup": model, "iteration": iteration, **settings, "seg": seg}
+                        runs.append(run | {"sample": sample, "metrics": path})
     return runs

@@ -24,6 +24,32 @@ rule download:
         "../workflow_scripts/download.py"
 
 
+rule download_archive:
+    output:
+        archive="resources/archives/{archive}",
+    log:
+        "logs/download_archive/{archive}.log",
+    conda:
+        "../envs/synful.yaml"
+    params:
+        args=archive_download_args,
+    script:
+        "../workflow_scripts/download.py"
+
+
+rule unpack:
+    input:
+        archive=unpack_archive,
+    output:
+        member="resources/archives/{stem}/{member}",
+    log:
+        "logs/unpack/{stem}/{member}.log",
+    conda:
+        "../envs/synful.yaml"
+    script:
+        "../workflow_scripts/unpack.py"
+
+
 rule convert:
     input:
         hdf=sample_hdf,

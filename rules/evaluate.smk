@@ -5,14 +5,15 @@ rule evaluate:
         gt="results/samples/{sample}.parquet",
         masks="results/samples/{sample}.masks.json",
     output:
-        metrics=f"results/evaluate/{RUN}/{{sample}}.json",
-        sweep=f"results/evaluate/{RUN}/{{sample}}.sweep.csv",
-        plot=f"results/evaluate/{RUN}/{{sample}}.pr.png",
+        metrics=evaluation_outputs("metrics"),
+        sweep=evaluation_outputs("sweep"),
+        plot=evaluation_outputs("plot"),
     log:
         f"logs/evaluate/{RUN}/{{sample}}.log",
     conda:
         "../envs/synful.yaml"
     params:
+        seg=SEG_VARIANTS,
         args=evaluate_args,
     script:
         "../workflow_scripts/evaluate.py"

@@ -1,6 +1,6 @@
 rule extract:
     input:
-        predictions="results/predict/{setup}/{iteration}/{sample}.zarr",
+        unpack(model_predictions),
         store="results/samples/{sample}.zarr",
     output:
         synapses=f"results/extract/{RUN}/{{sample}}.parquet",
@@ -12,6 +12,7 @@ rule extract:
         "../envs/synful.yaml"
     threads: config["extract"]["threads"]
     params:
+        workers=config["extract"]["workers"],
         args=extract_args,
     script:
         "../workflow_scripts/extract.py"

@@ -226,3 +226,14 @@ def test_scheduler_file_and_unknown_scheduler(volumes, tmp_path):
         run_blockwise(task, lambda block: None, done_dir=tmp_path / "d2", scheduler="thread")
     with pytest.raises(SynfulError, match="no such dask scheduler file"):
         run_blockwise(task, lambda block: None, done_dir=tmp_path / "d3", scheduler="x.json")
+
+
+def test_a_single_block_runs_in_this_process_whatever_the_workers(tmp_path):
+    """A local cluster never gets more workers than blocks to do: one block, no cluster."""
+    task = BlockwiseTask(Roi((0, 0, 0), (4, 4, 4)), (4, 4, 4), (0, 0, 0), VOXEL)
+    pids = []
+    result = run_blockwise(
+        task, lambda block: pids.append(os.getpid()), done_dir=tmp_path / "done", workers=4,
+        progress=False,
+    )
+    assert result.processed == 1 and pids == [os.getpid()]

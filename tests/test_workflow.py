@@ -1,17 +1,28 @@
 """The Snakemake workflow: formatting, lint, config validation, dry runs and real runs of the
 data targets (given, downloaded and synthetic samples) in temporary working directories."""
 
+import itertools
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _cremi_files import (
+    model_names,
+    serve,
+    setup_names,
+    write_archive,
+    write_masks,
+    write_reduced_setups,
+    write_sample,
+)
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -24,12 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(*args, workdir=None, check=True):
+def snakemake(*args, workdir=None, check=True, timeout=600):
     """Run snakemake from the repository root (the default profile applies), in ``workdir``."""
     argv = [str(BIN / "snakemake"), *map(str, args)]
     if workdir is not None:
         argv += ["--directory", str(workdir)]
-    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(
             f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
@@ -65,10 +76,19 @@ def test_lint_clean():
             "config/config.yaml",
             {"synthesize": 7, "convert": 7, "masks": 7, "train": 1, "predict": 3, "evaluate": 12},
         ),
-        # 7 checkpoints x 3 samples; the test samples A+, B+, C+ are converted only
+        # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
+        # 7 extraction settings x 2 checkpoints x 3 samples, each evaluated with and without
+        # seg in one job; the test samples A+, B+, C+ are converted only
         (
             "config/cremi.yaml",
-            {"download": 6, "convert": 6, "masks": 3, "train": 7, "predict": 21, "evaluate": 21},
+            {"download": 6, "convert": 6, "masks": 3, "train": 4, "predict": 12, "extract": 42,
+             "evaluate": 42},
+        ),
+        # the same protocol on the realigned samples: one archive, three members unpacked
+        (
+            "config/cremi_realigned.yaml",
+            {"download_archive": 1, "unpack": 3, "convert": 3, "masks": 3, "train": 4,
+             "predict": 12, "extract": 42, "evaluate": 42},
         ),
     ],
 )
@@ -107,7 +127,7 @@ def test_full_workflow_dry_run(tmp_path):
         "total": 22,
     }
     assert "results/train/tiny/checkpoint_4.pt" in result.stdout
-    assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/tiny2.json" in result.stdout
+    assert "mode~cc_threshold~0.5_score~sum_nms_radius~40.0/seg~without/tiny2.json" in result.stdout
 
 
 def test_extraction_grid_and_setups_are_wildcards(tmp_path):
@@ -130,7 +150,66 @@ def test_extraction_grid_and_setups_are_wildcards(tmp_path):
     )
     # grid keys left out take their defaults (score sum, nms_radius 40) and appear in the paths
     pattern = "mode~nms_threshold~0.3_score~sum_nms_radius~40.0"
-    assert f"results/evaluate/other/4/{pattern}/tiny1.json" in result.stdout
+    assert f"results/evaluate/other/4/{pattern}/seg~without/tiny1.json" in result.stdout
+
+
+def test_pairs_grid_sets_and_seg_variants(tmp_path):
+    """A (mask, vectors) pair and a multi-task setup; two grid-point sets (their union, not the
+    cross product); evaluated with and without seg in one job per run and sample."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    tiny = yaml.safe_load((tmp_path / "config" / "setups" / "tiny.yaml").read_text())
+    for name, scales in (("masknet", (1.0, 0.0)), ("vectornet", (0.0, 1.0))):
+        setup = tiny | {"m_loss_scale": scales[0], "d_loss_scale": scales[1]}
+        (tmp_path / "config" / "setups" / f"{name}.yaml").write_text(yaml.safe_dump(setup))
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["setups"] = [{"mask": "masknet", "vectors": "vectornet"}, "tiny"]
+    config["extract"]["grid"] = [
+        {"mode": ["nms"], "threshold": [0.9, 0.95], "score": ["max"]},
+        {"mode": ["cc"], "threshold": [0.9]},
+    ]
+    config["evaluate"]["filter_same_seg"] = [True, False]
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path)
+    counts = job_counts(result.stdout)
+    # 3 networks x 2 checkpoints; 2 models x 2 checkpoints x 3 grid points x 2 samples
+    assert (counts["train"], counts["predict"], counts["extract"], counts["evaluate"]) == (
+        6,
+        12,
+        24,
+        24,
+    )
+    run = "masknet+vectornet/4/mode~nms_threshold~0.95_score~max_nms_radius~40.0"
+    assert f"results/extract/{run}/tiny1.parquet" in result.stdout
+    assert f"results/evaluate/{run}/seg~with/tiny1.json" in result.stdout
+    assert f"results/evaluate/{run}/seg~without/tiny1.json" in result.stdout
+    assert "mode~cc_threshold~0.9_score~max" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "setups, problem",
+    [
+        (["masknet"], "masknet does not predict partner_vectors"),
+        (
+            [{"mask": "vectornet", "vectors": "tiny"}],
+            "vectornet (the mask network of vectornet+tiny) does not predict post_indicator",
+        ),
+        ([{"mask": "tiny", "vectors": "masknet"}], "does not predict partner_vectors"),
+        (["missing"], "missing: no such setup file"),
+    ],
+)
+def test_setups_that_cannot_produce_both_outputs_fail_at_load(tmp_path, setups, problem):
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    tiny = yaml.safe_load((tmp_path / "config" / "setups" / "tiny.yaml").read_text())
+    for name, scales in (("masknet", (1.0, 0.0)), ("vectornet", (0.0, 1.0))):
+        setup = tiny | {"m_loss_scale": scales[0], "d_loss_scale": scales[1]}
+        (tmp_path / "config" / "setups" / f"{name}.yaml").write_text(yaml.safe_dump(setup))
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["setups"] = setups
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert problem in result.stdout + result.stderr
+    assert "rule" not in result.stdout  # before any job is planned
 
 
 @pytest.mark.slow
@@ -319,3 +398,126 @@ def test_full_workflow_run_and_report(tmp_path):
         assert (tmp_path / "results" / "plots" / plot).stat().st_size > 1000
     snakemake("--report", tmp_path / "report.html", workdir=tmp_path)
     assert "summary.csv" in (tmp_path / "report.html").read_text(errors="replace")
+
+
+# ---- the real-data configs, rehearsed for real against a local server -------------------------
+
+GRID_DEFAULTS = {"mode": ["cc"], "threshold": [0.5], "score": ["sum"], "nms_radius": [40.0]}
+
+
+def configured_runs(config: dict, checkpoints) -> set[tuple]:
+    """Every (model, checkpoint, mode, threshold, score, nms_radius, seg) a config asks for."""
+    grids = config["extract"]["grid"]
+    points = set()
+    for grid in grids if isinstance(grids, list) else [grids]:
+        grid = GRID_DEFAULTS | grid
+        points |= set(itertools.product(*(grid[k] for k in GRID_DEFAULTS)))
+    seg = config["evaluate"].get("filter_same_seg", False)
+    variants = ["with" if v else "without" for v in (seg if isinstance(seg, list) else [seg])]
+    return {
+        (model, iteration, mode, float(threshold), score, float(radius), variant)
+        for model in model_names(config)
+        for iteration in checkpoints
+        for mode, threshold, score, radius in points
+        for variant in variants
+    }
+
+
+def rehearse(tmp_path: Path, configfile: str, overrides: dict, config: dict) -> pd.DataFrame:
+    """Run ``configfile`` (shipped) through every target with ``overrides`` (a second config
+    file: URLs and checkpoints) and reduced setups; check the summary against the config."""
+    checkpoints = [2 * (i + 1) for i in range(len(set(config["train"]["checkpoints"])))]
+    overrides = overrides | {"train": {"checkpoints": checkpoints}}
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    write_reduced_setups(tmp_path, setup_names(config))
+    snakemake(
+        "--cores",
+        2,
+        "--configfile",
+        REPO / configfile,
+        tmp_path / "overrides.yaml",
+        workdir=tmp_path,
+        timeout=1500,
+    )
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    columns = ["setup", "iteration", "mode", "threshold", "score", "nms_radius", "seg"]
+    samples = config["evaluate"]["samples"]
+    for sample in samples + ["all"]:
+        rows = summary[summary["sample"] == sample]
+        assert set(map(tuple, rows[columns].itertuples(index=False))) == configured_runs(
+            config, checkpoints
+        ), sample
+    assert (summary["n_gt"] > 0).all()
+    # "with seg" drops predictions whose pre and post lie in the same neuron: never more left
+    keys = [c for c in columns if c != "seg"] + ["sample"]
+    by_seg = summary.pivot_table(index=keys, columns="seg", values="n_pred")
+    if {"with", "without"} <= set(by_seg.columns):
+        assert (by_seg["with"] <= by_seg["without"]).all()
+    return summary
+
+
+def check_pairs(tmp_path: Path, config: dict, sample: str) -> None:
+    """A pair's networks predict one output each, and extraction reads both stores."""
+    for entry in config["setups"]:
+        if isinstance(entry, str):
+            continue
+        predict = tmp_path / "results" / "predict"
+        mask_store = predict / entry["mask"] / "2" / f"{sample}.zarr"
+        vector_store = predict / entry["vectors"] / "2" / f"{sample}.zarr"
+        assert (mask_store / "post_indicator").exists()
+        assert not (mask_store / "partner_vectors").exists()
+        assert (vector_store / "partner_vectors").exists()
+        assert not (vector_store / "post_indicator").exists()
+        model = f"{entry['mask']}+{entry['vectors']}"
+        logs = list((tmp_path / "logs" / "extract" / model / "2").rglob(f"{sample}.log"))
+        assert logs and all(f"--vectors {vector_store.relative_to(tmp_path)}" in log.read_text() for log in logs)
+
+
+@pytest.mark.slow
+def test_cremi_config_rehearsal(tmp_path):
+    """config/cremi.yaml as shipped, end to end through evaluate_all, against a local server
+    with small CREMI-layout files named as the real ones, reduced setups and 2 checkpoints."""
+    config = yaml.safe_load((REPO / "config" / "cremi.yaml").read_text())
+    served = tmp_path / "served"
+    served.mkdir()
+    files = {}
+    for seed, (name, sample) in enumerate(config["samples"].items(), start=11):
+        files[name] = PurePosixPath(urlparse(sample["url"]).path).name
+        write_sample(served / files[name], seed, labels=sample.get("labels", True))
+    with serve(served) as url:
+        samples = {name: {"url": f"{url}/{file}"} for name, file in files.items()}
+        rehearse(tmp_path, "config/cremi.yaml", {"samples": samples}, config)
+    check_pairs(tmp_path, config, "A")
+    # the test samples (raw only) are downloaded and converted, never trained on or evaluated
+    for name, sample in config["samples"].items():
+        assert (tmp_path / "results" / "samples" / f"{name}.zarr" / "raw").exists()
+        if not sample.get("labels", True):
+            assert not (tmp_path / "results" / "samples" / f"{name}.masks.json").exists()
+
+
+@pytest.mark.slow
+def test_cremi_realigned_config_rehearsal(tmp_path):
+    """config/cremi_realigned.yaml as shipped: the samples and their non-cuboid masks are
+    members of one tar.gz archive (served locally), downloaded once and unpacked."""
+    config = yaml.safe_load((REPO / "config" / "cremi_realigned.yaml").read_text())
+    build = tmp_path / "build"
+    served = tmp_path / "served"
+    served.mkdir()
+    urls = {sample["archive"]["url"] for sample in config["samples"].values()}
+    assert len(urls) == 1  # one archive, as published
+    archive = PurePosixPath(urlparse(urls.pop()).path).name
+    members = {}
+    for seed, sample in enumerate(config["samples"].values(), start=21):
+        file = build / sample["archive"]["member"]
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_masks(file, write_sample(file, seed))
+        members[sample["archive"]["member"]] = file
+    write_archive(served / archive, members)
+    with serve(served) as url:
+        samples = {name: {"archive": {"url": f"{url}/{archive}"}} for name in config["samples"]}
+        rehearse(tmp_path, "config/cremi_realigned.yaml", {"samples": samples}, config)
+    check_pairs(tmp_path, config, "A")
+    # the archive came down once; the masks are the archive's (non-cuboid), not a split rule
+    assert len(list((tmp_path / "resources" / "archives").glob("*.tar.gz"))) == 1
+    training = open_mask(tmp_path / "results" / "samples" / "A.zarr", "training").read()
+    assert training[:12].any() and not training[12:].any() and not training[:4, :, :48].any()

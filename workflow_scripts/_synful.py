@@ -19,9 +19,9 @@ from synful.cli import main  # noqa: E402
 
 
 @contextmanager
-def log_to(path):
-    """Send stdout, stderr and logging (INFO and up) to the file ``path``."""
-    with open(path, "w") as log, redirect_stdout(log), redirect_stderr(log):
+def log_to(path, mode="w"):
+    """Send stdout, stderr and logging (INFO and up) to the file ``path`` (``mode`` "a" appends)."""
+    with open(path, mode) as log, redirect_stdout(log), redirect_stderr(log):
         logging.basicConfig(
             stream=log,
             level=logging.INFO,
@@ -32,18 +32,19 @@ def log_to(path):
         yield log
 
 
-def run_synful(snakemake, command, *args):
+def run_synful(snakemake, command, *args, append=False):
     """Run `synful <command> <args>` (the CLI contract), writing its messages to the log.
 
     Args:
         snakemake: the job's ``snakemake`` object.
         command: the synful subcommand.
         args: its arguments (converted to strings; lists are flattened).
+        append: add to the log instead of starting it (a job running several commands).
     """
     argv = [command]
     for arg in args:
         argv += [str(a) for a in arg] if isinstance(arg, list | tuple) else [str(arg)]
-    with log_to(snakemake.log[0]):
+    with log_to(snakemake.log[0], "a" if append else "w"):
         print("synful", shlex.join(argv), flush=True)
         code = main(argv)
     if code:

@@ -2,4 +2,4 @@
 from _synful import run_synful
 
 url, *options = snakemake.params.args
-run_synful(snakemake, "download", url, snakemake.output.hdf, options)
+run_synful(snakemake, "download", url, snakemake.output[0], options)

@@ -159,7 +159,7 @@ def run_blockwise(
         process_block: ``f(block)`` or an object with ``process_block(block)`` and optional
             ``setup()`` (once per worker process) and ``teardown()``.
         done_dir: directory for the done markers (shared by all workers).
-        workers: number of local workers.
+        workers: number of local workers (at most one per block to do).
         scheduler: ``None`` (serial in this process when ``workers == 1``, else a LocalCluster
             of worker processes), ``"serial"``, ``"threads"``, ``"processes"``, a dask
             scheduler address or scheduler file (``*.json``), or a ``distributed.Client``.
@@ -196,6 +196,9 @@ def run_blockwise(
     bar = tqdm(
         total=task.num_blocks, initial=skipped, disable=not progress, unit="block", desc=desc
     )
+    if scheduler in (None, "threads", "processes"):
+        # a local cluster never gets more workers than there are blocks to do
+        workers = max(1, min(workers, len(todo)))
     serial = scheduler == "serial" or (scheduler is None and workers == 1)
     with bar:
         if not todo:
