@@ -350,6 +350,7 @@ def extract_args(wildcards):
     args += ["--split-levels", *options["split_levels"]]
     args += ["--min-piece-volume", options["min_piece_volume"]]
     args += ["--vector-radius", options["vector_radius"]]
+    args += ["--cc-location", options["cc_location"]]
     if options["block_shape"]:
         args += ["--block-shape", *options["block_shape"]]
     if options["drop_autapses"]:

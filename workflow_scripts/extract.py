@@ -1,19 +1,22 @@
 # ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
 from _synful import run_synful
 
-# a (mask, vectors) pair of networks: the partner vectors come from the vector network's store
-vectors = ["--vectors", snakemake.input.vectors] if "vectors" in snakemake.input.keys() else []
-# local dask workers: as configured, but no more than the threads the job was given
-workers = min(snakemake.params.workers, snakemake.threads)
-run_synful(
-    snakemake,
-    "extract",
-    snakemake.input.predictions,
-    snakemake.output.synapses,
-    "--seg",
-    snakemake.input.store,
-    vectors,
-    "--workers",
-    workers,
-    snakemake.params.args,
-)
+# dask's local worker processes re-run this script as __mp_main__ (multiprocessing "spawn"):
+# only the job's own process runs the command
+if __name__ == "__main__":
+    # a (mask, vectors) pair of networks: the partner vectors come from the vector network's store
+    vectors = ["--vectors", snakemake.input.vectors] if "vectors" in snakemake.input.keys() else []
+    # local dask workers: as configured, but no more than the threads the job was given
+    workers = min(snakemake.params.workers, snakemake.threads)
+    run_synful(
+        snakemake,
+        "extract",
+        snakemake.input.predictions,
+        snakemake.output.synapses,
+        "--seg",
+        snakemake.input.store,
+        vectors,
+        "--workers",
+        workers,
+        snakemake.params.args,
+    )
