@@ -1,6 +1,9 @@
 """`synful download` against a local HTTP server with Range support: resume, checks, atomicity."""
 
+import errno
 import hashlib
+import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 
 from synful.cli import main
-from synful.download import download, meta_path, part_path
+from synful.download import download, local_write_problem, lock_path, meta_path, part_path
 from synful.errors import SynfulError
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, read_cremi, write_cremi
 
@@ -19,7 +22,9 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     ``server.validators[path]`` (a dict of header -> value, e.g. ETag, Last-Modified) is sent
     with every response; ``If-Range`` is honoured (a range only when it names the current
-    version) unless ``server.honour_if_range`` is false.
+    version) unless ``server.honour_if_range`` is false. ``server.redirects[path]`` answers
+    302 with that Location; ``server.range_start`` (once) sends a range from that byte instead
+    of the one asked for.
     """
 
     def do_GET(self):
@@ -27,6 +32,12 @@ class RangeHandler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         server.requests.append((self.path, rng))
         server.if_ranges.append(self.headers.get("If-Range"))
+        if self.path in server.redirects:
+            self.send_response(302)
+            self.send_header("Location", server.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = server.files.get(self.path)
         if data is None:
             self.send_error(404, "Not Found")
@@ -38,6 +49,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         match = re.fullmatch(r"bytes=(\d+)-", rng or "")
         if match and server.honour_range and (current or not server.honour_if_range):
             start = int(match.group(1))
+            if server.range_start is not None:
+                start, server.range_start = server.range_start, None
             if start >= len(data):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
@@ -70,6 +83,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.files, httpd.requests, httpd.cut_after, httpd.honour_range = {}, [], None, True
     httpd.validators, httpd.if_ranges, httpd.honour_if_range = {}, [], True
+    httpd.redirects, httpd.range_start = {}, None
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -261,7 +275,7 @@ def test_resume_sends_if_range(server, tmp_path, validators, if_range):
     assert out.read_bytes() == data
     assert server.requests[-1] == ("/a.tar.gz", "bytes=3000-")
     assert server.if_ranges == [None, if_range]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "a.tar.gz.sha256.json"]
 
 
 @pytest.mark.parametrize("honour_if_range", [True, False])
@@ -303,3 +317,162 @@ def test_part_from_another_url_restarts(server, tmp_path):
     download(server.url + "/b.bin", out, progress=False, check_layout=False)
     assert out.read_bytes() == data
     assert server.requests == [("/b.bin", None)]
+
+
+def cut_then_resume(server, name, out, first, second=None, **kwargs):
+    """Download ``first``, cut off after 3000 bytes; serve ``second`` (if given); rerun."""
+    server.files[name] = first
+    server.cut_after = 3000
+    url = server.url + name
+    with pytest.raises(SynfulError, match="rerun to resume"):
+        download(url, out, retries=0, progress=False, check_layout=False)
+    assert part_path(out).read_bytes() == first[:3000]
+    if second is not None:
+        server.files[name] = second
+    for key, value in kwargs.items():
+        setattr(server, key, value)
+    download(url, out, retries=0, progress=False, check_layout=False)
+
+
+def test_partial_response_from_another_offset_restarts(server, tmp_path):
+    # no validators; the server answers the range with bytes from 1000 on: appending them
+    # would corrupt the file
+    data = bytes(range(256)) * 40
+    out = tmp_path / "a.bin"
+    cut_then_resume(server, "/a.bin", out, data, range_start=1000)
+    assert out.read_bytes() == data
+    assert [r for _, r in server.requests] == [None, "bytes=3000-", None]
+
+
+def test_changed_file_without_validators_restarts_by_its_size(server, tmp_path):
+    # neither ETag nor Last-Modified: the total size in Content-Range tells the new file
+    old, new = bytes(range(256)) * 40, bytes(reversed(range(256))) * 50
+    out = tmp_path / "a.bin"
+    cut_then_resume(server, "/a.bin", out, old, new)
+    assert out.read_bytes() == new
+    assert [r for _, r in server.requests] == [None, "bytes=3000-", None]
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1/a.hdf", "file:///etc/hostname"])
+def test_redirect_to_another_scheme_is_an_error(server, tmp_path, capsys, target):
+    server.redirects["/a.hdf"] = target
+    code, err = run_cli(capsys, "download", server.url + "/a.hdf", tmp_path / "A.hdf")
+    scheme = target.split(":")[0]
+    assert code == 1 and err == (
+        f"synful: error: {server.url}/a.hdf: redirected to {target}: a redirect may not change "
+        f"the scheme (http to {scheme})\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redirect_within_the_scheme_is_followed(server, tmp_path):
+    url, data = serve(server, tmp_path, "/new.hdf")
+    server.redirects["/old.hdf"] = "/new.hdf"
+    download(server.url + "/old.hdf", tmp_path / "A.hdf", progress=False)
+    assert (tmp_path / "A.hdf").read_bytes() == data
+    assert [p for p, _ in server.requests] == ["/old.hdf", "/new.hdf"]
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.hdf", "data:,hello", "/local/a.hdf"])
+def test_only_https_http_and_file_urls(tmp_path, capsys, url):
+    code, err = run_cli(capsys, "download", url, tmp_path / "A.hdf")
+    assert code == 1 and err.startswith(f"synful: error: {url}: unsupported URL (")
+    assert err.endswith("use https://, http:// or file://\n") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_url(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"local bytes" * 100)
+    out = tmp_path / "copy" / "a.bin"
+    download(source.as_uri(), out, progress=False, check_layout=False)
+    assert out.read_bytes() == source.read_bytes()
+    assert json.loads(lock_path(out).read_text())["url"] == source.as_uri()
+
+
+def test_first_download_records_its_sha256_and_later_ones_must_match(server, tmp_path, capsys):
+    url, data = serve(server, tmp_path)
+    out = tmp_path / "data" / "A.hdf"
+    download(url, out, progress=False)
+    lock = lock_path(out)
+    assert json.loads(lock.read_text()) == {
+        "url": url,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    # the same file again: accepted
+    out.unlink()
+    download(url, out, progress=False)
+    assert out.read_bytes() == data
+    # the server now sends another (valid) file under the same URL: refused, nothing kept
+    out.unlink()
+    other = sample_bytes(tmp_path, labels=False)
+    server.files["/sample_A.hdf"] = other
+    code, err = run_cli(capsys, "download", url, out, "--quiet")
+    new, old = hashlib.sha256(other).hexdigest(), hashlib.sha256(data).hexdigest()
+    assert code == 1 and err == (
+        f"synful: error: {url}: sha256 {new} differs from {old}, recorded in {lock} by the "
+        "first download of this URL: the file changed (delete A.hdf.sha256.json to accept it)\n"
+    )
+    assert sorted(p.name for p in out.parent.iterdir()) == ["A.hdf.sha256.json"]
+    # a given sha256 overrides the record and replaces it
+    download(url, out, sha256=new, progress=False)
+    assert out.read_bytes() == other and json.loads(lock.read_text())["sha256"] == new
+
+
+def test_recorded_sha256_checks_an_existing_out(server, tmp_path):
+    url, data = serve(server, tmp_path)
+    out = tmp_path / "A.hdf"
+    download(url, out, progress=False)
+    out.write_bytes(sample_bytes(tmp_path, labels=False))
+    with pytest.raises(SynfulError, match="differs from .* recorded in"):
+        download(url, out, progress=False)
+
+
+def test_another_url_replaces_the_record(server, tmp_path):
+    out = tmp_path / "a.bin"
+    server.files["/a.bin"], server.files["/b.bin"] = b"a" * 5000, b"b" * 7000
+    download(server.url + "/a.bin", out, progress=False, check_layout=False)
+    out.unlink()
+    download(server.url + "/b.bin", out, progress=False, check_layout=False)
+    assert out.read_bytes() == b"b" * 7000
+    record = json.loads(lock_path(out).read_text())
+    assert record["url"] == server.url + "/b.bin" and record["size"] == 7000
+
+
+def test_damaged_lock_file_is_an_error(server, tmp_path):
+    server.files["/a.bin"] = b"a" * 5000
+    out = tmp_path / "a.bin"
+    lock_path(out).write_text("{not json")
+    with pytest.raises(SynfulError, match="not a sha256 lock file"):
+        download(server.url + "/a.bin", out, progress=False, check_layout=False)
+
+
+def test_disk_full_is_reported_not_retried(server, tmp_path, capsys):
+    # the .part is the kernel's always-full device: every write fails with ENOSPC
+    if not os.access("/dev/full", os.W_OK):
+        pytest.skip("no writable /dev/full")
+    server.files["/a.bin"] = b"a" * (3 << 20)
+    out = tmp_path / "a.bin"
+    part_path(out).symlink_to("/dev/full")
+    code, err = run_cli(
+        capsys, "download", server.url + "/a.bin", out, "--no-check", "--retries", "3", "--quiet"
+    )
+    assert code == 1 and err == (
+        f"synful: error: {part_path(out)}: no space left on device (rerun to resume from "
+        "a.bin.part)\n"
+    )
+    assert len(server.requests) == 1  # not retried as if the connection had dropped
+    assert not out.exists()
+
+
+def test_local_write_problems():
+    assert local_write_problem(OSError(errno.ENOSPC, "No space left on device")) == (
+        "no space left on device"
+    )
+    assert local_write_problem(OSError(errno.EDQUOT, "Disk quota exceeded")) == (
+        "disk quota exceeded"
+    )
+    assert local_write_problem(PermissionError(errno.EACCES, "Permission denied")) == (
+        "Permission denied"
+    )

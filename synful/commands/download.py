@@ -5,18 +5,28 @@ from __future__ import annotations
 NAME = "download"
 HELP = "download a CREMI HDF5 sample or any file (resumable, checked)"
 DESCRIPTION = (
-    "Download a file with a progress bar. The transfer goes to OUT.part and resumes from it "
-    "(HTTP Range) after a cut connection or on a rerun; the server's ETag/Last-Modified, kept "
-    "in OUT.part.json, make a resume start over when the file on the server changed. The "
-    "complete file is checked (sha256 when given; the CREMI HDF5 layout unless --no-check) and "
-    "only then renamed to OUT. Use --no-check for archives and other non-CREMI files."
+    "Download a file (https://, http:// or file:// URL; a redirect may not change the scheme, "
+    "except from http to https) with a progress bar. The transfer goes to OUT.part and resumes "
+    "from it (HTTP Range) after a cut connection or on a rerun; the URL, the server's "
+    "ETag/Last-Modified and the size, kept in OUT.part.json, make a resume start over when the "
+    "file on the server changed, as does a partial response that does not start where OUT.part "
+    "ends. The complete file is checked before anything parses it: against --sha256 when given, "
+    "else against the sha256 that the first download of the same URL recorded in "
+    "OUT.sha256.json (delete that file to accept a changed file); then the CREMI HDF5 layout "
+    "unless --no-check. Only then is it renamed to OUT. A full disk is an error (rerun to "
+    "resume), not a retry. Use --no-check for archives and other non-CREMI files."
 )
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("url", metavar="URL", help="http(s):// or file:// URL")
+    parser.add_argument("url", metavar="URL", help="https://, http:// or file:// URL")
     parser.add_argument("out", metavar="OUT", help="where to put the file (e.g. OUT.hdf)")
-    parser.add_argument("--sha256", metavar="HEX", help="expected sha256 digest")
+    parser.add_argument(
+        "--sha256",
+        metavar="HEX",
+        help="expected sha256 digest (default: the one recorded in OUT.sha256.json by the first "
+        "download of URL, if any)",
+    )
     parser.add_argument(
         "--require-labels",
         action="store_true",
