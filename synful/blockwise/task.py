@@ -28,9 +28,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, points_in_roi
 
 FITS = ("shrink", "overhang")
+#: the most blocks a task may have: every block gets a Python object and a done-marker file,
+#: so more would exhaust memory or the file system (10**7 blocks are meant to work)
+MAX_BLOCKS = 10**8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +124,13 @@ class BlockwiseTask:
             raise ValueError(f"total ROI {total_roi} is not aligned with voxel size {voxel_size}")
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if self.num_blocks > MAX_BLOCKS:
+            block, total = ("x".join(map(str, c / voxel_size)) for c in (block_shape, total_roi.shape))
+            raise SynfulError(
+                None,
+                f"a block shape of {block} voxels makes {self.num_blocks} blocks over {total} "
+                f"voxels, more than the limit of {MAX_BLOCKS:,}: use a larger block shape",
+            )
 
     # --- the grid -------------------------------------------------------------------------
 

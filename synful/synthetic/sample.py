@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +34,10 @@ DISTRACTOR_DENSITY = {
     "membrane_patches": 6.0,
 }
 MEAN_NEURITE_DIAMETER = 60.0  # voxels (240 nm)
+#: peak memory of the generator per raw voxel (measured: about 33 bytes)
+BYTES_PER_VOXEL = 40
+#: the limit when the machine's memory cannot be read
+FALLBACK_MEMORY = 64 << 30
 
 
 @dataclass
@@ -50,6 +56,36 @@ def _check_zyx(name: str, values, minimum: int) -> tuple[int, int, int]:
     return values
 
 
+def memory_limit() -> int:
+    """Bytes of memory this process may use: physical memory, or a lower cgroup limit."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    limits = [limit for limit in limits if limit > 0]
+    return min(limits) if limits else FALLBACK_MEMORY
+
+
+def estimated_bytes(shape, padding) -> int:
+    """About the peak memory (bytes) of :func:`synthesize_sample` for ``shape`` and ``padding``."""
+    voxels = 1
+    for s, p in zip(shape, padding):
+        voxels *= int(s) + 2 * int(p)
+    return voxels * BYTES_PER_VOXEL
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
 def synthesize_sample(
     seed: int = 0,
     shape=DEFAULT_SHAPE,
@@ -57,6 +93,7 @@ def synthesize_sample(
     missing_sections: float = 0.0,
     misaligned_sections: float = 0.0,
     parameters: SyntheticParameters | None = None,
+    max_bytes: int | None = None,
 ) -> CremiSample:
     """A synthetic CREMI-like sample: raw, neuron ids and polyadic synaptic partner annotations.
 
@@ -72,12 +109,25 @@ def synthesize_sample(
         missing_sections: fraction of raw sections (0..1) that are black.
         misaligned_sections: fraction of raw sections (0..1) shifted in-plane.
         parameters: densities and sizes; defaults if ``None``.
+        max_bytes: refuse a sample whose estimated peak memory (:func:`estimated_bytes`)
+            exceeds this (default: :func:`memory_limit`, the memory of this machine or job).
 
     Raises:
-        SynfulError: a shape or padding is not positive, or a fraction is outside 0..1.
+        SynfulError: a shape or padding is not positive or needs more memory than
+            ``max_bytes``, or a fraction is outside 0..1.
     """
     shape = _check_zyx("shape", shape, 1)
     padding = _check_zyx("padding", padding, 0)
+    needed = estimated_bytes(shape, padding)
+    limit = memory_limit() if max_bytes is None else int(max_bytes)
+    if needed > limit:
+        full = "x".join(str(s + 2 * p) for s, p in zip(shape, padding))
+        raise SynfulError(
+            None,
+            f"a synthetic sample of {full} voxels (shape plus padding) needs about "
+            f"{_gib(needed)} of memory, more than the {_gib(limit)} available: use a smaller "
+            "shape or padding",
+        )
     for name, value in (("missing_sections", missing_sections), ("misaligned_sections", misaligned_sections)):
         if not 0.0 <= float(value) <= 1.0:
             raise SynfulError(None, f"{name} must be a fraction between 0 and 1, got {value}")
