@@ -129,6 +129,8 @@ class TrainSetup:
     max_iteration: int = 700000
     checkpoint_every: int = 30000
     snapshot_every: int = 1000
+    # snapshots kept in DIR/snapshots: those of the last keep_snapshots iterations (0: all)
+    keep_snapshots: int = 5
     log_every: int = 10
     seed: int = 0
     num_workers: int = 4
@@ -275,6 +277,8 @@ def _check(setup: TrainSetup, path) -> None:
             fail(f"{name} must be >= 1")
     if setup.num_workers < 0 or setup.in_memory_mib < 0:
         fail("num_workers and in_memory_mib must be >= 0")
+    if setup.keep_snapshots < 0:
+        fail("keep_snapshots must be >= 0 (0 keeps all)")
     if setup.batch_norm_batches < 0:
         fail("batch_norm_batches must be >= 0")
     if setup.learning_rate <= 0 or len(setup.adam_betas) != 2:

@@ -5,17 +5,59 @@
 ``neuron_ids``, and ``pred_post_indicator`` (sigmoid) / ``pred_partner_vectors`` (nm), all with
 world metadata (the raw at its input window, the rest at the output window); the PNG shows the
 middle section of the output window.
+
+Only the last ``keep`` snapshots (setup key ``keep_snapshots``, default 5; 0 keeps all) stay:
+after a snapshot is written, those with lower iterations than the ``keep`` newest are removed.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, remove_path
 from ..io.zarr_array import write_volume
+
+logger = logging.getLogger(__name__)
+
+#: snapshots kept when the setup does not say (``keep_snapshots``)
+KEEP_SNAPSHOTS = 5
+_SNAPSHOT = re.compile(r"batch_(\d+)\.(zarr|png)")
+
+
+def list_snapshots(directory: Path) -> dict[int, list[Path]]:
+    """The snapshot files (zarr and PNG) in ``directory`` by iteration."""
+    found: dict[int, list[Path]] = {}
+    if not Path(directory).is_dir():
+        return found
+    for path in Path(directory).iterdir():
+        match = _SNAPSHOT.fullmatch(path.name)
+        if match:
+            found.setdefault(int(match.group(1)), []).append(path)
+    return found
+
+
+def prune_snapshots(directory: Path, keep: int, current: int | None = None) -> list[int]:
+    """Remove all but the ``keep`` snapshots with the highest iterations (0: keep all).
+
+    The snapshot of ``current`` (the one just written) is never removed. Returns the removed
+    iterations.
+    """
+    if keep <= 0:
+        return []
+    snapshots = list_snapshots(directory)
+    kept = set(sorted(snapshots)[-keep:]) | {current}
+    removed = sorted(it for it in snapshots if it not in kept)
+    for iteration in removed:
+        for path in snapshots[iteration]:
+            remove_path(path)
+    if removed:
+        logger.debug("removed snapshots %s (keep_snapshots %d)", removed, keep)
+    return removed
 
 
 def write_snapshot(
@@ -25,6 +67,7 @@ def write_snapshot(
     predictions: dict[str, np.ndarray],
     voxel_size,
     context,
+    keep: int = KEEP_SNAPSHOTS,
 ) -> Path:
     """Write the snapshot of one batch (numpy arrays, batch axis first); returns the zarr path.
 
@@ -35,6 +78,7 @@ def write_snapshot(
         predictions: ``post_indicator`` (probabilities) and/or ``partner_vectors`` (nm).
         voxel_size: (z, y, x) nm.
         context: (z, y, x) voxels between the input and the output window.
+        keep: then keep only the snapshots of the ``keep`` highest iterations (0: all).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -59,6 +103,7 @@ def write_snapshot(
             channels = data.ndim - 3
             write_volume(group, name, np.ascontiguousarray(data), vs, begin, channels=channels)
     _write_png(directory / f"batch_{iteration}.png", arrays, context, iteration)
+    prune_snapshots(directory, keep, current=iteration)
     return path
 
 
