@@ -94,6 +94,42 @@ def _failure_error(done_dir, failures: list[tuple[Block, BaseException]], total:
     )
 
 
+#: environment variable: memory per local dask worker (e.g. ``4GiB``), instead of the share
+WORKER_MEMORY_VARIABLE = "SYNFUL_WORKER_MEMORY"
+# a local worker is restarted (by its nanny) at 95% of its limit; it never spills or pauses:
+# its memory is a model and a block, not results that could go to disk, and a worker paused
+# for good would stall the run
+_LOCAL_MEMORY_CONFIG = {
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+}
+
+
+def worker_memory_limit(workers: int, processes: bool = True) -> int:
+    """Bytes of memory each worker of a local cluster may use.
+
+    ``$SYNFUL_WORKER_MEMORY`` when set (``4GiB``, ``500MB``, bytes); else the memory of this
+    machine or job (cgroup) divided among ``workers`` worker processes. Workers that are
+    threads of this process share its memory, so each gets all of it.
+    """
+    from dask.utils import parse_bytes
+    from distributed.system import MEMORY_LIMIT
+
+    given = os.environ.get(WORKER_MEMORY_VARIABLE, "").strip()
+    if given:
+        try:
+            limit = parse_bytes(given)
+        except (ValueError, TypeError):
+            limit = 0
+        if limit <= 0:
+            raise SynfulError(
+                WORKER_MEMORY_VARIABLE, f"expected a size such as 4GiB or 500MB, got {given!r}"
+            )
+        return int(limit)
+    return int(MEMORY_LIMIT // max(1, workers)) if processes else int(MEMORY_LIMIT)
+
+
 @contextlib.contextmanager
 def dask_client(workers: int, scheduler) -> Iterator[Any]:
     """A ``distributed.Client`` for ``scheduler``; closes what it created.
@@ -102,23 +138,31 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
         workers: number of local workers (ignored for an existing cluster).
         scheduler: ``"threads"`` (a LocalCluster of threads in this process), ``"processes"``
             or ``None`` (a LocalCluster of processes), a scheduler address
-            (``tcp://host:8786``), a scheduler file (``*.json``, as written by
+            (``tcp://host:8786``, ``tls://host:8786`` with the certificates in the dask
+            configuration), a scheduler file (``*.json``, as written by
             ``dask scheduler --scheduler-file``), or an existing ``distributed.Client``.
+
+    A local cluster's workers get :func:`worker_memory_limit` each: a worker process that
+    exceeds it is restarted and its block retried, then reported as failed.
     """
+    import dask
     import distributed
 
     if isinstance(scheduler, distributed.Client):
         yield scheduler
         return
     if scheduler in (None, "threads", "processes"):
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=scheduler != "threads",
-            dashboard_address=None,
-            memory_limit=0,
-            silence_logs=logging.WARNING,
-        )
+        processes = scheduler != "threads"
+        memory_limit = worker_memory_limit(workers, processes)
+        with dask.config.set(_LOCAL_MEMORY_CONFIG):
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                memory_limit=memory_limit,
+                silence_logs=logging.WARNING,
+            )
         with cluster, distributed.Client(cluster) as client:
             yield client
         return
