@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -130,6 +131,29 @@ def worker_memory_limit(workers: int, processes: bool = True) -> int:
     return int(MEMORY_LIMIT // max(1, workers)) if processes else int(MEMORY_LIMIT)
 
 
+def _check_tls(scheduler) -> None:
+    """A ``tls://`` scheduler (address or file) needs the CA and a client certificate."""
+    import distributed
+
+    address = str(scheduler)
+    if address.endswith(".json"):
+        try:
+            with open(address) as f:
+                address = str(json.load(f).get("address", ""))
+        except (OSError, ValueError, AttributeError):
+            return  # reported when connecting
+    if not address.startswith("tls://"):
+        return
+    security = distributed.Security()
+    if not (security.tls_ca_file and security.tls_client_cert):
+        raise SynfulError(
+            str(scheduler),
+            "a tls:// scheduler needs the CA and a client certificate in the dask configuration "
+            "(distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and .key; see "
+            "docs/reliability.md)",
+        )
+
+
 @contextlib.contextmanager
 def dask_client(workers: int, scheduler) -> Iterator[Any]:
     """A ``distributed.Client`` for ``scheduler``; closes what it created.
@@ -166,6 +190,7 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
         with cluster, distributed.Client(cluster) as client:
             yield client
         return
+    _check_tls(scheduler)
     try:
         if str(scheduler).endswith(".json"):
             if not os.path.exists(scheduler):
