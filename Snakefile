@@ -27,6 +27,8 @@ report: "report/workflow.rst"
 localrules:
     all,
     data,
+    train_all,
+    predict_all,
     evaluate_all,
 
 
@@ -40,3 +42,13 @@ rule all:
 rule data:
     input:
         data_targets(),
+
+
+rule train_all:
+    input:
+        trained_checkpoints(),
+
+
+rule predict_all:
+    input:
+        prediction_stores(),

@@ -217,14 +217,34 @@ def setup_path(name):
     return path if Path(path).exists() else str(Path(workflow.basedir) / path)
 
 
-def setup_heads(name):
-    """The outputs (mask, vectors) that a setup's network predicts: a head exists when its
-    loss scale is > 0 (defaults from synful.train.setup.TrainSetup)."""
+PRETRAINED = config["pretrained"]
+
+
+def network_setup(name):
+    """The setup of a network: its setup file, or the setup stored in its pretrained checkpoint
+    (None when that cannot be read here: torch not installed where Snakemake runs)."""
+    if name in PRETRAINED:
+        path = PRETRAINED[name]["checkpoint"]
+        if not Path(path).is_file():
+            raise ValueError(f"config pretrained.{name}: no such checkpoint file {path}")
+        try:
+            from synful.checkpoint import read_checkpoint_setup
+        except ImportError:
+            return None
+        return read_checkpoint_setup(path)[0]
     path = setup_path(name)
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        return yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise ValueError(f"config setups: {name}: no such setup file {path}") from None
+
+
+def setup_heads(name):
+    """The outputs (mask, vectors) that a network predicts: a head exists when its loss scale
+    is > 0 (defaults from synful.train.setup.TrainSetup)."""
+    data = network_setup(name)
+    if data is None:
+        return {"mask", "vectors"}  # checked by the jobs instead
     defaults = TrainSetup()
     scales = {
         "mask": data.get("m_loss_scale", defaults.m_loss_scale),
@@ -256,6 +276,25 @@ for _model, _parts in MODELS.items():
                 f"give a pair {{mask: SETUP, vectors: SETUP}}"
             )
 
+
+def model_iterations(model):
+    """The iterations a model is evaluated at: train.checkpoints, or the iteration of its
+    pretrained networks (the same for both of a pair)."""
+    parts = set(MODELS[model].values())
+    pretrained = {PRETRAINED[name]["iteration"] for name in parts if name in PRETRAINED}
+    if not pretrained:
+        return CHECKPOINTS
+    if len(pretrained) > 1 or not parts <= set(PRETRAINED):
+        raise ValueError(
+            f"config setups: {model} pairs networks of different iterations (a pretrained "
+            f"network goes with another pretrained one at the same iteration)"
+        )
+    return sorted(pretrained)
+
+
+for _model in MODELS:
+    model_iterations(_model)
+
 # the extraction grid: the union of the combinations of each listed grid-point set
 _grids = config["extract"]["grid"]
 _grids = _grids if isinstance(_grids, list) else [_grids]
@@ -286,7 +325,16 @@ wildcard_constraints:
 
 def setup_file(wildcards):
     """The setup YAML of the network being trained."""
+    if wildcards.setup in PRETRAINED:
+        raise ValueError(f"{wildcards.setup} is pretrained (config pretrained): it is not trained")
     return setup_path(wildcards.setup)
+
+
+def network_checkpoint(wildcards):
+    """The checkpoint a network is predicted with: trained here, or given (config pretrained)."""
+    if wildcards.setup in PRETRAINED:
+        return PRETRAINED[wildcards.setup]["checkpoint"]
+    return f"results/train/{wildcards.setup}/checkpoint_{wildcards.iteration}.pt"
 
 
 def model_predictions(wildcards):
@@ -372,12 +420,35 @@ def evaluation_outputs(kind):
     return [f"results/evaluate/{RUN}/seg~{seg}/{{sample}}.{suffix}" for seg in SEG_VARIANTS]
 
 
+def trained_checkpoints():
+    """Every checkpoint the workflow trains (target train_all)."""
+    return [
+        f"results/train/{network}/checkpoint_{iteration}.pt"
+        for network in NETWORKS
+        if network not in PRETRAINED
+        for iteration in CHECKPOINTS
+    ]
+
+
+def prediction_stores():
+    """Every prediction store the evaluation reads (target predict_all)."""
+    return sorted(
+        {
+            f"results/predict/{network}/{iteration}/{sample}.zarr"
+            for model, parts in MODELS.items()
+            for network in set(parts.values())
+            for iteration in model_iterations(model)
+            for sample in EVALUATE_SAMPLES
+        }
+    )
+
+
 def evaluation_runs():
     """Every evaluated run: model (setup or mask+vectors pair), iteration, extraction settings,
     seg variant, sample and metrics file."""
     runs = []
     for model in MODELS:
-        for iteration in CHECKPOINTS:
+        for iteration in model_iterations(model):
             grid = EXTRACTION.dataframe.to_dict("records")
             for settings, pattern in zip(grid, EXTRACTION.instance_patterns):
                 for seg in SEG_VARIANTS:

@@ -1,6 +1,6 @@
 rule predict:
     input:
-        checkpoint="results/train/{setup}/checkpoint_{iteration}.pt",
+        checkpoint=network_checkpoint,
         store="results/samples/{sample}.zarr",
         masks=predict_masks,
     output:

@@ -97,17 +97,12 @@ def _to_cpu(value):
     return value
 
 
-def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint and rebuild its model (eval mode) from the stored setup alone.
-
-    Raises:
-        SynfulError: for a missing, corrupt or foreign file, or weights that do not fit the setup.
-    """
-    path = Path(path)
+def _read_payload(path: Path, mmap: bool = False) -> dict:
+    """The checked contents of a checkpoint file (``mmap``: tensors mapped, not read)."""
     if not path.is_file():
         raise SynfulError(path, "no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:
         text = str(exc).splitlines()[0][:120] if str(exc) else ""
         raise SynfulError(path, f"corrupt or unreadable checkpoint ({type(exc).__name__}: {text})") from None
@@ -118,6 +113,27 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     missing = [k for k in ("setup", "iteration", "model_state") if k not in payload]
     if missing:
         raise SynfulError(path, f"checkpoint is missing {', '.join(missing)}")
+    return payload
+
+
+def read_checkpoint_setup(path) -> tuple[dict, int]:
+    """The setup and the iteration stored in a checkpoint, without building its model.
+
+    Raises:
+        SynfulError: for a missing, corrupt or foreign file.
+    """
+    payload = _read_payload(Path(path), mmap=True)
+    return payload["setup"], int(payload["iteration"])
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint and rebuild its model (eval mode) from the stored setup alone.
+
+    Raises:
+        SynfulError: for a missing, corrupt or foreign file, or weights that do not fit the setup.
+    """
+    path = Path(path)
+    payload = _read_payload(path)
     setup = payload["setup"]
     try:
         model = build_model(setup)

@@ -145,3 +145,17 @@ def test_ce_model_and_checkpoints_without_the_key_predict_the_sigmoid(tmp_path):
     raw, linear = _raw_and_linear(loaded.model)
     predicted = _predict(loaded, raw)
     np.testing.assert_allclose(predicted, 1.0 / (1.0 + np.exp(-linear)), rtol=1e-5, atol=1e-6)
+
+
+def test_read_checkpoint_setup_without_building_the_model(tmp_path):
+    from synful.checkpoint import read_checkpoint_setup, save_checkpoint
+    from synful.models import build_model
+
+    setup = {"network_type": "vanilla", "downsample_factors": [[1, 2, 2]], "fmap_num": 2,
+             "fmap_inc_factor": 2, "m_loss_scale": 1.0, "d_loss_scale": 0.0}
+    path = save_checkpoint(tmp_path / "c.pt", model=build_model(setup), setup=setup, iteration=7)
+    stored, iteration = read_checkpoint_setup(path)
+    assert iteration == 7 and stored["d_loss_scale"] == 0.0
+    (tmp_path / "bad.pt").write_text("no")
+    with pytest.raises(SynfulError, match="corrupt or unreadable"):
+        read_checkpoint_setup(tmp_path / "bad.pt")

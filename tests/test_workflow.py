@@ -209,7 +209,7 @@ def test_setups_that_cannot_produce_both_outputs_fail_at_load(tmp_path, setups, 
     result = snakemake("-n", workdir=tmp_path, check=False)
     assert result.returncode != 0
     assert problem in result.stdout + result.stderr
-    assert "rule" not in result.stdout  # before any job is planned
+    assert "Job stats" not in result.stdout  # before any job is planned
 
 
 @pytest.mark.slow
@@ -521,3 +521,59 @@ def test_cremi_realigned_config_rehearsal(tmp_path):
     assert len(list((tmp_path / "resources" / "archives").glob("*.tar.gz"))) == 1
     training = open_mask(tmp_path / "results" / "samples" / "A.zarr", "training").read()
     assert training[:12].any() and not training[12:].any() and not training[:4, :, :48].any()
+
+
+def write_pretrained(path: Path, setup_file: Path, iteration: int, **changes) -> Path:
+    """A synful checkpoint with random weights for the setup in ``setup_file`` (+ changes)."""
+    from synful.checkpoint import save_checkpoint
+    from synful.models import build_model
+    from synful.train import resolve_setup
+
+    setup = resolve_setup(yaml.safe_load(setup_file.read_text()) | changes).to_dict()
+    return save_checkpoint(path, model=build_model(setup), setup=setup, iteration=iteration)
+
+
+@pytest.mark.slow
+def test_pretrained_networks_are_predicted_not_trained(tmp_path):
+    """A pair of networks given as checkpoint files (config pretrained): no train job, the
+    files are predicted at their iteration, extracted as a pair and evaluated."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    tiny = tmp_path / "config" / "setups" / "tiny.yaml"
+    models = tmp_path / "models"
+    models.mkdir()
+    write_pretrained(models / "mask.pt", tiny, 390000, d_loss_scale=0.0)
+    write_pretrained(models / "vectors.pt", tiny, 390000, m_loss_scale=0.0)
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["pretrained"] = {
+        "published_mask": {"checkpoint": "models/mask.pt", "iteration": 390000},
+        "published_vectors": {"checkpoint": "models/vectors.pt", "iteration": 390000},
+    }
+    config["setups"] = [{"mask": "published_mask", "vectors": "published_vectors"}]
+    write_config(tmp_path, config)
+    dry = snakemake("-n", workdir=tmp_path)
+    counts = job_counts(dry.stdout)
+    assert "train" not in counts and counts["predict"] == 4 and counts["extract"] == 2
+    assert "input: models/mask.pt, results/samples/tiny1.zarr" in dry.stdout
+    snakemake("--cores", 2, workdir=tmp_path)
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert set(summary["setup"]) == {"published_mask+published_vectors"}
+    assert set(summary["iteration"]) == {390000}
+    assert not (tmp_path / "results" / "train").exists()
+
+
+def test_pretrained_network_without_the_needed_output_fails_at_load(tmp_path):
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    write_pretrained(tmp_path / "mask.pt", tmp_path / "config" / "setups" / "tiny.yaml", 10,
+                     d_loss_scale=0.0)
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["pretrained"] = {"given": {"checkpoint": "mask.pt", "iteration": 10}}
+    config["setups"] = ["given"]
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "given does not predict partner_vectors" in result.stdout + result.stderr
+    config["setups"] = [{"mask": "given", "vectors": "tiny"}]
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "pairs networks of different iterations" in result.stdout + result.stderr
