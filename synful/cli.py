@@ -3,7 +3,8 @@
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``
 and imports heavy libraries (torch) only inside ``run``, so that ``synful --help`` and the
 commands that do not need torch start fast. Errors become one line, ``synful: error: ...``,
-and a non-zero exit; ``--debug`` shows the traceback instead.
+and a non-zero exit; ``--debug`` shows the traceback instead. SIGTERM (a SLURM time limit)
+ends a command cleanly: temporary files are removed, resumable state is kept, exit 143.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 
 from . import __version__, commands
 from .errors import SynfulError
+from .interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
+from .interrupts import Terminated, sigterm_raises
 
 ORDER = ["synthesize", "download", "unpack", "convert", "masks", "train", "predict", "extract", "evaluate", "export"]
 
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    with sigterm_raises():
+        return _run(args, debug)
+
+
+def _run(args, debug: bool) -> int:
     try:
         result = args._run(args)
     except SynfulError as exc:
@@ -79,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"synful: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(
+            "synful: error: terminated (SIGTERM); finished work is kept, rerun to resume",
+            file=sys.stderr,
+        )
+        return TERMINATED_EXIT_CODE
     except KeyboardInterrupt:
         print("synful: error: interrupted", file=sys.stderr)
         return 130

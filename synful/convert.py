@@ -26,10 +26,13 @@ from .io.cremi import CREMI_VOXEL_SIZE, VOLUME_PATHS, CremiFile
 from .io.sample_store import NEURON_IDS, RAW
 from .io.synapse_table import synapses_from_annotations, write_synapses
 from .io.zarr_array import create_volume
+from .outputs import SAMPLE, SYNAPSE_TABLE, claim, mark, output
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNKS = (8, 256, 256)
+#: the most memory one slab (``chunks[0]`` sections, as read plus as converted) may take
+MAX_SLAB_BYTES = 1 << 30
 STORE_VOLUMES = {RAW: np.uint8, NEURON_IDS: np.uint64}
 
 
@@ -42,8 +45,11 @@ class ConversionSummary:
     n_synapses: int
 
 
-def _check_volume(path: Path, name: str, f: CremiFile, voxel_size: Coordinate) -> Roi:
-    """The world ROI of volume ``name`` after checking its dtype, resolution and offset."""
+def _check_volume(
+    path: Path, name: str, f: CremiFile, voxel_size: Coordinate, chunks: Sequence[int]
+) -> Roi:
+    """The world ROI of volume ``name`` after checking its dtype, resolution, offset and that
+    one slab of ``chunks[0]`` sections fits in :data:`MAX_SLAB_BYTES` (before reading any)."""
     key = VOLUME_PATHS[name]
     dtype = f.read_volume_slab(name, (slice(0, 0),) * 3).dtype  # no data read
     if name == RAW and dtype != np.uint8:
@@ -61,7 +67,31 @@ def _check_volume(path: Path, name: str, f: CremiFile, voxel_size: Coordinate) -
             path,
             f"{key} offset {_fmt(offset)} is not a multiple of the voxel size {_fmt(voxel_size)}",
         )
-    return f.volume_roi(name)
+    roi = f.volume_roi(name)
+    _check_slab(path, key, tuple(roi.shape / voxel_size), chunks, dtype, STORE_VOLUMES[name])
+    return roi
+
+
+def _check_slab(path, key: str, shape, chunks, source_dtype, target_dtype) -> None:
+    sections = max(1, min(int(chunks[0]), int(shape[0])))
+    source, target = np.dtype(source_dtype), np.dtype(target_dtype)
+    per_voxel = source.itemsize + (target.itemsize if target != source else 0)
+    section = int(shape[1]) * int(shape[2]) * per_voxel
+    if section * sections <= MAX_SLAB_BYTES:
+        return
+    limit = f"{MAX_SLAB_BYTES / 2**30:g} GiB"
+    if section > MAX_SLAB_BYTES:
+        raise SynfulError(
+            path,
+            f"{key} has shape {tuple(int(s) for s in shape)}: one section needs "
+            f"{section / 2**30:.1f} GiB of memory to copy (limit {limit})",
+        )
+    raise SynfulError(
+        path,
+        f"{key} has shape {tuple(int(s) for s in shape)}: a slab of {sections} sections needs "
+        f"{section * sections / 2**30:.1f} GiB of memory (limit {limit}); use --chunks with "
+        f"at most {MAX_SLAB_BYTES // section} sections",
+    )
 
 
 def _fmt(values) -> str:
@@ -114,26 +144,30 @@ def convert_cremi(
     Args:
         hdf_path: the CREMI file; it must have ``volumes/raw``; ``volumes/labels/neuron_ids``
             and ``annotations`` are copied when present (test samples have neither).
-        store_path: the sample store to write (``<name>.zarr``); replaced if it exists.
-        synapses_path: the synapse table to write (Parquet, or CSV by suffix).
+        store_path: the sample store to write (``<name>.zarr``); replaced if it is a sample
+            store synful wrote (anything else there is refused, see :mod:`synful.outputs`).
+        synapses_path: the synapse table to write (Parquet, or CSV by suffix); the same rule.
         voxel_size: the expected resolution (z, y, x nm) of every volume.
         chunks: zarr chunk shape (voxels); volumes are copied one chunk row of z at a time.
         progress: show a tqdm progress bar per volume.
 
     Raises:
         SynfulError: a missing or non-HDF5 file, a missing ``volumes/raw``, a partner id
-            absent from ``annotations/ids``, a resolution other than ``voxel_size`` or an offset
-            off the voxel grid. Nothing is written then.
+            absent from ``annotations/ids``, a resolution other than ``voxel_size``, an offset
+            off the voxel grid, a slab over :data:`MAX_SLAB_BYTES`, an output that is (or holds)
+            the input or is not synful's, or another run writing the same outputs. Nothing is
+            written then.
     """
     hdf_path = Path(hdf_path)
     store_path, synapses_path = Path(store_path), Path(synapses_path)
     voxel_size = Coordinate(int(v) for v in voxel_size)
-    with CremiFile(hdf_path) as f:
+    outputs = [output(store_path, SAMPLE), output(synapses_path, SYNAPSE_TABLE)]
+    with claim(outputs, inputs=[hdf_path]), CremiFile(hdf_path) as f:
         if not f.has_volume(RAW):
             raise SynfulError(hdf_path, f"missing dataset {VOLUME_PATHS[RAW]}")
-        rois = {RAW: _check_volume(hdf_path, RAW, f, voxel_size)}
+        rois = {RAW: _check_volume(hdf_path, RAW, f, voxel_size, chunks)}
         if f.has_volume(NEURON_IDS):
-            rois[NEURON_IDS] = _check_volume(hdf_path, NEURON_IDS, f, voxel_size)
+            rois[NEURON_IDS] = _check_volume(hdf_path, NEURON_IDS, f, voxel_size, chunks)
         synapses = synapses_from_annotations(f.read_annotations(), hdf_path)
         if NEURON_IDS in rois and not rois[RAW].contains(rois[NEURON_IDS]):
             logger.warning(
@@ -141,9 +175,9 @@ def convert_cremi(
             )
         table_written = False
         try:
-            with atomic_output(store_path) as tmp:
+            with atomic_output(store_path, kind=SAMPLE) as tmp:
                 group = zarr.open_group(str(tmp), mode="w")
-                group.attrs["synful"] = {"kind": "sample", "source": str(hdf_path)}
+                group.attrs["synful"] = mark(SAMPLE, source=str(hdf_path))
                 for name, roi in rois.items():
                     _copy_volume(f, name, group, roi, voxel_size, chunks, progress)
                 write_synapses(synapses, synapses_path)

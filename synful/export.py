@@ -7,9 +7,11 @@ import os
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_output
 from .errors import SynfulError
 from .io.cremi import CremiSample, write_cremi
 from .io.synapse_table import annotations_from_synapses, read_synapses
+from .outputs import CREMI_SUBMISSION, claim, mark_hdf5, output
 
 
 def select_for_export(
@@ -39,7 +41,9 @@ def export_cremi(
 
     Rows with the same pre location share one ``presynaptic_site``; locations are stored
     relative to ``offset`` (nm, z, y, x), which becomes the ``annotations`` offset attribute,
-    so the absolute positions are unchanged. The file is written atomically.
+    so the absolute positions are unchanged. The file is written atomically and marked as
+    synful's (an existing ``out_path`` is replaced only when it is such a file; it may not
+    be the input).
 
     Args:
         synapses_path: a synapse table (Parquet, CSV or CREMI HDF5).
@@ -50,7 +54,10 @@ def export_cremi(
     offset = np.asarray(offset, dtype=np.float64).reshape(-1)
     if offset.shape != (3,) or not np.all(np.isfinite(offset)):
         raise SynfulError("--offset", "must be three finite numbers (z, y, x nm)")
-    synapses = select_for_export(read_synapses(synapses_path), score_threshold, synapses_path)
-    annotations = annotations_from_synapses(synapses, offset=offset)
-    write_cremi(out_path, CremiSample(annotations=annotations))
+    with claim([output(out_path, CREMI_SUBMISSION)], inputs=[synapses_path]):
+        synapses = select_for_export(read_synapses(synapses_path), score_threshold, synapses_path)
+        annotations = annotations_from_synapses(synapses, offset=offset)
+        with atomic_output(out_path, kind=CREMI_SUBMISSION) as tmp:
+            write_cremi(tmp, CremiSample(annotations=annotations))
+            mark_hdf5(tmp, CREMI_SUBMISSION)
     return len(synapses)

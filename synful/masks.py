@@ -7,6 +7,12 @@ given mask volumes (e.g. the non-cuboid masks of the realigned CREMI data), whic
 onto the labels' grid by world coordinates: each label voxel takes the value of the mask voxel
 that holds its centre (0 outside the mask). A synapse belongs to the split whose mask is 1 at its
 postsynaptic point.
+
+The mask arrays are claimed before writing (:func:`synful.outputs.claim`): an existing
+``masks/<split>`` must be a mask synful wrote, no given mask volume may be the array it would
+replace, and the store is locked while its masks are written. A mask volume whose voxels are
+so much finer than the labels' that one slab would read more than :data:`MAX_READ_BYTES` is
+refused before anything is read.
 """
 
 from __future__ import annotations
@@ -30,12 +36,15 @@ from .geometry import Coordinate, Roi, points_to_voxels
 from .io.sample_store import SPLITS, has_array, mask_name, open_mask, open_neuron_ids
 from .io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
 from .io.zarr_array import create_volume
+from .outputs import MASK, claim, mark, output, output_lock
 
 logger = logging.getLogger(__name__)
 
 AXES = ("z", "y", "x")
 ZARR_SUFFIXES = (".zarr", ".n5")
 SLAB = 16  # z-sections per write
+#: the most mask data one slab may read (a mask much finer than the labels reads large boxes)
+MAX_READ_BYTES = 1 << 30
 
 # A mask source yields the uint8 0/1 values of a z-range [z0, z1) of the target grid.
 SlabSource = Callable[[int, int], np.ndarray]
@@ -115,6 +124,7 @@ class MaskVolume:
                 np.floor((centres - self.offset[a]) / self.voxel_size[a]).astype(np.int64)
             )
         valid = [(i >= 0) & (i < n) for i, n in zip(indices, source_shape)]
+        self._check_read_size(indices, valid, target_shape, voxel_size)
 
         def slab(z0: int, z1: int) -> np.ndarray:
             out = np.zeros((z1 - z0,) + target_shape[1:], np.uint8)
@@ -131,6 +141,29 @@ class MaskVolume:
             return out
 
         return slab
+
+    def _check_read_size(self, indices, valid, target_shape, voxel_size) -> None:
+        """Raise before reading when one slab (:data:`SLAB` sections) would read a box of the
+        mask larger than :data:`MAX_READ_BYTES`."""
+
+        def span(values) -> int:
+            return int(values.max() - values.min() + 1) if len(values) else 0
+
+        spans = [span(i[v]) for i, v in zip(indices[1:], valid[1:])]
+        z_span = 0
+        for z0 in range(0, max(int(target_shape[0]), 1), SLAB):
+            z = indices[0][z0 : z0 + SLAB]
+            z_span = max(z_span, span(z[valid[0][z0 : z0 + SLAB]]))
+        itemsize = np.dtype(self.array.dtype).itemsize
+        size = z_span * spans[0] * spans[1] * itemsize
+        if size > MAX_READ_BYTES:
+            raise SynfulError(
+                self.name,
+                f"voxel size {list(self.voxel_size)} nm is much finer than the labels' "
+                f"{list(voxel_size)} nm: a slab of {SLAB} sections would read "
+                f"{size / 2**30:.1f} GiB of the mask (limit {MAX_READ_BYTES / 2**30:g} GiB); "
+                "downsample the mask first",
+            )
 
 
 def split_container_path(text: str | os.PathLike) -> tuple[Path, str]:
@@ -209,7 +242,7 @@ def write_mask(
     shape = tuple(roi.shape / Coordinate(voxel_size))
     chunks = (min(SLAB, shape[0]),) + tuple(min(256, s) for s in shape[1:])
     total = 0
-    with atomic_output(store / mask_name(split)) as tmp:
+    with atomic_output(store / mask_name(split), kind=MASK) as tmp:
         volume = create_volume(
             masks,
             tmp.name,
@@ -218,6 +251,7 @@ def write_mask(
             voxel_size=voxel_size,
             offset=roi.begin,
             chunks=chunks,
+            attrs={"synful": mark(MASK)},
         )
         for z0 in range(0, shape[0], chunks[0]):
             z1 = min(z0 + chunks[0], shape[0])
@@ -244,7 +278,26 @@ def make_masks(
 
     Returns:
         The number of voxels in each split.
+
+    Raises:
+        SynfulError: no ``neuron_ids``; a bad mask volume; an existing ``masks/<split>`` that
+            synful did not write as a mask, or that is one of the given mask volumes;
+            another run writing masks into the store.
     """
+    store = Path(store)
+    inputs = [mask_input_path(p) for p in (training_mask, validation_mask) if p]
+    outputs = [output(store / mask_name(split), MASK, lock=False) for split in SPLITS]
+    with output_lock(store), claim(outputs, inputs):
+        return _make_masks(store, rule, training_mask, validation_mask)
+
+
+def mask_input_path(text: str | os.PathLike) -> Path:
+    """The file or array a mask given as ``file.hdf/dataset`` or ``store.zarr/array`` reads."""
+    container, inner = split_container_path(text)
+    return container if container.suffix.lower() in HDF5_SUFFIXES else container / inner
+
+
+def _make_masks(store: Path, rule, training_mask, validation_mask) -> dict[str, int]:
     labels = open_neuron_ids(store)
     roi, voxel_size = labels.roi, labels.voxel_size
     given = {"training": training_mask, "validation": validation_mask}

@@ -8,7 +8,8 @@ Layout of a marker directory::
 
 A marker is created with an atomic rename, after the block function has returned (so after
 its data is written); a block whose marker exists is skipped on a rerun. The directory must
-be on a file system that every worker sees.
+be on a file system that every worker sees. A directory that is not a marker directory (a
+symbolic link, or files without ``task.json``) is never used nor removed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ import os
 import socket
 from pathlib import Path
 
-from ..atomic import remove_path, temporary_sibling
+from ..atomic import TMP_MARK, remove_path, temporary_sibling
 from ..errors import SynfulError
 from .task import Block, BlockwiseTask
 
 TASK_FILE = "task.json"
 BLOCKS_DIR = "blocks"
 COMPLETE_FILE = "complete"
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") and TMP_MARK in name
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -54,6 +59,7 @@ class DoneMarkers:
         """
         description = {"task": task.to_dict(), "tag": tag or {}}
         task_file = self.done_dir / TASK_FILE
+        self._check_ours()
         if task_file.exists():
             try:
                 existing = json.loads(task_file.read_text())
@@ -69,6 +75,21 @@ class DoneMarkers:
             self.done_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(task_file, json.dumps(description, indent=1))
         self.blocks_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check_ours(self) -> None:
+        """Raise unless ``done_dir`` is absent, a marker directory or empty (temporary files
+        of a killed run aside)."""
+        if self.done_dir.is_symlink():
+            raise SynfulError(self.done_dir, "is a symbolic link, not a done-marker directory")
+        if not self.done_dir.exists() or (self.done_dir / TASK_FILE).is_file():
+            return
+        if not self.done_dir.is_dir() or any(
+            not _is_temporary(p.name) for p in self.done_dir.iterdir()
+        ):
+            raise SynfulError(
+                self.done_dir,
+                "is not a done-marker directory (no task.json); not using or removing it",
+            )
 
     def marker_path(self, block_id: int) -> Path:
         return self.blocks_dir / str(int(block_id))
@@ -105,5 +126,6 @@ class DoneMarkers:
         _write_atomic(self.done_dir / COMPLETE_FILE, json.dumps({"num_blocks": task.num_blocks}))
 
     def clear(self) -> None:
-        """Remove all markers (start over)."""
+        """Remove all markers (start over); refuses a directory that is not a marker directory."""
+        self._check_ours()
         remove_path(self.done_dir)

@@ -77,6 +77,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..errors import SynfulError
     from ..evaluate import evaluate_files, write_results
+    from ..evaluate.inputs import is_sample_store
+    from ..io.sample_store import default_synapse_table
+    from ..outputs import FILE, claim, output
 
     thresholds = None
     if args.score_thresholds is not None:
@@ -88,17 +91,22 @@ def run(args) -> int:
         raise SynfulError(
             "--sweep-csv/--plot", "need a score-threshold sweep; pass --score-thresholds"
         )
-    metrics = evaluate_files(
-        args.pred,
-        args.gt,
-        matching_threshold=args.matching_threshold,
-        score_thresholds=thresholds,
-        filter_same_seg=args.filter_same_seg,
-        mask=args.mask,
-        pre_only=args.pre_only,
-        merge_radius=args.merge_radius,
-    )
-    write_results(metrics, args.out, sweep_csv=args.sweep_csv, plot=args.plot)
+    outputs = [output(p, FILE) for p in (args.out, args.sweep_csv, args.plot) if p]
+    inputs = [args.pred, args.gt, args.mask]
+    if is_sample_store(args.gt):
+        inputs.append(default_synapse_table(args.gt))
+    with claim(outputs, inputs):
+        metrics = evaluate_files(
+            args.pred,
+            args.gt,
+            matching_threshold=args.matching_threshold,
+            score_thresholds=thresholds,
+            filter_same_seg=args.filter_same_seg,
+            mask=args.mask,
+            pre_only=args.pre_only,
+            merge_radius=args.merge_radius,
+        )
+        write_results(metrics, args.out, sweep_csv=args.sweep_csv, plot=args.plot)
     if not args.quiet:
         print(
             f"tp {metrics['tp']} fp {metrics['fp']} fn {metrics['fn']}  precision "

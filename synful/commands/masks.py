@@ -51,7 +51,8 @@ def run(args) -> int:
     from ..atomic import atomic_output
     from ..errors import SynfulError
     from ..io.sample_store import default_synapse_table
-    from ..masks import SplitRule, make_masks, synapses_in_split
+    from ..masks import SplitRule, make_masks, mask_input_path, synapses_in_split
+    from ..outputs import FILE, claim, output
 
     given_masks = args.training_mask or args.validation_mask
     if given_masks and (args.training_fraction is not None or args.training_range):
@@ -61,15 +62,18 @@ def run(args) -> int:
         training_fraction=0.75 if args.training_fraction is None else args.training_fraction,
         training_range=tuple(args.training_range) if args.training_range else None,
     )
-    voxels = make_masks(args.store, rule, args.training_mask, args.validation_mask)
     table = Path(args.synapses) if args.synapses else default_synapse_table(args.store)
-    summary = {split: {"voxels": count} for split, count in voxels.items()}
-    if args.synapses or table.exists():
-        for split in summary:
-            summary[split]["synapses"] = len(synapses_in_split(table, args.store, split))
-    for split, counts in summary.items():
-        logging.getLogger(__name__).info("%s %s: %s", args.store, split, counts)
-    if args.summary:
-        with atomic_output(args.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    given = [mask_input_path(p) for p in (args.training_mask, args.validation_mask) if p]
+    outputs = [output(args.summary, FILE)] if args.summary else []
+    with claim(outputs, inputs=[args.store, table, *given]):
+        voxels = make_masks(args.store, rule, args.training_mask, args.validation_mask)
+        summary = {split: {"voxels": count} for split, count in voxels.items()}
+        if args.synapses or table.exists():
+            for split in summary:
+                summary[split]["synapses"] = len(synapses_in_split(table, args.store, split))
+        for split, counts in summary.items():
+            logging.getLogger(__name__).info("%s %s: %s", args.store, split, counts)
+        if args.summary:
+            with atomic_output(args.summary, kind=FILE) as tmp:
+                tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return 0

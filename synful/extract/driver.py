@@ -7,6 +7,11 @@ marked done (``<OUT>.blocks/done``), so an interrupted run resumes with the miss
 When every block is done the tables are concatenated, sorted by id and written to ``OUT``
 atomically, and the work directory is removed. A work directory left by a run with other
 inputs or settings is discarded, never mixed in.
+
+``OUT`` and its work directory are claimed first (:func:`synful.outputs.claim`): neither may
+be an input or hold one, an existing ``OUT`` must be a synapse table and an existing work
+directory one of synful's (with ``identity.json``); ``OUT`` is locked for the run, and
+temporary files of a killed run are swept. SIGTERM keeps the finished blocks for a rerun.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_output, remove_path
+from ..atomic import atomic_output, remove_path, temporary_sibling
 from ..blockwise.run import BlockwiseResult, run_blockwise
 from ..blockwise.task import Block, BlockwiseTask
 from ..errors import SynfulError
 from ..geometry import Coordinate
 from ..io.synapse_table import write_synapses
+from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
 from .config import ExtractConfig
 from .extract_block import empty_table, extract_block
 from .predictions import open_predictions, open_segmentation
@@ -115,7 +121,8 @@ def make_task(volume_roi, voxel_size, config: ExtractConfig, block_shape=None) -
 
 
 def _prepare_work_directory(work: Path, identity: dict) -> None:
-    """Keep a work directory of the same run (resume); discard one of another."""
+    """Keep a work directory of the same run (resume); discard one of another (only a synful
+    work directory or an empty one gets here, see :func:`extract_outputs`)."""
     identity_file = work / IDENTITY_FILE
     if work.exists():
         try:
@@ -126,9 +133,23 @@ def _prepare_work_directory(work: Path, identity: dict) -> None:
             return
         logger.info("discarding %s: it belongs to a run with other inputs or settings", work)
         remove_path(work)
-    (work / TABLES_DIR).mkdir(parents=True)
-    with atomic_output(identity_file) as tmp:
-        tmp.write_text(json.dumps(identity, indent=1))
+    building = temporary_sibling(work)  # appears complete (with its identity) or not at all
+    try:
+        (building / TABLES_DIR).mkdir(parents=True)
+        (building / IDENTITY_FILE).write_text(json.dumps(identity, indent=1))
+        os.replace(building, work)
+    except BaseException:
+        remove_path(building)
+        raise
+
+
+def extract_outputs(out_path) -> list[Output]:
+    """``OUT`` and its work directory, as :func:`synful.outputs.claim` takes them."""
+    work = output(
+        work_directory(out_path), EXTRACT_WORK, lock=False,
+        sweep=("", TABLES_DIR, DONE_DIR, f"{DONE_DIR}/blocks"),
+    )  # fmt: skip
+    return [output(out_path, SYNAPSE_TABLE), work]
 
 
 def read_block_tables(
@@ -176,6 +197,18 @@ def run_extract_blocks(
     Returns:
         the block processor (it knows where the tables are), the task and what the run did.
     """
+    inputs = [pred_store, seg_store, vectors_store]
+    with claim(extract_outputs(out_path), inputs):
+        return _run_extract_blocks(
+            pred_store, out_path, config, seg_store=seg_store, vectors_store=vectors_store,
+            block_shape=block_shape, workers=workers, scheduler=scheduler, progress=progress,
+        )  # fmt: skip
+
+
+def _run_extract_blocks(
+    pred_store, out_path, config, *, seg_store, vectors_store, block_shape, workers, scheduler,
+    progress,
+) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult]:  # fmt: skip
     predictions = open_predictions(pred_store, vectors_store)
     mask = predictions.post_indicator
     if seg_store is not None:
@@ -263,7 +296,8 @@ def extract_synapses(
     Raises:
         SynfulError: bad settings, a store without predictions, a vector store with another
             voxel size or not covering the post_indicator ROI, a segmentation with another
-            voxel size; no output is left behind.
+            voxel size, an ``out_path`` (or work directory) that is or holds an input or is
+            not synful's, another run writing ``out_path``; no output is left behind.
     """
     config = ExtractConfig(
         mode=mode,
@@ -282,18 +316,19 @@ def extract_synapses(
     )
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
-    processor, task, _ = run_extract_blocks(
-        pred_store,
-        out_path,
-        config,
-        seg_store=seg_store,
-        vectors_store=vectors_store,
-        block_shape=block_shape,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-    )
-    table = read_block_tables(processor, task, with_seg=seg_store is not None)
-    write_synapses(table, out_path)
-    remove_path(work_directory(out_path))
+    with claim(extract_outputs(out_path), [pred_store, seg_store, vectors_store]):
+        processor, task, _ = run_extract_blocks(
+            pred_store,
+            out_path,
+            config,
+            seg_store=seg_store,
+            vectors_store=vectors_store,
+            block_shape=block_shape,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+        )
+        table = read_block_tables(processor, task, with_seg=seg_store is not None)
+        write_synapses(table, out_path)
+        remove_path(work_directory(out_path))
     return table

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..atomic import atomic_output
 from ..errors import SynfulError
+from ..outputs import MARK_KEY, SYNAPSE_TABLE, mark_json
 from .cremi import POSTSYNAPTIC, PRESYNAPTIC, CremiAnnotations, CremiFile
 
 PRE = ["pre_z", "pre_y", "pre_x"]
@@ -137,11 +138,22 @@ def read_synapses(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_synapses(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a validated table as Parquet (or CSV by suffix), atomically."""
+    """Write a validated table as Parquet (or CSV by suffix), atomically.
+
+    Parquet tables carry ``synful`` = ``{"kind": "synapse_table", ...}`` in their schema
+    metadata, so a later run recognises them as replaceable (:mod:`synful.outputs`). An
+    existing ``path`` that is not a synapse table is refused, not replaced.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = Path(path)
     df = validate_synapses(df, path)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, kind=SYNAPSE_TABLE) as tmp:
         if path.suffix.lower() == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            df.to_parquet(tmp, index=False)
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            metadata = dict(table.schema.metadata or {})
+            metadata[MARK_KEY.encode()] = mark_json(SYNAPSE_TABLE).encode()
+            pq.write_table(table.replace_schema_metadata(metadata), tmp)

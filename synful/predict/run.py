@@ -7,6 +7,11 @@ inputs and options resumes the partial store (done blocks are not predicted agai
 with other inputs or options starts it over. A complete ``OUT`` written with the same inputs
 and options (the checkpoint's path, size and modification time, the sample, the blocks, the
 heads, dtype and bf16, recorded in the store's ``synful_predict`` attribute) is left as it is.
+
+``OUT`` and the partial store are claimed first (:func:`synful.outputs.claim`): neither may be
+an input, hold one, or be anything but a prediction store synful wrote; ``OUT`` is locked for
+the run, and temporary files of a killed run are swept. SIGTERM keeps the partial store and
+its done markers, so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import os
 import shutil
 from pathlib import Path
 
-from ..atomic import remove_path, temporary_sibling
+from ..atomic import remove_path, replace_path, temporary_sibling
 from ..blockwise import run_blockwise
 from ..errors import SynfulError
 from ..io.sample_store import open_raw
+from ..outputs import PREDICTIONS, claim, mark, output
 from .output_store import DTYPES, create_prediction_store
 from .plan import plan_prediction
 from .predict_block import PredictBlock, default_threads
@@ -51,17 +57,6 @@ def _read_attrs(store: Path) -> dict | None:
         return None
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Rename ``source`` to ``target``, replacing an existing ``target``."""
-    if target.exists() or target.is_symlink():
-        old = temporary_sibling(target)
-        os.replace(target, old)
-        os.replace(source, target)
-        remove_path(old)
-    else:
-        os.replace(source, target)
-
-
 def predict(
     checkpoint,
     sample_store,
@@ -81,7 +76,8 @@ def predict(
     Args:
         checkpoint: a ``synful train`` checkpoint file.
         sample_store: a sample store with ``raw`` at the setup's voxel size.
-        out_store: the prediction store to write (replaced if it exists).
+        out_store: the prediction store to write (replaced if it is a prediction store
+            synful wrote; anything else there is refused).
         roi: region to predict, grown to the block grid: a ``Roi`` (nm), ``None`` or ``"raw"``
             (all of raw), ``"labels"`` (the ``neuron_ids`` ROI) or ``"masks/NAME"`` (the
             bounding box of that mask's nonzero voxels; see :mod:`.roi`).
@@ -96,21 +92,34 @@ def predict(
 
     Raises:
         SynfulError: bad checkpoint or sample, voxel size mismatch, a missing or empty mask
-            (or neuron_ids) named by ``roi``, failed blocks.
+            (or neuron_ids) named by ``roi``, failed blocks, an output that is (or holds) an
+            input or is not a prediction store, another run writing ``out_store``.
     """
-    import torch
-
-    from ..checkpoint import load_checkpoint
-
     if dtype not in DTYPES:
         raise SynfulError(None, f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
         raise SynfulError(None, f"unknown device {device!r}: expected auto, cpu, cuda or cuda:N")
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()
-    out_store = Path(out_store).resolve()
-    if out_store in (sample_store, checkpoint):
-        raise SynfulError(out_store, "the output would overwrite an input")
+    out_store = Path(os.path.abspath(out_store))  # not resolved: a link OUT is refused, not followed
+    partial = output(
+        partial_path(out_store), PREDICTIONS, lock=False, sweep=(MARKERS, f"{MARKERS}/blocks")
+    )
+    with claim([output(out_store, PREDICTIONS), partial], inputs=[checkpoint, sample_store]):
+        _predict(
+            checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
+            workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _predict(
+    checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
+    scheduler, device, dtype, bf16, progress,
+) -> None:  # fmt: skip
+    import torch
+
+    from ..checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint, device="cpu")
     setup = loaded.setup
@@ -163,7 +172,8 @@ def predict(
         out_store.parent.mkdir(parents=True, exist_ok=True)
         building = temporary_sibling(partial)
         try:
-            create_prediction_store(building, plan, heads, dtype, attrs={ATTRS_KEY: identity})
+            attrs = {ATTRS_KEY: identity, "synful": mark(PREDICTIONS)}
+            create_prediction_store(building, plan, heads, dtype, attrs=attrs)
             os.replace(building, partial)
         except BaseException:
             remove_path(building)
@@ -195,4 +205,4 @@ def predict(
         desc="predict blocks",
     )
     shutil.rmtree(partial / MARKERS)
-    _replace(partial, out_store)
+    replace_path(partial, out_store, PREDICTIONS)

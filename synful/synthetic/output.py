@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomic import atomic_output
 from ..errors import SynfulError
 from ..io.cremi import CremiSample, write_cremi
+from ..outputs import FILE, SYNTHETIC_SAMPLE, claim, mark_hdf5, output
 from .preview import write_preview
 from .sample import synthesize_sample
 
@@ -44,9 +46,25 @@ def write_synthetic(
     """Synthesize a sample (see :func:`synthesize_sample`) and write it as a CREMI HDF5 file,
     atomically, plus an optional PNG preview. Returns the sample.
 
+    The file is marked as synful's synthetic sample; an existing ``out`` is replaced only
+    when it is one (and an existing ``preview`` only when it is a regular file).
+
     Raises:
-        SynfulError: bad parameters, or an output cannot be written.
+        SynfulError: bad parameters, an output cannot be written, an existing output is not
+            synful's, or another run writes the same output.
     """
+    outputs = [output(out, SYNTHETIC_SAMPLE)]
+    if preview is not None:
+        outputs.append(output(preview, FILE))
+    with claim(outputs):
+        return _write_synthetic(
+            out, seed, shape, padding, missing_sections, misaligned_sections, preview
+        )
+
+
+def _write_synthetic(
+    out, seed, shape, padding, missing_sections, misaligned_sections, preview
+) -> CremiSample:
     out = check_writable(out)
     if preview is not None:
         preview = check_writable(preview)
@@ -58,7 +76,9 @@ def write_synthetic(
         misaligned_sections=misaligned_sections,
     )
     try:
-        write_cremi(out, sample)
+        with atomic_output(out, kind=SYNTHETIC_SAMPLE) as tmp:
+            write_cremi(tmp, sample)
+            mark_hdf5(tmp, SYNTHETIC_SAMPLE)
         if preview is not None:
             write_preview(sample, preview)
     except OSError as exc:

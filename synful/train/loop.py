@@ -7,6 +7,11 @@ the end, a snapshot every ``snapshot_every`` iterations, and appends one row per
 iteration to ``training_log.csv`` (iteration, losses, step and data-wait seconds). Asked for an
 iteration below the newest checkpoint, it resumes from the newest one at or before it (the
 batches are deterministic, so the result is the same as in the first run).
+
+``out_dir`` is claimed first (:func:`synful.outputs.claim`): it may not be an input (setup,
+sample stores, their tables) or hold one, and an existing directory must be empty or a
+training directory (marked by ``.synful.json``); it is locked while training, and temporary
+files of a killed run are swept. SIGTERM keeps the checkpoints written so far.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import temporary_sibling
 from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
+from ..io.sample_store import default_synapse_table
 from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability, model_heads
+from ..outputs import TRAINING, claim, mark_directory, output
 from ..precision import native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
@@ -95,6 +103,13 @@ def train_setup(
     setup_path: str | os.PathLike | None = None,
 ) -> Path:
     """:func:`train` for an already resolved setup."""
+    inputs = [setup_path, *samples, *(default_synapse_table(s) for s in samples)]
+    with claim([output(out_dir, TRAINING, sweep=("", "snapshots"))], inputs):
+        return _train_setup(setup, samples, out_dir, iterations=iterations, device=device,
+                            progress=progress, setup_path=setup_path)
+
+
+def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup_path) -> Path:
     if not samples:
         raise SynfulError(None, "no sample stores given (--samples)")
     last_iteration = int(iterations if iterations is not None else setup.max_iteration)
@@ -102,6 +117,7 @@ def train_setup(
         raise SynfulError(None, f"--iterations must be >= 1, got {last_iteration}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    mark_directory(out_dir, TRAINING)
     torch_device = resolve_device(device)
     setup_dict = setup.to_dict()
     # open the stores once here, so bad input fails before any worker starts
@@ -231,12 +247,16 @@ def _truncate_log(log_path: Path, iteration: int) -> None:
         return
     with open(log_path, newline="") as f:
         rows = [row for row in csv.DictReader(f) if int(row["iteration"]) <= iteration]
-    tmp = log_path.with_name(f".{log_path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, log_path)
+    tmp = temporary_sibling(log_path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, log_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _progress(enabled: bool, start: int, total: int):
