@@ -11,15 +11,20 @@ output missing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
 import errno
+import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 TMP_MARK = ".tmp-"
 
@@ -31,6 +36,39 @@ def remove_path(path: str | os.PathLike) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def settle_background_writes(timeout: float = 10.0) -> None:
+    """Wait (at most ``timeout`` s) until zarr's I/O thread has no task left.
+
+    zarr runs every read and write as tasks on its own event loop; when an exception (or
+    SIGTERM) interrupts the thread that waits for them, they go on writing chunks. Call this
+    before removing a store they may still write into, or they recreate parts of it.
+    """
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+
+    async def drain():
+        me = asyncio.current_task()
+        while others := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
+            await asyncio.wait(others)
+
+    future = asyncio.run_coroutine_threadsafe(drain(), loop)
+    try:
+        future.result(timeout)
+    except BaseException:  # clean-up must not raise
+        future.cancel()
+
+
+def discard(path: str | os.PathLike) -> None:
+    """Remove a temporary output after a failure; never raises (a leftover is swept later)."""
+    try:
+        settle_background_writes()
+        remove_path(path)
+    except OSError as exc:
+        logger.warning("%s: could not remove (%s); the next run removes it", path, exc)
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
@@ -144,5 +182,5 @@ def atomic_output(path: str | os.PathLike, kind: str | None = None) -> Iterator[
             raise RuntimeError(f"{path}: nothing was written")
         replace_path(tmp, path, kind)
     except BaseException:
-        remove_path(tmp)
+        discard(tmp)
         raise

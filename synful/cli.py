@@ -16,6 +16,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
+from .atomic import settle_background_writes
 from .errors import SynfulError
 from .interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
 from .interrupts import Terminated, sigterm_raises
@@ -88,12 +89,14 @@ def _run(args, debug: bool) -> int:
         print(f"synful: error: {exc}", file=sys.stderr)
         return 1
     except Terminated:
+        settle_background_writes()  # let zarr's in-flight writes finish before the exit
         print(
             "synful: error: terminated (SIGTERM); finished work is kept, rerun to resume",
             file=sys.stderr,
         )
         return TERMINATED_EXIT_CODE
     except KeyboardInterrupt:
+        settle_background_writes()
         print("synful: error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:

@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..atomic import remove_path, replace_path, temporary_sibling
+from ..atomic import discard, remove_path, replace_path, temporary_sibling
 from ..blockwise import run_blockwise
 from ..errors import SynfulError
 from ..io.sample_store import open_raw
@@ -176,7 +176,7 @@ def _predict(
             create_prediction_store(building, plan, heads, dtype, attrs=attrs)
             os.replace(building, partial)
         except BaseException:
-            remove_path(building)
+            discard(building)
             raise
     logger.info(
         "predicting %s: %d blocks of %s voxels (network output %s, context %s) on %s",
