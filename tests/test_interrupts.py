@@ -149,19 +149,52 @@ def test_the_lock_is_free_again_after_a_kill(tmp_path):
     """A SIGKILLed holder's lock file stays behind but does not block the next run."""
     import subprocess as sp
 
-    setup = tmp_path / "held.txt"
+    target = tmp_path / "held.txt"
     code = (
         "import sys, time; from synful.outputs import output_lock\n"
         "with output_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"
     )
-    holder = sp.Popen([sys.executable, "-c", code, str(setup)], stdout=sp.PIPE, text=True)
+    holder = sp.Popen([sys.executable, "-c", code, str(target)], stdout=sp.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    assert str(holder.pid) in lock_path(setup).read_text()
+    assert str(holder.pid) in lock_path(target).read_text()
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    assert lock_path(setup).exists()
+    assert lock_path(target).exists()
     from synful.outputs import output_lock
 
-    with output_lock(setup):
-        assert str(os.getpid()) in lock_path(setup).read_text()
-    assert not lock_path(setup).exists()
+    with output_lock(target):
+        assert str(os.getpid()) in lock_path(target).read_text()
+    assert not lock_path(target).exists()
+
+
+def test_two_trainings_into_one_directory(tmp_path, capsys):
+    """The second ``synful train`` on an --out that another run holds fails at once."""
+    import subprocess as sp
+
+    import yaml
+    from _train_stores import TINY_SETUP, write_store
+
+    store = tmp_path / "s.zarr"
+    write_store(store)
+    setup = tmp_path / "setup.yaml"
+    setup.write_text(yaml.safe_dump(TINY_SETUP))
+    out = tmp_path / "run"
+    code = (
+        "import sys, time; from synful.outputs import output_lock\n"
+        "with output_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"
+    )
+    holder = sp.Popen([sys.executable, "-c", code, str(out)], stdout=sp.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = ["train", str(setup), "--samples", str(store), "--out", str(out), "--iterations", "1",
+                "--device", "cpu", "--quiet"]  # fmt: skip
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(
+            f"synful: error: {out}: is being written by another synful run (pid {holder.pid} on "
+        )
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(argv) == 0 and (out / "checkpoint_1.pt").exists()
