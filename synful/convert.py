@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .atomic import atomic_output, remove_path
 from .errors import SynfulError
 from .geometry import Coordinate, Roi
+from .identity import CREATION_ID, new_creation_id
 from .io.cremi import CREMI_VOXEL_SIZE, VOLUME_PATHS, CremiFile
 from .io.sample_store import NEURON_IDS, RAW
 from .io.synapse_table import synapses_from_annotations, write_synapses
@@ -177,7 +178,9 @@ def convert_cremi(
         try:
             with atomic_output(store_path, kind=SAMPLE) as tmp:
                 group = zarr.open_group(str(tmp), mode="w")
-                group.attrs["synful"] = mark(SAMPLE, source=str(hdf_path))
+                group.attrs["synful"] = mark(
+                    SAMPLE, source=str(hdf_path), **{CREATION_ID: new_creation_id()}
+                )
                 for name, roi in rois.items():
                     _copy_volume(f, name, group, roi, voxel_size, chunks, progress)
                 write_synapses(synapses, synapses_path)
