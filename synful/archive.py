@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from .errors import SynfulError
+from .outputs import FILE, claim, output
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,11 @@ def extract_member(
         raise SynfulError(archive, "no such file")
     if archive.is_dir():
         raise SynfulError(archive, "is a directory, not an archive")
-    if out.is_dir():
-        raise SynfulError(out, "is a directory")
+    with claim([output(out, FILE)], inputs=[archive]):
+        return _extract_member(archive, name, out, sha256, progress)
+
+
+def _extract_member(archive: Path, name: str, out: Path, sha256, progress) -> Path:
     expected = sha256.lower().strip() if sha256 else None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(out)

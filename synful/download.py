@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .errors import SynfulError
 from .io.cremi import VOLUME_PATHS, CremiFile
+from .outputs import FILE, claim, output
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +376,13 @@ def download(
         raise ValueError("require_labels needs check_layout")
     check_url(url)
     out = Path(out)
+    with claim([output(out, FILE)]):
+        return _download(url, out, sha256, require_labels, retries, timeout, progress,
+                         retry_wait, check_layout)
+
+
+def _download(url, out, sha256, require_labels, retries, timeout, progress, retry_wait,
+              check_layout) -> Path:
     expected = sha256.lower() if sha256 else None
     lock = lock_path(out)
     locked = _read_lock(lock)
