@@ -20,6 +20,7 @@ from .atomic import atomic_output
 from .errors import SynfulError
 from .evaluate import combine_metrics
 from .evaluate.outputs import write_precision_recall_plot
+from .outputs import FILE, claim, output
 
 COMBINED = "all"
 COUNTS = ["tp", "fp", "fn", "precision", "recall", "fscore", "n_gt", "n_pred"]
@@ -143,6 +144,12 @@ def write_summary(
         fscore_plot: the F-score against iteration plot.
         pr_plot: the precision-recall curve of the best combined run (needs a sweep).
     """
+    paths = (table_path, fscore_plot, pr_plot)
+    with claim([output(path, FILE) for path in paths], inputs=[run["metrics"] for run in runs]):
+        return _write_summary(runs, *paths)
+
+
+def _write_summary(runs, table_path, fscore_plot, pr_plot) -> pd.DataFrame:
     table, combined = summarize_runs(runs)
     best = best_group(table)
     key_columns = run_keys(runs)

@@ -96,3 +96,16 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SynfulError, match="not a metrics JSON"):
         summarize_runs([{"setup": "x", "sample": "s", "metrics": tmp_path / "bad.json"}])
+
+
+def test_summary_refuses_to_overwrite_an_input(tmp_path):
+    """The table path given as one of the metrics files: a one-line error, nothing touched."""
+    from synful.errors import SynfulError
+    from synful.summary import write_summary
+
+    metrics = tmp_path / "m.json"
+    metrics.write_text('{"tp": 1}')
+    runs = [{"setup": "s", "iteration": 1, "sample": "a", "metrics": str(metrics)}]
+    with pytest.raises(SynfulError, match="is an input"):
+        write_summary(runs, metrics, tmp_path / "f.png", tmp_path / "pr.png")
+    assert metrics.read_text() == '{"tp": 1}'
