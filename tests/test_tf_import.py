@@ -1,0 +1,421 @@
+"""``synful import-tf`` against real TensorFlow 1 checkpoints.
+
+TensorFlow's v1 compatibility API (graph mode, ``tf.compat.v1.layers``) builds small networks
+with the structure and variable names of the original code: funlib.learn.tensorflow's
+``unet`` @ 0712fee (``conv_pass`` / ``downsample`` / ``upsample`` / ``crop``, the
+``decoder_%i_layer_%i`` scopes) and the heads, losses and Adam optimiser of synful's
+``generate_network.py`` (``mknet``). This file re-states that structure; it copies no code.
+The networks train a few Adam steps, a ``tf.compat.v1.train.Saver`` writes the checkpoint,
+TensorFlow runs the forward pass, ``synful import-tf`` converts the checkpoint (without
+TensorFlow), and synful's forward pass must give the same outputs after the same cropping.
+
+TensorFlow is the ``tf`` extra (``pip install -e .[tf]``, which scripts/test.sh installs); the
+tests are skipped without it except in CI (``CI`` set), where they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from synful.checkpoint import load_checkpoint
+from synful.cli import main
+from synful.io.zarr_array import Volume, write_volume
+from synful.models import normalize_raw
+from synful.models.unet import centre_crop
+from synful.tf_import import TFCheckpoint
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf-keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("CI"):
+    import tensorflow as tf
+else:
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow is the tf extra: pip install -e .[tf]")
+v1 = tf.compat.v1
+
+PROBABILITY_TOLERANCE = 1e-4
+VECTOR_TOLERANCE_NM = 1e-3
+
+
+# --- the original network, in TensorFlow 1 ------------------------------------------------
+
+
+def _conv_pass(x, kernel_sizes, num_fmaps, name, activation=True):
+    # funlib unet.py conv_pass: one valid conv3d per kernel, named <name>_<i>
+    for i, kernel in enumerate(kernel_sizes):
+        x = v1.layers.conv3d(
+            x, filters=num_fmaps, kernel_size=kernel, padding="valid", data_format="channels_first",
+            activation=tf.nn.relu if activation else None, name=f"{name}_{i}",
+        )
+    return x
+
+
+def _crop(x, shape):
+    # funlib unet.py crop: centre crop of the spatial axes (floor on the left)
+    have = x.get_shape().as_list()
+    begin = [0, 0] + [(a - b) // 2 for a, b in zip(have[2:], shape[2:])]
+    return tf.slice(x, begin, have[:2] + list(shape[2:]))
+
+
+def _unet(x, num_fmaps, inc, factors, num_heads, layer=0):
+    # funlib unet.py unet: recursive; the encoder has no scope, each decoder level lives in
+    # decoder_<head>_layer_<layer>; transposed conv to this level's fmaps with ReLU; skip first
+    left = _conv_pass(x, [3, 3], num_fmaps, f"unet_layer_{layer}_left")
+    if layer == len(factors):
+        return [left] * num_heads
+    down = v1.layers.max_pooling3d(
+        left, pool_size=factors[layer], strides=factors[layer], padding="valid",
+        data_format="channels_first", name=f"unet_down_{layer}_to_{layer + 1}",
+    )
+    below = _unet(down, num_fmaps * inc, inc, factors, num_heads, layer + 1)
+    outs = []
+    for head, g_out in enumerate(below):
+        with v1.variable_scope(f"decoder_{head}_layer_{layer}"):
+            up = v1.layers.conv3d_transpose(
+                g_out, filters=num_fmaps, kernel_size=factors[layer], strides=factors[layer],
+                padding="valid", data_format="channels_first", activation=tf.nn.relu,
+                name=f"unet_up_{layer + 1}_to_{layer}",
+            )
+            joined = tf.concat([_crop(left, up.get_shape().as_list()), up], 1)
+            outs.append(_conv_pass(joined, [3, 3], num_fmaps, f"unet_layer_{layer}_right"))
+    return outs
+
+
+def build_original(tmp, *, network, factors, fmap_num, inc, mask_loss, outputs, input_shape, seed,
+                   extra_saves=()):
+    """Build, train 3 Adam steps, save as ``tmp/train_net_checkpoint_<it>`` and run TF's
+    forward on a random input. Returns (prefix, input, {tensor: output}, variable names)."""
+    rng = np.random.default_rng(seed)
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(seed)
+        raw = v1.placeholder(tf.float32, shape=input_shape)
+        batched = tf.reshape(raw, (1, 1, *input_shape))
+        heads = _unet(batched, fmap_num, inc, factors, 2 if network == "dh_unet" else 1)
+        if network != "dh_unet":
+            heads = [heads[0], heads[0]]
+        # generate_network.py: both heads are always built, vectors from output 0, mask from 1
+        vectors = _conv_pass(heads[0], [1], 3, "partner_vector", activation=False)
+        indicator = _conv_pass(heads[1], [1], 1, "syn_indicator", activation=False)
+        out_shape = tuple(indicator.get_shape().as_list()[2:])
+        pred_vectors = tf.reshape(vectors, (3, *out_shape))
+        pred_indicator = tf.reshape(indicator, out_shape)
+        gt_vectors = v1.placeholder(tf.float32, shape=(3, *out_shape))
+        gt_indicator = v1.placeholder(tf.float32, shape=out_shape)
+        vector_loss = v1.losses.mean_squared_error(gt_vectors, pred_vectors)
+        if mask_loss == "ce":
+            mask_term = v1.losses.sigmoid_cross_entropy(gt_indicator, pred_indicator)
+            indicator_out = tf.sigmoid(pred_indicator)
+        else:  # the published MSE graphs output the linear indicator
+            mask_term = v1.losses.mean_squared_error(gt_indicator, pred_indicator)
+            indicator_out = pred_indicator
+        m_scale = 1.0 if "pred_syn_indicator_out" in outputs else 0.0
+        d_scale = 1.0 if "pred_partner_vectors" in outputs else 0.0
+        iteration = tf.Variable(1.0, name="training_iteration", trainable=False)
+        loss = m_scale * mask_term + d_scale * vector_loss
+        optimizer = v1.train.AdamOptimizer(learning_rate=1e-3, beta1=0.95, beta2=0.999, epsilon=1e-8)
+        train = optimizer.apply_gradients(optimizer.compute_gradients(loss), global_step=iteration)
+        model_vars = v1.global_variables()
+        extra = v1.Variable(np.zeros((2, 2), np.float32), name="extra_layer/kernel", trainable=False)
+        config = v1.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=1)
+        with v1.Session(graph=graph, config=config) as sess:
+            sess.run(v1.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train, {
+                    raw: rng.uniform(-1, 1, input_shape).astype(np.float32),
+                    gt_vectors: rng.normal(0, 50, (3, *out_shape)).astype(np.float32),
+                    gt_indicator: (rng.uniform(size=out_shape) < 0.3).astype(np.float32),
+                })
+            for var in v1.trainable_variables():  # make every bias matter
+                if var.op.name.endswith("/bias"):
+                    var.load(rng.uniform(-0.05, 0.05, var.shape).astype(np.float32), sess)
+            # widen the heads to the ranges of a trained network (tens of nm, probabilities 0..1)
+            for name, factor in (("partner_vector_0/kernel", 300.0), ("syn_indicator_0/kernel", 20.0)):
+                var = next(v for v in model_vars if v.op.name == name)
+                var.load(sess.run(var) * factor, sess)
+            step = int(sess.run(iteration))
+            prefix = tmp / f"train_net_checkpoint_{step}"
+            v1.train.Saver(var_list=model_vars).save(sess, str(prefix), write_meta_graph=True)
+            names = {v.op.name: v for v in model_vars}
+            for kind, name in extra_saves:
+                var_list = dict(names)
+                if kind == "missing":
+                    del var_list[name]
+                elif kind == "extra":
+                    var_list[name] = extra
+                elif kind == "shape":
+                    var_list[name] = extra
+                v1.train.Saver(var_list=var_list).save(sess, str(tmp / kind / f"train_net_checkpoint_{step}"),
+                                                      write_meta_graph=False)
+            x = rng.uniform(-1, 1, input_shape).astype(np.float32)
+            values = sess.run({"pred_syn_indicator": pred_indicator, "pred_syn_indicator_out": indicator_out,
+                               "pred_partner_vectors": pred_vectors}, {raw: x})
+        net_config = {
+            "raw": raw.name, "pred_partner_vectors": pred_vectors.name,
+            "pred_syn_indicator": pred_indicator.name, "pred_syn_indicator_out": indicator_out.name,
+            "input_shape": list(input_shape), "output_shape": list(out_shape),
+            "outputs": {k: {} for k in outputs},
+        }
+    (tmp / "train_net_config.json").write_text(json.dumps(net_config))
+    return prefix, x, values, sorted(names)
+
+
+def synful_outputs(checkpoint, x):
+    model = load_checkpoint(checkpoint).model
+    with torch.no_grad():
+        out = model(torch.from_numpy(x)[None, None])
+    result = {}
+    if "post_indicator" in out:
+        linear = out["post_indicator"][0, 0]
+        result["pred_syn_indicator"] = linear.numpy()
+        result["probability"] = model.mask_probability(linear).numpy()
+    if "partner_vectors" in out:
+        result["pred_partner_vectors"] = out["partner_vectors"][0].numpy()
+    return model, result
+
+
+def compare(tf_values, ours, mask_loss):
+    """Max abs differences after cropping TensorFlow's (larger, uncropped) output to ours."""
+    diffs = {}
+    if "pred_syn_indicator" in ours:
+        shape = ours["pred_syn_indicator"].shape
+        linear = centre_crop(torch.from_numpy(tf_values["pred_syn_indicator"]), shape).numpy()
+        out = centre_crop(torch.from_numpy(tf_values["pred_syn_indicator_out"]), shape).numpy()
+        probability = out if mask_loss == "ce" else np.clip(out, 0, 1)
+        diffs["linear"] = float(np.abs(linear - ours["pred_syn_indicator"]).max())
+        diffs["probability"] = float(np.abs(probability - ours["probability"]).max())
+    if "pred_partner_vectors" in ours:
+        shape = ours["pred_partner_vectors"].shape[1:]
+        vectors = centre_crop(torch.from_numpy(tf_values["pred_partner_vectors"]), shape).numpy()
+        diffs["vectors_nm"] = float(np.abs(vectors - ours["pred_partner_vectors"]).max())
+        diffs["vector_scale_nm"] = float(np.abs(vectors).max())
+    return diffs
+
+
+def import_tf(*args):
+    return main(["import-tf", *map(str, args)])
+
+
+# --- the two configurations ------------------------------------------------------------------
+
+MULTI_TASK = dict(  # like p_setup45: MT2 (dh_unet), MSE mask, both heads
+    network="dh_unet", factors=[[1, 2, 2], [2, 2, 2]], fmap_num=3, inc=2, mask_loss="mse",
+    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=1,
+)
+MASK_ONLY = dict(  # like p_setup52: vanilla, CE, mask head only (the vector head is built but dropped)
+    network="vanilla", factors=[[1, 2, 2], [1, 2, 2], [2, 2, 2]], fmap_num=4, inc=2, mask_loss="ce",
+    outputs=["pred_syn_indicator_out"], seed=2,
+)
+
+
+def _valid_input(case, minimum):
+    from synful.models import build_model
+
+    model = build_model({"downsample_factors": case["factors"], "fmap_num": 1, "fmap_inc_factor": 1})
+    return model.valid_input_shape(minimum)
+
+
+@pytest.fixture(scope="module")
+def multi_task(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multi_task")
+    shape = _valid_input(MULTI_TASK, (30, 60, 60))
+    return tmp, *build_original(tmp, input_shape=shape, **MULTI_TASK)
+
+
+@pytest.fixture(scope="module")
+def mask_only(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mask_only")
+    shape = _valid_input(MASK_ONLY, (30, 90, 90))
+    saves = [("missing", "decoder_0_layer_1/unet_layer_1_right_1/bias"), ("extra", "extra_layer/kernel"),
+             ("shape", "unet_layer_2_left_1/bias")]
+    (tmp / "p_setup52_config.json").write_text(json.dumps({"setup": "p_setup52", "iteration": 4}))
+    return tmp, *build_original(tmp, input_shape=shape, extra_saves=saves, **MASK_ONLY)
+
+
+def test_multi_task_dh_unet_matches_tensorflow(multi_task, tmp_path, capsys):
+    tmp, prefix, x, tf_values, names = multi_task
+    out = tmp_path / "imported.pt"
+    assert import_tf(prefix, tmp, out) == 0
+    model, ours = synful_outputs(out, x)
+    setup = load_checkpoint(out).setup
+    assert setup["network_type"] == "dh_unet" and setup["mask_loss"] == "mse"
+    assert model.heads == ("post_indicator", "partner_vectors")
+    assert setup["fmap_num"] == 3 and setup["fmap_inc_factor"] == 2
+    assert setup["downsample_factors"] == MULTI_TASK["factors"]
+    diffs = compare(tf_values, ours, "mse")
+    print("multi-task dh_unet (MSE): max abs differences", diffs)
+    assert diffs["probability"] <= PROBABILITY_TOLERANCE
+    assert diffs["linear"] <= PROBABILITY_TOLERANCE
+    assert diffs["vectors_nm"] <= VECTOR_TOLERANCE_NM
+    assert diffs["vector_scale_nm"] > 1  # the comparison is not between near-zero maps
+
+
+def test_mask_only_vanilla_matches_tensorflow_and_predicts(mask_only, tmp_path, capsys):
+    tmp, prefix, x, tf_values, names = mask_only
+    assert "partner_vector_0/kernel" in names  # built by the original, untrained, dropped here
+    out = tmp_path / "p52.pt"
+    assert import_tf(str(prefix) + ".index", tmp, out) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["iteration"] == 4 == int(prefix.name.rsplit("_", 1)[1])
+    setup = payload["setup"]
+    assert setup["network_type"] == "vanilla" and setup["mask_loss"] == "ce"
+    assert setup["m_loss_scale"] == 1.0 and setup["d_loss_scale"] == 0.0
+    assert setup["description"].startswith("p_setup52: imported")
+    model, ours = synful_outputs(out, x)
+    assert model.heads == ("post_indicator",)
+    diffs = compare(tf_values, ours, "ce")
+    print("mask-only vanilla (CE): max abs differences", diffs)
+    assert diffs["probability"] <= PROBABILITY_TOLERANCE
+    assert diffs["linear"] <= PROBABILITY_TOLERANCE
+    assert np.ptp(ours["probability"]) > 0.05  # not a constant map
+
+    # synful predict takes the imported checkpoint as it is: float32 prediction of a sample,
+    # compared with the network's output on one input window whose output is grid-aligned with
+    # the prediction's blocks (the network is translation-equivariant on that grid)
+    rng = np.random.default_rng(5)
+    raw = rng.integers(0, 256, size=(44, 120, 120)).astype(np.uint8)
+    sample = tmp_path / "sample.zarr"
+    write_volume(zarr.open_group(str(sample), mode="w"), "raw", raw, (40, 4, 4), (0, 0, 0))
+    pred = tmp_path / "pred.zarr"
+    assert main(["predict", str(out), str(sample), str(pred), "--dtype", "float32", "--workers", "1",
+                 "--device", "cpu", "--quiet"]) == 0
+    stored = np.asarray(Volume.open(pred, "post_indicator").array[...])
+    shape = tuple(int(s) for s in setup["input_shape"])
+    context = model.context(shape)
+    grid = model.output_grid
+    begin = [-(-c // g) * g for c, g in zip(context, grid)]  # first grid-aligned output voxel >= context
+    window = raw[tuple(slice(b - c, b - c + s) for b, c, s in zip(begin, context, shape))]
+    with torch.no_grad():
+        expected = model.mask_probability(model(torch.from_numpy(normalize_raw(window))[None, None])["post_indicator"])
+    expected = expected[0, 0].numpy()
+    got = stored[tuple(slice(b, b + e) for b, e in zip(begin, expected.shape))]
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= PROBABILITY_TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "missing variable decoder_0_layer_1/unet_layer_1_right_1/bias"),
+        ("extra", "unmapped variable extra_layer/kernel"),
+        ("shape", "variable unet_layer_2_left_1/bias has shape [2, 2], the network needs [16]"),
+    ],
+)
+def test_broken_checkpoints_are_one_line_errors(mask_only, tmp_path, capsys, kind, message):
+    tmp, prefix, *_ = mask_only
+    out = tmp_path / "out.pt"
+    capsys.readouterr()
+    assert import_tf(tmp / kind / prefix.name, tmp, out) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("synful: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_config_that_does_not_fit_the_checkpoint(mask_only, tmp_path, capsys):
+    tmp, prefix, *_ = mask_only
+    setup_dir = tmp_path / "setup"
+    setup_dir.mkdir()
+    config = json.loads((tmp / "train_net_config.json").read_text())
+    config["output_shape"][1] += 1
+    (setup_dir / "train_net_config.json").write_text(json.dumps(config))
+    out = tmp_path / "out.pt"
+    capsys.readouterr()
+    assert import_tf(prefix, setup_dir, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train_net_config.json: output_shape" in err, err
+    assert not out.exists()
+
+
+def test_corrupt_data_is_an_error(mask_only, tmp_path, capsys):
+    tmp, prefix, *_ = mask_only
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in tmp.glob(prefix.name + ".*"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "train_net_config.json").write_text((tmp / "train_net_config.json").read_text())
+    data = next(copy.glob("*.data-00000-of-00001"))
+    entry = TFCheckpoint(copy / prefix.name).entries["unet_layer_1_left_0/kernel"]
+    raw = bytearray(data.read_bytes())
+    raw[entry.offset + entry.size // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert import_tf(copy / prefix.name, copy, tmp_path / "out.pt") == 1
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out.pt").exists()
+
+
+PUBLISHED_FACTORS = dict(  # the published models' downsampling, on a narrow network
+    network="vanilla", factors=[[1, 3, 3], [1, 3, 3], [3, 3, 3]], fmap_num=2, inc=2, mask_loss="ce",
+    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=3,
+)
+
+
+def _original_forward(model, x):
+    """The imported network run with the original's cropping (funlib unet.py: the skip is
+    centre-cropped to the upsampled map, nothing else is cropped), from synful's modules."""
+    unet = model.unet
+    skips = []
+    y = torch.from_numpy(x)[None, None]
+    with torch.no_grad():
+        for level, conv in enumerate(unet.encoder):
+            y = conv(y)
+            if level < len(unet.pools):
+                skips.append(y)
+                y = unet.pools[level](y)
+        features = []
+        for decoder in unet.decoders:
+            z = y
+            for level in reversed(range(len(skips))):
+                up = decoder["ups"][level]
+                upsampled = up.activation(up.up(z))
+                z = decoder["convs"][level](torch.cat([centre_crop(skips[level], upsampled.shape[-3:]), upsampled], 1))
+            features.append(z)
+        vectors = model.vector_head(features[0])[0].numpy() / model.d_scale
+        indicator = model.mask_head(features[-1])[0, 0]
+    return {"pred_syn_indicator": indicator.numpy(), "probability": model.mask_probability(indicator).numpy(),
+            "pred_partner_vectors": vectors}
+
+
+@pytest.fixture(scope="module")
+def published_factors(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("published_factors")
+    shape = _valid_input(PUBLISHED_FACTORS, (45, 295, 295))
+    prefix, x, tf_values, _ = build_original(tmp, input_shape=shape, **PUBLISHED_FACTORS)
+    out = tmp / "imported.pt"
+    assert import_tf(prefix, tmp, out) == 0
+    return out, x, tf_values
+
+
+def test_published_downsampling_weights_are_exact(published_factors):
+    """The weights are mapped exactly for the published downsampling: run with the original's
+    cropping, the imported network reproduces TensorFlow."""
+    out, x, tf_values = published_factors
+    ours = _original_forward(load_checkpoint(out).model, x)
+    assert ours["pred_syn_indicator"].shape == tf_values["pred_syn_indicator"].shape
+    diffs = compare(tf_values, ours, "ce")
+    print("published downsampling, original cropping: max abs differences", diffs)
+    assert diffs["probability"] <= PROBABILITY_TOLERANCE
+    assert diffs["vectors_nm"] <= VECTOR_TOLERANCE_NM
+    assert diffs["vector_scale_nm"] > 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="synful's crop-to-factor U-Net aligns the top-level skip connection differently from "
+    "the original when factors of 3 repeat (docs/pretrained.md); passes once the U-Net aligns "
+    "skips geometrically",
+)
+def test_published_downsampling_matches_tensorflow(published_factors):
+    out, x, tf_values = published_factors
+    _, ours = synful_outputs(out, x)
+    diffs = compare(tf_values, ours, "ce")
+    print("published downsampling, synful's forward: max abs differences", diffs)
+    assert diffs["probability"] <= PROBABILITY_TOLERANCE
+    assert diffs["vectors_nm"] <= VECTOR_TOLERANCE_NM
