@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment and run every check: ruff, snakefmt, snakemake --lint, pytest.
+# SYNFUL_EXTRAS=dev,slurm,tf (as .ci/run sets) also installs TensorFlow for tests/test_tf_import.py,
+# which is skipped without it outside CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

@@ -9,14 +9,20 @@ The networks train a few Adam steps, a ``tf.compat.v1.train.Saver`` writes the c
 TensorFlow runs the forward pass, ``synful import-tf`` converts the checkpoint (without
 TensorFlow), and synful's forward pass must give the same outputs after the same cropping.
 
-TensorFlow is the ``tf`` extra (``pip install -e .[tf]``, which scripts/test.sh installs); the
-tests are skipped without it except in CI (``CI`` set), where they must run.
+TensorFlow runs in a child process (``python tests/test_tf_import.py OUTDIR``), never in the
+pytest process, whose later tests fork workers. It is the ``tf`` extra
+(``pip install -e .[tf]``; .ci/run installs it); the tests are skipped without it except in
+CI (``CI`` set), where they must run.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,20 +32,23 @@ import zarr
 from synful.checkpoint import load_checkpoint
 from synful.cli import main
 from synful.io.zarr_array import Volume, write_volume
-from synful.models import normalize_raw
+from synful.models import build_model, normalize_raw
 from synful.models.unet import centre_crop
 from synful.tf_import import TFCheckpoint
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf-keras
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if os.environ.get("CI"):
-    import tensorflow as tf
-else:
-    tf = pytest.importorskip("tensorflow", reason="TensorFlow is the tf extra: pip install -e .[tf]")
-v1 = tf.compat.v1
-
 PROBABILITY_TOLERANCE = 1e-4
 VECTOR_TOLERANCE_NM = 1e-3
+tf = v1 = None  # TensorFlow, loaded by _load_tensorflow() in the child process only
+
+
+def _load_tensorflow():
+    global tf, v1
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs tf-keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    tf, v1 = tensorflow, tensorflow.compat.v1
+    v1.disable_eager_execution()
 
 
 # --- the original network, in TensorFlow 1 ------------------------------------------------
@@ -214,27 +223,64 @@ MASK_ONLY = dict(  # like p_setup52: vanilla, CE, mask head only (the vector hea
 
 
 def _valid_input(case, minimum):
-    from synful.models import build_model
-
     model = build_model({"downsample_factors": case["factors"], "fmap_num": 1, "fmap_inc_factor": 1})
     return model.valid_input_shape(minimum)
 
 
-@pytest.fixture(scope="module")
-def multi_task(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("multi_task")
-    shape = _valid_input(MULTI_TASK, (30, 60, 60))
-    return tmp, *build_original(tmp, input_shape=shape, **MULTI_TASK)
+PUBLISHED_FACTORS = dict(  # the published models' downsampling, on a narrow network
+    network="vanilla", factors=[[1, 3, 3], [1, 3, 3], [3, 3, 3]], fmap_num=2, inc=2, mask_loss="ce",
+    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=3,
+)
+CASES = {
+    "multi_task": (MULTI_TASK, (30, 60, 60), []),
+    "mask_only": (MASK_ONLY, (30, 90, 90), [
+        ("missing", "decoder_0_layer_1/unet_layer_1_right_1/bias"), ("extra", "extra_layer/kernel"),
+        ("shape", "unet_layer_2_left_1/bias"),
+    ]),
+    "published_factors": (PUBLISHED_FACTORS, (45, 295, 295), []),
+}
+
+
+def build_all(root: Path) -> None:
+    """(child process) Build, save and run every case into ``root/<case>``."""
+    _load_tensorflow()
+    for name, (case, minimum, saves) in CASES.items():
+        tmp = root / name
+        tmp.mkdir(parents=True)
+        prefix, x, values, names = build_original(tmp, input_shape=_valid_input(case, minimum),
+                                                  extra_saves=saves, **case)
+        np.save(tmp / "x.npy", x)
+        np.savez(tmp / "tf_values.npz", **values)
+        (tmp / "built.json").write_text(json.dumps({"prefix": prefix.name, "names": names}))
 
 
 @pytest.fixture(scope="module")
-def mask_only(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mask_only")
-    shape = _valid_input(MASK_ONLY, (30, 90, 90))
-    saves = [("missing", "decoder_0_layer_1/unet_layer_1_right_1/bias"), ("extra", "extra_layer/kernel"),
-             ("shape", "unet_layer_2_left_1/bias")]
+def originals(tmp_path_factory):
+    if importlib.util.find_spec("tensorflow") is None and not os.environ.get("CI"):
+        pytest.skip("TensorFlow is the tf extra: pip install -e .[tf]")
+    root = tmp_path_factory.mktemp("tf_originals")
+    done = subprocess.run([sys.executable, __file__, str(root)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def case(name):
+        tmp = root / name
+        built = json.loads((tmp / "built.json").read_text())
+        values = dict(np.load(tmp / "tf_values.npz"))
+        return tmp, tmp / built["prefix"], np.load(tmp / "x.npy"), values, built["names"]
+
+    return case
+
+
+@pytest.fixture(scope="module")
+def multi_task(originals):
+    return originals("multi_task")
+
+
+@pytest.fixture(scope="module")
+def mask_only(originals):
+    tmp = originals("mask_only")[0]
     (tmp / "p_setup52_config.json").write_text(json.dumps({"setup": "p_setup52", "iteration": 4}))
-    return tmp, *build_original(tmp, input_shape=shape, extra_saves=saves, **MASK_ONLY)
+    return originals("mask_only")
 
 
 def test_multi_task_dh_unet_matches_tensorflow(multi_task, tmp_path, capsys):
@@ -351,11 +397,6 @@ def test_corrupt_data_is_an_error(mask_only, tmp_path, capsys):
     assert not (tmp_path / "out.pt").exists()
 
 
-PUBLISHED_FACTORS = dict(  # the published models' downsampling, on a narrow network
-    network="vanilla", factors=[[1, 3, 3], [1, 3, 3], [3, 3, 3]], fmap_num=2, inc=2, mask_loss="ce",
-    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=3,
-)
-
 
 def _original_forward(model, x):
     """The imported network run with the original's cropping (funlib unet.py: the skip is
@@ -384,10 +425,8 @@ def _original_forward(model, x):
 
 
 @pytest.fixture(scope="module")
-def published_factors(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("published_factors")
-    shape = _valid_input(PUBLISHED_FACTORS, (45, 295, 295))
-    prefix, x, tf_values, _ = build_original(tmp, input_shape=shape, **PUBLISHED_FACTORS)
+def published_factors(originals):
+    tmp, prefix, x, tf_values, _ = originals("published_factors")
     out = tmp / "imported.pt"
     assert import_tf(prefix, tmp, out) == 0
     return out, x, tf_values
@@ -419,3 +458,7 @@ def test_published_downsampling_matches_tensorflow(published_factors):
     print("published downsampling, synful's forward: max abs differences", diffs)
     assert diffs["probability"] <= PROBABILITY_TOLERANCE
     assert diffs["vectors_nm"] <= VECTOR_TOLERANCE_NM
+
+
+if __name__ == "__main__":  # the child process of the ``originals`` fixture
+    build_all(Path(sys.argv[1]))
