@@ -1,4 +1,4 @@
-"""``synful predict``: blockwise network prediction of a sample store (resumable)."""
+"""``synful predict``: blockwise network prediction of raw data (resumable)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from ._args import parse_roi, zyx
 NAME = "predict"
 HELP = "predict post-synaptic indicator and partner vectors blockwise (resumable)"
 DESCRIPTION = (
-    "Run a trained network over a sample store's raw, block by block, into a prediction "
+    "Run a trained network over raw data (a sample store's raw, or an existing zarr, N5 or "
+    "OME-Zarr volume), block by block, into a prediction "
     "store (post_indicator, partner_vectors). Blocks are multiples of the network output "
     "shape; finished blocks are remembered, so an interrupted run resumes when rerun with the "
     "same arguments. OUT.zarr appears only when every block is done."
@@ -16,7 +17,14 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file written by synful train")
-    parser.add_argument("sample", metavar="SAMPLE.zarr", help="sample store whose raw is predicted")
+    parser.add_argument(
+        "sample", metavar="RAW",
+        help="the raw to predict (uint8, z y x, at the network's voxel size): a sample store "
+        "SAMPLE.zarr (its raw); a zarr v2/v3 array CONTAINER.zarr/path/to/raw with voxel_size/"
+        "offset (or resolution/offset) attributes; an N5 dataset CONTAINER.n5/path/to/raw with "
+        "resolution/offset attributes (x y z order); or an OME-Zarr image IMAGE.zarr (the "
+        "multiscale level at the network's voxel size is read)",
+    )
     parser.add_argument("out", metavar="OUT.zarr", help="prediction store to write")
     parser.add_argument(
         "--roi", type=parse_roi, default=None, metavar="ROI",

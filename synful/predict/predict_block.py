@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from ..geometry import roi_to_slices
-from ..io.sample_store import open_raw
+from ..io.volumes import open_raw_array
 from ..io.zarr_array import Volume
 from ..models import POST_INDICATOR, mask_probability, normalize_raw
 from .output_store import encode
@@ -110,7 +110,7 @@ class PredictBlock:
 
     Args:
         checkpoint: the checkpoint file (absolute path: workers may run elsewhere).
-        sample: the sample store whose ``raw`` is read.
+        sample: the raw to read: a sample store or an array (:func:`~synful.io.volumes.open_raw_array`).
         out_store: the (temporary) prediction store, already created.
         heads: the output arrays to write.
         dtype: output dtype option (``uint8``, ``float16``, ``float32``).
@@ -151,7 +151,7 @@ class PredictBlock:
             torch.cuda.set_device(self._device)
             torch.backends.cudnn.benchmark = True  # every block has the same input shape
         self._model = prepare_model(load_checkpoint(self.checkpoint).model, self._device)
-        self._raw = open_raw(self.sample)
+        self._raw = open_raw_array(self.sample)
         self._outputs = {head: Volume.open(self.out_store, head, mode="r+") for head in self.heads}
 
     def process_block(self, block) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..atomic import discard, remove_path, replace_path, temporary_sibling
 from ..blockwise import run_blockwise
 from ..errors import SynfulError
-from ..io.sample_store import open_raw
+from ..io.volumes import open_raw_array
 from ..outputs import PREDICTIONS, claim, mark, output
 from .output_store import DTYPES, create_prediction_store
 from .plan import plan_prediction
@@ -75,7 +75,9 @@ def predict(
 
     Args:
         checkpoint: a ``synful train`` checkpoint file.
-        sample_store: a sample store with ``raw`` at the setup's voxel size.
+        sample_store: the raw to predict: a sample store (its ``raw``), a zarr v2/v3 or N5
+            array, or an OME-Zarr image (the level at the setup's voxel size); see
+            :func:`synful.io.volumes.open_raw_array`.
         out_store: the prediction store to write (replaced if it is a prediction store
             synful wrote; anything else there is refused).
         roi: region to predict, grown to the block grid: a ``Roi`` (nm), ``None`` or ``"raw"``
@@ -123,20 +125,14 @@ def _predict(
 
     loaded = load_checkpoint(checkpoint, device="cpu")
     setup = loaded.setup
-    raw = open_raw(sample_store)
-    if raw.dtype != "uint8":
-        raise SynfulError(f"{sample_store}/raw", f"raw must be uint8, not {raw.dtype}")
-    if raw.channels:
-        raise SynfulError(f"{sample_store}/raw", "raw must have 3 axes (z, y, x)")
     voxel_size = setup.get("voxel_size")
     if voxel_size is None:
         raise SynfulError(checkpoint, "the checkpoint's setup has no voxel_size")
-    if tuple(int(v) for v in voxel_size) != tuple(raw.voxel_size):
-        raise SynfulError(
-            sample_store,
-            f"raw voxel size {list(raw.voxel_size)} nm differs from the network's "
-            f"{[int(v) for v in voxel_size]} nm",
-        )
+    # a sample store, a zarr v2/v3 or N5 array, or an OME-Zarr image (the level at the
+    # network's voxel size); 3 axes at the network's voxel size, else a one-line error
+    raw = open_raw_array(sample_store, voxel_size=voxel_size)
+    if raw.dtype != "uint8":
+        raise SynfulError(raw.name, f"raw must be uint8, not {raw.dtype}")
     roi = resolve_roi(roi, sample_store)
     plan = plan_prediction(
         loaded.model, setup, raw.roi, roi=roi, block_shape=block_shape, source=str(checkpoint)
@@ -186,7 +182,7 @@ def _predict(
     )
     processor = PredictBlock(
         checkpoint=str(checkpoint),
-        sample=str(sample_store),
+        sample=raw.name,
         out_store=str(partial),
         heads=heads,
         dtype=dtype,
