@@ -11,8 +11,9 @@ DESCRIPTION = (
     "(labels from the ground-truth neuron_ids, both distances <= the matching threshold, "
     "Hungarian matching), optionally sweeping score thresholds (a prediction is kept when "
     "score >= threshold) and with Synful's variants (--filter-same-seg, --pre-only, "
-    "--merge-radius). Writes the metrics JSON, and optionally the sweep as CSV and a "
-    "precision-recall plot."
+    "--merge-radius). Writes the metrics JSON, and optionally the sweep as CSV, a "
+    "precision-recall plot and every false negative and false positive with its cause "
+    "(--errors-csv; docs/evaluation.md lists the causes)."
 )
 
 
@@ -72,11 +73,46 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="METRICS.json", help="metrics JSON to write")
     parser.add_argument("--sweep-csv", default=None, metavar="SWEEP.csv", help="also write the sweep as CSV")
     parser.add_argument("--plot", default=None, metavar="PR.png", help="also write a precision-recall plot")
+    parser.add_argument(
+        "--errors-csv",
+        default=None,
+        metavar="ERRORS.csv",
+        help="also write every false negative and false positive with its cause (one row each), "
+        "at the best score threshold of the sweep (all predictions without a sweep)",
+    )
+    parser.add_argument(
+        "--errors-at",
+        choices=("best", "sweep"),
+        default=None,
+        help="--errors-csv at the best threshold of the sweep (default) or at every swept one",
+    )
+    parser.add_argument(
+        "--predictions",
+        default=None,
+        metavar="PRED.zarr",
+        help="the prediction store the pairs were extracted from: tells misses the post "
+        "indicator never reached the extraction threshold (below_threshold) from misses "
+        "extraction lost (lost_in_extraction); for --errors-csv",
+    )
+    parser.add_argument(
+        "--vectors",
+        default=None,
+        metavar="OTHER.zarr",
+        help="take partner_vectors from this store (as for synful extract --vectors)",
+    )
+    parser.add_argument(
+        "--extraction-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="the threshold the pairs were extracted at (synful extract --threshold; default "
+        "its default); with --predictions",
+    )
 
 
 def run(args) -> int:
     from ..errors import SynfulError
-    from ..evaluate import evaluate_files, write_results
+    from ..evaluate import evaluate_files, evaluate_files_with_errors, write_results
     from ..evaluate.inputs import is_sample_store
     from ..io.sample_store import default_synapse_table
     from ..outputs import FILE, claim, output
@@ -91,22 +127,48 @@ def run(args) -> int:
         raise SynfulError(
             "--sweep-csv/--plot", "need a score-threshold sweep; pass --score-thresholds"
         )
-    outputs = [output(p, FILE) for p in (args.out, args.sweep_csv, args.plot) if p]
-    inputs = [args.pred, args.gt, args.mask]
+    if args.errors_csv is None:
+        for name in ("errors_at", "predictions", "vectors", "extraction_threshold"):
+            if getattr(args, name) is not None:
+                raise SynfulError("--" + name.replace("_", "-"), "needs --errors-csv")
+    if args.predictions is None:
+        for name in ("vectors", "extraction_threshold"):
+            if getattr(args, name) is not None:
+                raise SynfulError("--" + name.replace("_", "-"), "needs --predictions")
+    outputs = [output(p, FILE) for p in (args.out, args.sweep_csv, args.plot, args.errors_csv) if p]
+    inputs = [args.pred, args.gt, args.mask, args.predictions, args.vectors]
     if is_sample_store(args.gt):
         inputs.append(default_synapse_table(args.gt))
+    options = dict(
+        matching_threshold=args.matching_threshold,
+        score_thresholds=thresholds,
+        filter_same_seg=args.filter_same_seg,
+        mask=args.mask,
+        pre_only=args.pre_only,
+        merge_radius=args.merge_radius,
+    )
+    errors = None
     with claim(outputs, inputs):
-        metrics = evaluate_files(
-            args.pred,
-            args.gt,
-            matching_threshold=args.matching_threshold,
-            score_thresholds=thresholds,
-            filter_same_seg=args.filter_same_seg,
-            mask=args.mask,
-            pre_only=args.pre_only,
-            merge_radius=args.merge_radius,
+        if args.errors_csv is None:
+            metrics = evaluate_files(args.pred, args.gt, **options)
+        else:
+            metrics, errors = evaluate_files_with_errors(
+                args.pred,
+                args.gt,
+                errors_at=args.errors_at or "best",
+                predictions=args.predictions,
+                vectors=args.vectors,
+                extraction_threshold=args.extraction_threshold,
+                **options,
+            )
+        write_results(
+            metrics,
+            args.out,
+            sweep_csv=args.sweep_csv,
+            plot=args.plot,
+            errors=errors,
+            errors_csv=args.errors_csv,
         )
-        write_results(metrics, args.out, sweep_csv=args.sweep_csv, plot=args.plot)
     if not args.quiet:
         print(
             f"tp {metrics['tp']} fp {metrics['fp']} fn {metrics['fn']}  precision "
@@ -118,4 +180,20 @@ def run(args) -> int:
                 f"best F {best['fscore']:.4f} (precision {best['precision']:.4f}, recall "
                 f"{best['recall']:.4f}) at score >= {best['score_threshold']:g}"
             )
+        if errors is not None:
+            _print_errors(errors)
     return 0
+
+
+def _print_errors(errors) -> None:
+    from ..evaluate.errors import FN_CAUSES, FP_CAUSES, at_threshold, count_errors
+
+    if len(errors) == 0:
+        print("no errors")
+    for threshold in errors["score_threshold"].drop_duplicates():
+        threshold = None if threshold != threshold else float(threshold)  # NaN: no threshold
+        counts = count_errors(at_threshold(errors, threshold))
+        where = "all predictions" if threshold is None else f"score >= {threshold:g}"
+        for kind, causes in (("fn", FN_CAUSES), ("fp", FP_CAUSES)):
+            parts = [f"{c} {counts[f'{kind}_{c}']}" for c in causes if counts[f"{kind}_{c}"]]
+            print(f"{kind} {counts[kind]} at {where}" + (f": {', '.join(parts)}" if parts else ""))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..errors import SynfulError
 from ..io.synapse_table import POST, PRE
+from .errors import classify_errors, error_table, isolated, post_indicator_near
 from .inputs import load_predictions, open_ground_truth, open_region_mask, post_points
 from .matching import candidate_edges, solve_matching
 from .score import best_entry, metrics_from_counts
@@ -25,6 +26,72 @@ SCORE_RULE = "score >= threshold"
 
 def _locations(pairs: pd.DataFrame, columns) -> np.ndarray:
     return pairs[columns].to_numpy(dtype=np.float64).reshape(-1, 3)
+
+
+class _Prepared:
+    """Labelled pairs ready to match: the same-segment filter and the candidate edges, once."""
+
+    def __init__(
+        self,
+        pred: pd.DataFrame,
+        pred_labels,
+        gt: pd.DataFrame,
+        gt_labels,
+        matching_threshold: float,
+        filter_same_seg: bool,
+        pre_only: bool,
+        merge_radius: float | None,
+    ):
+        self.pred_labels = np.asarray(pred_labels, dtype=np.uint64).reshape(-1, 2)
+        self.gt_labels = np.asarray(gt_labels, dtype=np.uint64).reshape(-1, 2)
+        self.scores = pred["score"].to_numpy(dtype=np.float64) if "score" in pred.columns else None
+        self.matching_threshold = matching_threshold
+        self.merge_radius = merge_radius
+        self.n_gt = len(gt)
+        self.same_segment = np.zeros(len(pred), dtype=bool)
+        if filter_same_seg:
+            self.same_segment = same_segment(self.pred_labels)
+            log.info(
+                "dropping %d of %d predictions within one segment",
+                int(self.same_segment.sum()),
+                len(pred),
+            )
+        self.pred_post = _locations(pred, POST)
+        self.edges = candidate_edges(
+            _locations(pred, PRE),
+            self.pred_post,
+            self.pred_labels,
+            _locations(gt, PRE),
+            _locations(gt, POST),
+            self.gt_labels,
+            matching_threshold,
+            pre_only,
+        )
+
+    def scored(self, score_threshold: float | None) -> np.ndarray:
+        """The predictions that pass the score threshold (all for ``None``)."""
+        if score_threshold is None:
+            return np.ones(len(self.pred_labels), dtype=bool)
+        return kept_at(self.scores, score_threshold)
+
+    def kept(self, score_threshold: float | None) -> np.ndarray:
+        """The predictions that take part in the matching at a score threshold."""
+        keep = self.scored(score_threshold) & ~self.same_segment
+        if self.merge_radius is not None:
+            keep = merge_duplicates(
+                self.pred_post, self.pred_labels, self.scores, self.merge_radius, keep
+            )
+        return keep
+
+    def matches(self, keep: np.ndarray):
+        return solve_matching(self.edges, self.matching_threshold, keep)
+
+    def entry(self, score_threshold: float | None) -> dict:
+        keep = self.kept(score_threshold)
+        tp = len(self.matches(keep))
+        return metrics_from_counts(
+            tp, int(keep.sum()) - tp, self.n_gt - tp, self.matching_threshold, score_threshold
+        )
 
 
 def evaluate_pairs(
@@ -58,42 +125,25 @@ def evaluate_pairs(
         The metrics dict (top-level counts for all predictions, ``sweep`` and ``best`` when
         thresholds are given, and ``settings``).
     """
-    pred_labels = np.asarray(pred_labels, dtype=np.uint64).reshape(-1, 2)
-    gt_labels = np.asarray(gt_labels, dtype=np.uint64).reshape(-1, 2)
-    scores = pred["score"].to_numpy(dtype=np.float64) if "score" in pred.columns else None
-    if score_thresholds is not None and scores is None:
+    if score_thresholds is not None and "score" not in pred.columns:
         raise ValueError("the predictions have no score column to sweep thresholds over")
-    active = np.ones(len(pred), dtype=bool)
-    if filter_same_seg:
-        dropped = same_segment(pred_labels)
-        log.info("dropping %d of %d predictions within one segment", int(dropped.sum()), len(pred))
-        active &= ~dropped
-    pred_post = _locations(pred, POST)
-    edges = candidate_edges(
-        _locations(pred, PRE),
-        pred_post,
+    prepared = _Prepared(
+        pred,
         pred_labels,
-        _locations(gt, PRE),
-        _locations(gt, POST),
+        gt,
         gt_labels,
         matching_threshold,
+        filter_same_seg,
         pre_only,
+        merge_radius,
     )
-    n_gt = len(gt)
+    return _metrics(prepared, score_thresholds, filter_same_seg, pre_only, merge_radius)
 
-    def counts(keep: np.ndarray) -> tuple[int, int, int]:
-        if merge_radius is not None:
-            keep = merge_duplicates(pred_post, pred_labels, scores, merge_radius, keep)
-        tp = len(solve_matching(edges, matching_threshold, keep))
-        return tp, int(keep.sum()) - tp, n_gt - tp
 
-    tp, fp, fn = counts(active)
-    metrics = metrics_from_counts(tp, fp, fn, matching_threshold)
+def _metrics(prepared, score_thresholds, filter_same_seg, pre_only, merge_radius) -> dict:
+    metrics = prepared.entry(None)
     if score_thresholds is not None:
-        sweep = []
-        for threshold in score_thresholds:
-            tp, fp, fn = counts(active & kept_at(scores, threshold))
-            sweep.append(metrics_from_counts(tp, fp, fn, matching_threshold, threshold))
+        sweep = [prepared.entry(threshold) for threshold in score_thresholds]
         metrics["sweep"] = sweep
         metrics["best"] = best_entry(sweep)
     metrics["settings"] = {
@@ -103,6 +153,49 @@ def evaluate_pairs(
         "score_rule": SCORE_RULE,
     }
     return metrics
+
+
+ERRORS_AT = ("best", "sweep")
+
+
+def error_thresholds(metrics: dict, errors_at: str = "best") -> list[float | None]:
+    """The score thresholds errors are classified at: the best of the sweep (``best``) or
+    every swept one (``sweep``); ``[None]`` (all predictions) without a sweep."""
+    if errors_at not in ERRORS_AT:
+        raise ValueError(f"errors_at must be one of {ERRORS_AT}, not {errors_at!r}")
+    sweep = metrics.get("sweep")
+    if not sweep:
+        return [None]
+    if errors_at == "best":
+        return [float(metrics["best"]["score_threshold"])]
+    return [float(entry["score_threshold"]) for entry in sweep]
+
+
+def _errors(
+    prepared: _Prepared,
+    pred: pd.DataFrame,
+    gt: pd.DataFrame,
+    thresholds: Sequence[float | None],
+    **context,
+) -> pd.DataFrame:
+    tables = []
+    for threshold in thresholds:
+        keep = prepared.kept(threshold)
+        tables.append(
+            classify_errors(
+                gt,
+                prepared.gt_labels,
+                pred,
+                prepared.pred_labels,
+                keep,
+                prepared.matches(keep),
+                prepared.matching_threshold,
+                filtered=prepared.scored(threshold) & prepared.same_segment,
+                score_threshold=threshold,
+                **context,
+            )
+        )
+    return error_table(pd.concat(tables, ignore_index=True)) if tables else error_table()
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -138,17 +231,101 @@ def evaluate_files(
     Raises:
         SynfulError: bad or missing inputs (the message names the file).
     """
+    metrics, _ = _evaluate_files(
+        pred_path,
+        gt_path,
+        matching_threshold=matching_threshold,
+        score_thresholds=score_thresholds,
+        filter_same_seg=filter_same_seg,
+        mask=mask,
+        pre_only=pre_only,
+        merge_radius=merge_radius,
+    )
+    return metrics
+
+
+def evaluate_files_with_errors(
+    pred_path: str | os.PathLike,
+    gt_path: str | os.PathLike,
+    *,
+    errors_at: str = "best",
+    predictions: str | os.PathLike | None = None,
+    vectors: str | os.PathLike | None = None,
+    extraction_threshold: float | None = None,
+    **options,
+) -> tuple[dict, pd.DataFrame]:
+    """:func:`evaluate_files` plus every error with its cause (:mod:`synful.evaluate.errors`).
+
+    Args:
+        pred_path, gt_path, options: as for :func:`evaluate_files`.
+        errors_at: ``"best"``: errors at the best score threshold of the sweep; ``"sweep"``:
+            at every swept threshold (column ``score_threshold``); without a sweep, at all
+            predictions either way.
+        predictions: the prediction store the pairs were extracted from; its
+            ``post_indicator`` tells ``lost_in_extraction`` from ``below_threshold``.
+        vectors: the store holding ``partner_vectors`` when it is another one (as for
+            ``synful extract --vectors``).
+        extraction_threshold: the extraction threshold (default: ``synful extract``'s).
+
+    Returns:
+        The metrics dict and the per-error table (:data:`synful.evaluate.errors.ERROR_COLUMNS`).
+    """
+    if errors_at not in ERRORS_AT:
+        raise SynfulError(
+            "--errors-at", f"must be one of {', '.join(ERRORS_AT)}, not {errors_at!r}"
+        )
+    if predictions is None and vectors is not None:
+        raise SynfulError("--vectors", "needs --predictions")
+    if extraction_threshold is None and predictions is not None:
+        from ..extract.config import ExtractConfig
+
+        extraction_threshold = ExtractConfig.threshold
+    return _evaluate_files(
+        pred_path,
+        gt_path,
+        errors={
+            "at": errors_at,
+            "predictions": predictions,
+            "vectors": vectors,
+            "extraction_threshold": extraction_threshold,
+        },
+        **options,
+    )
+
+
+def _evaluate_files(
+    pred_path,
+    gt_path,
+    *,
+    matching_threshold: float = 400.0,
+    score_thresholds=None,
+    filter_same_seg: bool = False,
+    mask=None,
+    pre_only: bool = False,
+    merge_radius: float | None = None,
+    errors: dict | None = None,
+) -> tuple[dict, pd.DataFrame | None]:
     _check_positive("--matching-threshold", matching_threshold)
     _check_positive("--merge-radius", merge_radius)
     pred = load_predictions(pred_path)
     if score_thresholds is not None and "score" not in pred.columns:
         raise SynfulError(pred_path, "predictions have no score column, so thresholds cannot be swept")
     region = open_region_mask(mask) if mask is not None else None
+    store = None
+    if errors is not None and errors["predictions"] is not None:
+        from ..extract.predictions import open_predictions
+
+        store = open_predictions(errors["predictions"], errors["vectors"])
+    pred_outside = gt_outside = None
     with open_ground_truth(gt_path) as gt:
         gt_pairs = gt.pairs
         if region is not None:
-            pred = pred[region.contains(post_points(pred))].reset_index(drop=True)
-            gt_pairs = gt_pairs[region.contains(post_points(gt_pairs))].reset_index(drop=True)
+            inside = region.contains(post_points(pred))
+            pred_outside = pred[~inside].reset_index(drop=True)
+            pred = pred[inside].reset_index(drop=True)
+            inside = region.contains(post_points(gt_pairs))
+            gt_outside = gt_pairs[~inside].reset_index(drop=True)
+            gt_pairs = gt_pairs[inside].reset_index(drop=True)
         pred_labels = np.stack(
             [gt.labels(_locations(pred, PRE), "predicted pre points"),
              gt.labels(_locations(pred, POST), "predicted post points")],
@@ -159,26 +336,58 @@ def evaluate_files(
              gt.labels(_locations(gt_pairs, POST), "true post points")],
             axis=1,
         )
+        indicator_max = None
+        if store is not None:
+            # only true posts with no prediction near can be told apart by the indicator
+            gt_post = _locations(gt_pairs, POST)
+            alone = isolated(
+                gt_post,
+                [_locations(pred, POST)]
+                + ([] if pred_outside is None else [_locations(pred_outside, POST)]),
+                matching_threshold,
+            )
+            indicator_max = np.full(len(gt_pairs), np.nan)
+            indicator_max[alone] = post_indicator_near(
+                store.post_indicator,
+                gt.segmentation,
+                gt.offset,
+                gt.voxel_size,
+                gt_post[alone],
+                gt_labels[alone, 1],
+                matching_threshold,
+            )
     thresholds = None
     if score_thresholds is not None:
         try:
             thresholds = resolve_thresholds(score_thresholds, pred["score"])
         except ValueError as exc:
             raise SynfulError("--score-thresholds", str(exc)) from None
-    metrics = evaluate_pairs(
+    prepared = _Prepared(
         pred,
         pred_labels,
         gt_pairs,
         gt_labels,
-        matching_threshold=matching_threshold,
-        score_thresholds=thresholds,
-        filter_same_seg=filter_same_seg,
-        pre_only=pre_only,
-        merge_radius=merge_radius,
+        matching_threshold,
+        filter_same_seg,
+        pre_only,
+        merge_radius,
     )
+    metrics = _metrics(prepared, thresholds, filter_same_seg, pre_only, merge_radius)
     metrics["inputs"] = {
         "pred": os.fspath(pred_path),
         "gt": os.fspath(gt_path),
         "mask": None if mask is None else os.fspath(mask),
     }
-    return metrics
+    if errors is None:
+        return metrics, None
+    table = _errors(
+        prepared,
+        pred,
+        gt_pairs,
+        error_thresholds(metrics, errors["at"]),
+        gt_outside=gt_outside,
+        pred_outside=pred_outside,
+        indicator_max=indicator_max,
+        extraction_threshold=None if store is None else float(errors["extraction_threshold"]),
+    )
+    return metrics, table

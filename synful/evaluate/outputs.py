@@ -1,4 +1,5 @@
-"""Writing evaluation results: the metrics JSON, the sweep CSV and the precision-recall plot.
+"""Writing evaluation results: the metrics JSON, the sweep CSV, the precision-recall plot and
+the per-error table.
 
 Every file is written through :func:`synful.atomic.atomic_output`, and :func:`write_results`
 renames them only after all were written, so a failure leaves none that looks complete.
@@ -57,9 +58,17 @@ def write_results(
     sweep_csv: str | os.PathLike | None = None,
     plot: str | os.PathLike | None = None,
     title: str | None = None,
+    errors: pd.DataFrame | None = None,
+    errors_csv: str | os.PathLike | None = None,
 ) -> None:
-    """Write the JSON (and the CSV and plot when asked); all appear together or none does."""
+    """Write the JSON (and the CSV, plot and per-error table when asked); all appear together
+    or none does."""
+    if (errors is None) != (errors_csv is None):
+        raise ValueError("errors and errors_csv go together")
     with contextlib.ExitStack() as stack:
+        if errors_csv is not None:
+            tmp = stack.enter_context(atomic_output(errors_csv))
+            errors.to_csv(tmp, index=False)
         if sweep_csv is not None:
             table = sweep_table(metrics)
             tmp = stack.enter_context(atomic_output(sweep_csv))
