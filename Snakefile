@@ -29,6 +29,7 @@ localrules:
     data,
     train_all,
     predict_all,
+    infer,
     evaluate_all,
 
 
@@ -37,6 +38,7 @@ rule all:
     input:
         rules.evaluate_all.output,
         data_targets(),
+        inferred_tables(),
 
 
 rule data:
@@ -52,3 +54,8 @@ rule train_all:
 rule predict_all:
     input:
         prediction_stores(),
+
+
+rule infer:
+    input:
+        inferred_tables(),

@@ -18,7 +18,10 @@ if find_spec("synful") is None:
 from synful.train.setup import TrainSetup  # noqa: E402
 
 SAMPLES = config["samples"]
-LABELLED = [name for name, sample in SAMPLES.items() if sample["labels"]]
+# samples given as an existing raw array are used as they are (prediction only, no labels)
+RAW_SAMPLES = [name for name, sample in SAMPLES.items() if "raw" in sample]
+CONVERTED = [name for name in SAMPLES if name not in RAW_SAMPLES]
+LABELLED = [name for name in CONVERTED if SAMPLES[name]["labels"]]
 
 
 wildcard_constraints:
@@ -174,8 +177,8 @@ def mask_volume_files(wildcards):
 
 def data_targets():
     """Every sample store and synapse table, and the masks of every labelled sample."""
-    targets = expand("results/samples/{sample}.zarr", sample=SAMPLES)
-    targets += expand("results/samples/{sample}.parquet", sample=SAMPLES)
+    targets = expand("results/samples/{sample}.zarr", sample=CONVERTED)
+    targets += expand("results/samples/{sample}.parquet", sample=CONVERTED)
     targets += expand("results/samples/{sample}.masks.json", sample=LABELLED)
     return targets
 
@@ -352,7 +355,8 @@ def model_predictions(wildcards):
 
 
 def training_inputs(wildcards):
-    """The sample stores, tables and masks summaries of the training samples."""
+    """The sample stores, tables and masks summaries of the training samples: what the
+    training recipe identifies by content, so a change reruns the train jobs."""
     return {
         "stores": expand("results/samples/{sample}.zarr", sample=TRAIN_SAMPLES),
         "synapses": expand("results/samples/{sample}.parquet", sample=TRAIN_SAMPLES),
@@ -361,14 +365,33 @@ def training_inputs(wildcards):
 
 
 def previous_checkpoint(wildcards):
-    """The checkpoint a training job resumes from: the largest configured one before it."""
+    """The checkpoint a training job continues (`synful train --from`): the largest configured
+    one before it (none for the first: from scratch)."""
     before = [it for it in CHECKPOINTS if it < int(wildcards.iteration)]
     return f"results/train/{wildcards.setup}/checkpoint_{before[-1]}.pt" if before else []
 
 
+def sample_raw(wildcards):
+    """What a prediction reads: the sample store, or a sample's existing raw array."""
+    if wildcards.sample in RAW_SAMPLES:
+        return SAMPLES[wildcards.sample]["raw"]
+    return f"results/samples/{wildcards.sample}.zarr"
+
+
+def sample_store(wildcards):
+    """The sample store whose neuron_ids give segment ids at extraction (labelled samples)."""
+    return f"results/samples/{wildcards.sample}.zarr" if wildcards.sample in LABELLED else []
+
+
+def predict_roi(wildcards):
+    """config predict.roi, or all of raw for a sample without labels (an existing raw array,
+    a CREMI test sample)."""
+    return config["predict"]["roi"] if wildcards.sample in LABELLED else "raw"
+
+
 def predict_masks(wildcards):
     """The masks summary when the prediction ROI is the validation mask's (written in the store)."""
-    if config["predict"]["roi"] == "validation":
+    if predict_roi(wildcards) == "validation":
         return f"results/samples/{wildcards.sample}.masks.json"
     return []
 
@@ -441,6 +464,23 @@ def prediction_stores():
             for sample in EVALUATE_SAMPLES
         }
     )
+
+
+INFER_SAMPLES = config["infer"]["samples"]
+for _name in INFER_SAMPLES:
+    if _name not in SAMPLES:
+        raise ValueError(f"config infer.samples: {_name} is not a sample of config samples")
+
+
+def inferred_tables():
+    """Every synapse table of the samples predicted and extracted without evaluation."""
+    return [
+        f"results/extract/{model}/{iteration}/{pattern}/{sample}.parquet"
+        for model in MODELS
+        for iteration in model_iterations(model)
+        for pattern in EXTRACTION.instance_patterns
+        for sample in INFER_SAMPLES
+    ]
 
 
 def evaluation_runs():

@@ -1,7 +1,7 @@
 rule extract:
     input:
         unpack(model_predictions),
-        store="results/samples/{sample}.zarr",
+        store=sample_store,
     output:
         synapses=f"results/extract/{RUN}/{{sample}}.parquet",
     log:

@@ -1,7 +1,7 @@
 rule predict:
     input:
         checkpoint=network_checkpoint,
-        store="results/samples/{sample}.zarr",
+        store=sample_raw,
         masks=predict_masks,
     output:
         predictions=directory("results/predict/{setup}/{iteration}/{sample}.zarr"),
@@ -15,7 +15,7 @@ rule predict:
     resources:
         gpu=1,
     params:
-        roi=config["predict"]["roi"],
+        roi=predict_roi,
         args=predict_args,
     script:
         "../workflow_scripts/predict.py"

@@ -577,3 +577,33 @@ def test_pretrained_network_without_the_needed_output_fails_at_load(tmp_path):
     result = snakemake("-n", workdir=tmp_path, check=False)
     assert result.returncode != 0
     assert "pairs networks of different iterations" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_infer_on_an_existing_raw_array_and_a_test_sample(tmp_path):
+    """`infer`: a sample given as an existing zarr array (no conversion) and an unlabelled
+    CREMI sample are predicted over all of raw and extracted, without evaluation."""
+    import zarr
+
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    write_sample(tmp_path / "unlabelled.hdf", 5, labels=False)
+    raw = np.random.default_rng(0).integers(0, 255, (24, 100, 100), dtype=np.uint8)
+    array = zarr.open_group(str(tmp_path / "volumes.zarr"), mode="w").create_array(
+        "em/raw", data=raw
+    )
+    array.attrs.update(voxel_size=[40, 4, 4], offset=[400, 40, 80], axis_names=["z", "y", "x"])
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["samples"]["existing"] = {"raw": "volumes.zarr/em/raw"}
+    config["samples"]["test"] = {"path": "unlabelled.hdf", "labels": False}
+    config["train"]["checkpoints"] = [2]
+    config["infer"] = {"samples": ["existing", "test"]}
+    write_config(tmp_path, config)
+    dry = snakemake("-n", "infer", workdir=tmp_path)
+    assert "results/samples/existing.zarr" not in dry.stdout  # used as it is
+    snakemake("--cores", 2, "infer", workdir=tmp_path)
+    for name in ("existing", "test"):
+        (table,) = (tmp_path / "results/extract/tiny/2").glob(f"*/{name}.parquet")
+        assert len(read_synapses(table)) > 0  # an untrained network finds plenty
+        log = tmp_path / "logs/predict/tiny/2" / f"{name}.log"
+        assert "--roi" not in log.read_text().splitlines()[0]  # all of raw
+    assert not (tmp_path / "results" / "evaluate").exists()

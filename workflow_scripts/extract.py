@@ -6,6 +6,8 @@ from _synful import run_synful
 if __name__ == "__main__":
     # a (mask, vectors) pair of networks: the partner vectors come from the vector network's store
     vectors = ["--vectors", snakemake.input.vectors] if "vectors" in snakemake.input.keys() else []
+    # segment ids from the sample store (none for an existing raw array)
+    seg = ["--seg", snakemake.input.store] if snakemake.input.store else []
     # local dask workers: as configured, but no more than the threads the job was given
     workers = min(snakemake.params.workers, snakemake.threads)
     run_synful(
@@ -13,8 +15,7 @@ if __name__ == "__main__":
         "extract",
         snakemake.input.predictions,
         snakemake.output.synapses,
-        "--seg",
-        snakemake.input.store,
+        seg,
         vectors,
         "--workers",
         workers,
