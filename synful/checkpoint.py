@@ -1,6 +1,11 @@
 """Checkpoints: one file with the model's state dict, the full setup, the iteration and the
 optimizer state; it loads with ``torch.load(weights_only=True)`` and rebuilds the model from the
 stored setup alone.
+
+A checkpoint written by ``synful train`` also holds its training ``identity``
+(:mod:`synful.train.resume`): the digest of its recipe (the setup keys that change the weights
+and the training inputs by content) and its lineage (the sha256 of every checkpoint file it was
+trained through). Checkpoints from other sources (older synful, imported networks) have none.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ class Checkpoint:
         setup: the full resolved setup the model was trained with.
         iteration: the number of training iterations done.
         optimizer_state: the optimizer's state dict, or ``None``.
+        identity: the training identity (:mod:`synful.train.resume`), or ``None``.
     """
 
     model: SynfulNet
     setup: dict
     iteration: int
     optimizer_state: dict | None = None
+    identity: dict | None = None
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -62,7 +69,9 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
-def save_checkpoint(path, *, model: torch.nn.Module, setup: dict, iteration: int, optimizer=None) -> Path:
+def save_checkpoint(
+    path, *, model: torch.nn.Module, setup: dict, iteration: int, optimizer=None, identity: dict | None = None
+) -> Path:
     """Write a checkpoint atomically (a failure never leaves a file that looks complete).
 
     Args:
@@ -71,6 +80,7 @@ def save_checkpoint(path, *, model: torch.nn.Module, setup: dict, iteration: int
         setup: the full resolved setup (JSON-like); ``build_model(setup)`` must rebuild ``model``.
         iteration: the number of iterations done.
         optimizer: optionally, the optimizer whose state is stored for resuming.
+        identity: optionally, the training identity (JSON-like; :mod:`synful.train.resume`).
     """
     path = Path(path)
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
@@ -82,6 +92,8 @@ def save_checkpoint(path, *, model: torch.nn.Module, setup: dict, iteration: int
         "model_state": state,
         "optimizer_state": None if optimizer is None else _to_cpu(optimizer.state_dict()),
     }
+    if identity is not None:
+        payload["identity"] = _plain(identity)
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -126,6 +138,18 @@ def read_checkpoint_setup(path) -> tuple[dict, int]:
     return payload["setup"], int(payload["iteration"])
 
 
+def read_checkpoint_identity(path) -> tuple[dict, dict | None]:
+    """The setup and the training identity (``None`` when it has none) stored in a checkpoint,
+    without building its model.
+
+    Raises:
+        SynfulError: for a missing, corrupt or foreign file.
+    """
+    payload = _read_payload(Path(path), mmap=True)
+    identity = payload.get("identity")
+    return payload["setup"], identity if isinstance(identity, dict) else None
+
+
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint and rebuild its model (eval mode) from the stored setup alone.
 
@@ -147,4 +171,5 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
         setup=setup,
         iteration=int(payload["iteration"]),
         optimizer_state=payload.get("optimizer_state"),
+        identity=payload.get("identity") if isinstance(payload.get("identity"), dict) else None,
     )

@@ -159,3 +159,19 @@ def test_read_checkpoint_setup_without_building_the_model(tmp_path):
     (tmp_path / "bad.pt").write_text("no")
     with pytest.raises(SynfulError, match="corrupt or unreadable"):
         read_checkpoint_setup(tmp_path / "bad.pt")
+
+
+def test_training_identity_is_stored_and_read_back(tmp_path):
+    from synful.checkpoint import read_checkpoint_identity
+
+    model, optimizer, _ = trained_model()
+    identity = {"version": 1, "recipe": "ab" * 32, "samples": [{"store": "x"}], "lineage": ["cd" * 32]}
+    path = save_checkpoint(tmp_path / "c.pt", model=model, setup=SETUP, iteration=3, optimizer=optimizer,
+                           identity=identity)
+    assert load_checkpoint(path).identity == identity
+    setup, stored = read_checkpoint_identity(path)
+    assert stored == identity and setup["fmap_num"] == SETUP["fmap_num"]
+    assert torch.load(path, weights_only=True)["identity"] == identity  # plain data, safe to load
+    # checkpoints without one (older synful, imported networks) read as None
+    old = save_checkpoint(tmp_path / "old.pt", model=model, setup=SETUP, iteration=3)
+    assert load_checkpoint(old).identity is None and read_checkpoint_identity(old)[1] is None

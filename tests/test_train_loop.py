@@ -109,19 +109,15 @@ def test_corrupt_last_checkpoint_is_named(tmp_path, stores):
     assert info.value.path == str(out / "checkpoint_2.pt")
 
 
-def test_changed_network_on_resume_is_an_error(tmp_path, stores):
+def test_changed_recipe_on_resume_is_an_error(tmp_path, stores):
+    """Not only the network: any setup key that changes the weights (tests/test_train_resume.py)."""
     out = tmp_path / "run"
     train(write_setup(tmp_path), stores, out, iterations=2, device="cpu", progress=False)
-    with pytest.raises(SynfulError, match="fmap_num"):
-        train(write_setup(tmp_path, fmap_num=3), stores, out, iterations=4, device="cpu", progress=False)
-    with pytest.raises(SynfulError, match="heads"):
-        train(write_setup(tmp_path, d_loss_scale=0.0), stores, out, iterations=4, device="cpu", progress=False)
-    # other scales and training settings may change, and init (it only sets the starting weights)
-    train(write_setup(tmp_path, d_loss_scale=0.5, learning_rate=1e-4, init="glorot"), stores, out, iterations=3,
-          device="cpu", progress=False)
-    resumed = load_checkpoint(out / "checkpoint_3.pt")
-    assert resumed.setup["d_loss_scale"] == 0.5
-    assert resumed.optimizer_state["param_groups"][0]["lr"] == 1e-4
+    for extra, keys in (({"fmap_num": 3}, "setup key fmap_num"), ({"d_loss_scale": 0.0}, "setup key d_loss_scale"),
+                        ({"learning_rate": 1e-4, "init": "glorot"}, "setup keys init, learning_rate")):
+        with pytest.raises(SynfulError, match=f"made with another recipe \\({keys}\\); rerun with --restart"):
+            train(write_setup(tmp_path, **extra), stores, out, iterations=4, device="cpu", progress=False)
+    assert [it for it, _ in list_checkpoints(out)] == [2]
 
 
 @pytest.mark.parametrize("extra", [{"network_type": "dh_unet", "mask_loss": "mse"}, {"m_loss_scale": 0.0}, {"d_loss_scale": 0.0}])

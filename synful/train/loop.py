@@ -1,12 +1,21 @@
 """The training loop: Adam, checkpoints, resume, snapshots, a loss log and a progress bar.
 
-``train(setup_path, samples, out_dir)`` resumes from the newest ``checkpoint_<it>.pt`` in
-``out_dir`` (a corrupt one is an error naming it), trains until ``iterations`` (default: the
-setup's ``max_iteration``), writes a checkpoint every ``checkpoint_every`` iterations and at
-the end, a snapshot every ``snapshot_every`` iterations, and appends one row per logged
-iteration to ``training_log.csv`` (iteration, losses, step and data-wait seconds). Asked for an
+``train(setup_path, samples, out_dir)`` trains until ``iterations`` (default: the setup's
+``max_iteration``), writes a checkpoint every ``checkpoint_every`` iterations and at the end, a
+snapshot every ``snapshot_every`` iterations (keeping the last ``keep_snapshots``), and appends
+one row per logged iteration to ``training_log.csv`` (iteration, losses, step and data-wait
+seconds).
+
+Every checkpoint records the run's training identity (:mod:`synful.train.resume`): the setup
+keys that change the weights and the training inputs by content. A run resumes only from a
+checkpoint with the same identity: by default from the newest ``checkpoint_<it>.pt`` in
+``out_dir`` at or before ``iterations`` (a corrupt one is an error naming it; a checkpoint made
+with another recipe is a one-line error saying what differs); ``restart`` removes the
+checkpoints and starts from iteration 0; ``start_from`` (``--from``, the workflow's mode)
+continues a given checkpoint, replacing the later ones not trained from it. Asked for an
 iteration below the newest checkpoint, it resumes from the newest one at or before it (the
-batches are deterministic, so the result is the same as in the first run).
+batches are deterministic, so the result is the same as in the first run). The log rows and
+snapshots after the start are dropped (a run rewrites them).
 
 ``out_dir`` is claimed first (:func:`synful.outputs.claim`): it may not be an input (setup,
 sample stores, their tables) or hold one, and an existing directory must be empty or a
@@ -26,33 +35,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import temporary_sibling
-from ..checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
+from ..atomic import remove_path, temporary_sibling
+from ..checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
+from ..identity import file_identity
 from ..io.sample_store import default_synapse_table
-from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability, model_heads
-from ..outputs import TRAINING, claim, mark_directory, output
+from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability
+from ..outputs import SNAPSHOT, TRAINING, claim, is_kind, mark_directory, output
 from ..precision import native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
+from .resume import plan_start, training_identity
 from .sampling import open_training_sample
 from .setup import TrainSetup, load_setup
-from .snapshots import write_snapshot
+from .snapshots import list_snapshots, write_snapshot
 
 logger = logging.getLogger(__name__)
 
 LOG_NAME = "training_log.csv"
 LOG_COLUMNS = ["iteration", "loss", "mask_loss", "vector_loss", "step_seconds", "data_seconds"]
-#: setup keys that must not change when resuming (they define the network or its targets);
-#: the loss scales may change as long as the heads stay (a head exists when its scale is > 0).
-#: ``init`` is not one: it only sets the starting weights, which a resumed run takes from the
-#: checkpoint. ``mask_loss`` is not one either: it changes the loss (and with it how the next
-#: checkpoints' mask output is read), not the network's structure or targets.
-MODEL_KEYS = (
-    "network_type", "downsample_factors", "fmap_num", "fmap_inc_factor", "d_scale",
-    "input_shape", "voxel_size", "kernel_sizes", "normalization",
-)  # fmt: skip
 TENSOR_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
 
 
@@ -76,6 +78,8 @@ def train(
     iterations: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    restart: bool = False,
+    start_from: str | os.PathLike | None = None,
 ) -> Path:
     """Train (or resume) a network; returns the last checkpoint.
 
@@ -86,10 +90,18 @@ def train(
         iterations: train until this iteration (default: the setup's ``max_iteration``).
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a tqdm progress bar.
+        restart: remove the checkpoints in ``out_dir`` and train from iteration 0.
+        start_from: continue this checkpoint of ``out_dir`` (``"scratch"``: iteration 0), or
+            the newest later one up to ``iterations`` trained from it with the same recipe;
+            the other checkpoints in that range are removed (the workflow's mode).
+
+    Raises:
+        SynfulError: bad input, or (without ``restart`` / ``start_from``) a checkpoint in
+            ``out_dir`` made with another recipe.
     """
     setup = load_setup(setup_path)
     return train_setup(setup, samples, out_dir, iterations=iterations, device=device, progress=progress,
-                       setup_path=setup_path)
+                       setup_path=setup_path, restart=restart, start_from=start_from)
 
 
 def train_setup(
@@ -101,15 +113,17 @@ def train_setup(
     device: str = "auto",
     progress: bool = True,
     setup_path: str | os.PathLike | None = None,
+    restart: bool = False,
+    start_from: str | os.PathLike | None = None,
 ) -> Path:
     """:func:`train` for an already resolved setup."""
     inputs = [setup_path, *samples, *(default_synapse_table(s) for s in samples)]
     with claim([output(out_dir, TRAINING, sweep=("", "snapshots"))], inputs):
         return _train_setup(setup, samples, out_dir, iterations=iterations, device=device,
-                            progress=progress, setup_path=setup_path)
+                            progress=progress, setup_path=setup_path, restart=restart, start_from=start_from)
 
 
-def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup_path) -> Path:
+def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup_path, restart, start_from) -> Path:
     if not samples:
         raise SynfulError(None, "no sample stores given (--samples)")
     last_iteration = int(iterations if iterations is not None else setup.max_iteration)
@@ -123,22 +137,22 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
     # open the stores once here, so bad input fails before any worker starts
     for path in samples:
         open_training_sample(path, setup.voxel_size)
+    identity = training_identity(setup_dict, samples)
 
     torch.manual_seed(setup.seed)
-    # resume from the newest checkpoint at or before the requested iteration
-    existing = [(it, path) for it, path in list_checkpoints(out_dir) if it <= last_iteration]
-    if existing:
-        start_iteration, path = existing[-1]
-        checkpoint = load_checkpoint(path, device=torch_device)
-        _check_resume(checkpoint.setup, setup_dict, path, setup_path)
+    start = plan_start(out_dir, setup_dict, identity, last_iteration, restart=restart, start_from=start_from)
+    start_iteration, lineage = start.iteration, list(start.lineage)
+    if start.path is not None:
+        checkpoint = load_checkpoint(start.path, device=torch_device)
         model = checkpoint.model
         if start_iteration == last_iteration:
-            logger.info("%s exists: nothing to do", path)
-            return path
-        logger.info("resuming from %s", path)
+            logger.info("%s exists: nothing to do", start.path)
+            return start.path
+        logger.info("resuming from %s (training recipe %s)", start.path, identity["recipe"][:12])
     else:
-        start_iteration, checkpoint = 0, None
+        checkpoint = None
         model = build_model(setup_dict).to(torch_device)
+        logger.info("training from scratch (training recipe %s)", identity["recipe"][:12])
     model.train()
     optimizer = torch.optim.Adam(
         model.parameters(), lr=setup.learning_rate, betas=tuple(setup.adam_betas), eps=setup.adam_eps
@@ -152,6 +166,7 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
     context = model.context(input_shape)
     log_path = out_dir / LOG_NAME
     _truncate_log(log_path, start_iteration)
+    _remove_snapshots_after(out_dir / "snapshots", start_iteration)
 
     use_cuda = torch_device.type == "cuda"
     bf16 = setup.mixed_precision and native_bf16(torch_device)
@@ -208,8 +223,9 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
                         )
                     last_path = save_checkpoint(
                         out_dir / checkpoint_name(iteration), model=model, setup=setup_dict,
-                        iteration=iteration, optimizer=optimizer,
+                        iteration=iteration, optimizer=optimizer, identity={**identity, "lineage": lineage},
                     )
+                    lineage.append(file_identity(last_path))
     finally:
         if bar is not None:
             bar.close()
@@ -229,16 +245,14 @@ def _batch_norm_inputs(training: TrainingBatches, iteration: int, device):
     return (torch.as_tensor(batch["raw"]).to(device) for batch in batches)
 
 
-def _check_resume(stored: dict, current: dict, checkpoint_path: Path, setup_path) -> None:
-    changed = [k for k in MODEL_KEYS if stored.get(k) != current.get(k)]
-    if model_heads(stored) != model_heads(current):
-        changed.append("heads (m_loss_scale / d_loss_scale > 0)")
-    if changed:
-        raise SynfulError(
-            setup_path,
-            f"differs from the setup stored in {checkpoint_path} in {', '.join(changed)}; "
-            "train into a new --out directory",
-        )
+def _remove_snapshots_after(directory: Path, iteration: int) -> None:
+    """Remove the snapshots after ``iteration`` (of a run this one replaces or repeats)."""
+    for it, paths in list_snapshots(directory).items():
+        if it <= iteration:
+            continue
+        for path in paths:
+            if path.suffix == ".png" and path.is_file() and not path.is_symlink() or is_kind(path, SNAPSHOT):
+                remove_path(path)
 
 
 def _truncate_log(log_path: Path, iteration: int) -> None:
@@ -275,5 +289,6 @@ def _snapshot(out_dir: Path, iteration: int, batch: dict, outputs: dict, setup: 
             value = mask_probability(value, MASK_ACTIVATION[setup.mask_loss])
         predictions[key] = value.cpu().numpy()
     numpy_batch = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in batch.items()}
-    write_snapshot(out_dir / "snapshots", iteration, numpy_batch, predictions, setup.voxel_size, context)
+    write_snapshot(out_dir / "snapshots", iteration, numpy_batch, predictions, setup.voxel_size, context,
+                   keep=setup.keep_snapshots)
 
