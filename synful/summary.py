@@ -5,6 +5,10 @@ point) and a sample, with the metrics JSON that ``synful evaluate`` wrote for it
 differ only in the sample are combined by summing TP/FP/FN
 (:func:`synful.evaluate.combine_metrics`, as the paper did over A, B and C) into a row whose
 sample is ``all``.
+
+With the per-error tables ``synful evaluate --errors-csv --errors-at sweep`` wrote beside each
+metrics JSON (:func:`synful.evaluate.errors_path`), the summary also counts the errors of the
+best configuration by cause (:func:`summarize_errors`).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .atomic import atomic_output
 from .errors import SynfulError
-from .evaluate import combine_metrics
+from .evaluate import combine_metrics, error_counts_table, errors_path, read_errors
+from .evaluate.errors import ERROR_COLUMNS, at_threshold, count_errors
 from .evaluate.outputs import write_precision_recall_plot
 from .outputs import FILE, claim, output
 
@@ -130,11 +136,82 @@ def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> li
     return labels
 
 
+def _entry_at(metrics: dict, score_threshold: float | None) -> dict:
+    """The counts of a metrics dict at a score threshold (all predictions for ``None``)."""
+    if score_threshold is None:
+        return metrics
+    for entry in metrics.get("sweep") or []:
+        if float(entry["score_threshold"]) == score_threshold:
+            return entry
+    raise KeyError(score_threshold)
+
+
+def summarize_errors(
+    runs: Sequence[dict], table: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The errors of the best configuration (:func:`best_group`) by cause, per sample.
+
+    Each run's per-error table is read from beside its metrics JSON (:func:`errors_path`) and
+    cut at the best configuration's score threshold (the best of the sweep summed over the
+    samples; all predictions without a sweep), so the ``all`` row's ``fn`` and ``fp`` are the
+    counts the best F-score was computed from.
+
+    Args:
+        runs: as for :func:`summarize_runs`.
+        table: the summary table of ``runs``.
+
+    Returns:
+        The counts (the configuration's key columns, ``sample``, ``score_threshold`` and
+        :data:`synful.evaluate.COUNT_COLUMNS`; one row per sample, then ``all``) and the
+        errors themselves (``sample`` and the per-error columns; the configuration's keys
+        are left out, since ``score`` there is the prediction's score).
+
+    Raises:
+        SynfulError: a missing or unreadable errors table, or one that does not hold the
+            errors at that threshold (written without ``--errors-at sweep``).
+    """
+    best = best_group(table)
+    key_columns = run_keys(runs)
+    threshold = best.get("best_score_threshold")
+    threshold = None if threshold is None or pd.isna(threshold) else float(threshold)
+    members = [run for run in runs if all(run[k] == best[k] for k in key_columns)]
+    per_sample, listed = {}, []
+    for run in members:
+        path = errors_path(run["metrics"])
+        errors = at_threshold(read_errors(path), threshold)
+        counts = count_errors(errors)
+        try:
+            entry = _entry_at(read_metrics(run["metrics"]), threshold)
+        except KeyError:
+            raise SynfulError(
+                run["metrics"], f"has no sweep entry at score >= {threshold:g}"
+            ) from None
+        if (counts["fn"], counts["fp"]) != (entry["fn"], entry["fp"]):
+            where = "all predictions" if threshold is None else f"score >= {threshold:g}"
+            raise SynfulError(
+                path,
+                f"holds {counts['fn']} false negatives and {counts['fp']} false positives at "
+                f"{where}, the metrics {entry['fn']} and {entry['fp']} (written without "
+                "--errors-at sweep?)",
+            )
+        per_sample[run["sample"]] = errors
+        listed.append(errors.assign(sample=run["sample"]))
+    counts = error_counts_table(per_sample, combined=COMBINED)
+    counts["score_threshold"] = np.nan if threshold is None else threshold
+    keys = {k: best[k] for k in key_columns}
+    counts = pd.concat([pd.DataFrame([keys] * len(counts)), counts], axis=1)
+    pairs = pd.concat(listed, ignore_index=True) if listed else pd.DataFrame(columns=ERROR_COLUMNS)
+    pairs = pairs[["sample", *ERROR_COLUMNS]]
+    return counts, pairs
+
+
 def write_summary(
     runs: Sequence[dict],
     table_path: str | os.PathLike,
     fscore_plot: str | os.PathLike,
     pr_plot: str | os.PathLike,
+    errors_csv: str | os.PathLike | None = None,
+    error_pairs_csv: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Write the summary table (CSV), the F-score plot and the PR curve of the best run.
 
@@ -143,14 +220,27 @@ def write_summary(
         table_path: the CSV to write.
         fscore_plot: the F-score against iteration plot.
         pr_plot: the precision-recall curve of the best combined run (needs a sweep).
+        errors_csv: also write the best configuration's errors by cause per sample
+            (:func:`summarize_errors`); needs the per-error table beside each metrics JSON.
+        error_pairs_csv: also write those errors one per row.
     """
-    paths = (table_path, fscore_plot, pr_plot)
-    with claim([output(path, FILE) for path in paths], inputs=[run["metrics"] for run in runs]):
-        return _write_summary(runs, *paths)
+    paths = [table_path, fscore_plot, pr_plot]
+    inputs = [run["metrics"] for run in runs]
+    if errors_csv is not None or error_pairs_csv is not None:
+        inputs += [errors_path(run["metrics"]) for run in runs]
+    extra = [p for p in (errors_csv, error_pairs_csv) if p is not None]
+    with claim([output(path, FILE) for path in paths + extra], inputs=inputs):
+        return _write_summary(runs, *paths, errors_csv, error_pairs_csv)
 
 
-def _write_summary(runs, table_path, fscore_plot, pr_plot) -> pd.DataFrame:
+def _write_summary(
+    runs, table_path, fscore_plot, pr_plot, errors_csv=None, error_pairs_csv=None
+) -> pd.DataFrame:
     table, combined = summarize_runs(runs)
+    errors = {}
+    if errors_csv is not None or error_pairs_csv is not None:
+        counts, pairs = summarize_errors(runs, table)
+        errors = {path: data for path, data in ((errors_csv, counts), (error_pairs_csv, pairs))}
     best = best_group(table)
     key_columns = run_keys(runs)
     best_metrics = combined[tuple(best[k] for k in key_columns)]
@@ -159,6 +249,10 @@ def _write_summary(runs, table_path, fscore_plot, pr_plot) -> pd.DataFrame:
     if not best_metrics.get("sweep"):
         raise SynfulError(pr_plot, "the runs have no score-threshold sweep to plot")
     write_precision_recall_plot(best_metrics, pr_plot, title=title)
+    for path, data in errors.items():
+        if path is not None:
+            with atomic_output(path) as tmp:
+                data.to_csv(tmp, index=False)
     with atomic_output(table_path) as tmp:
         table.to_csv(tmp, index=False)
     return table

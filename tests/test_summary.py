@@ -5,10 +5,23 @@ import pandas as pd
 import pytest
 
 from synful.errors import SynfulError
-from synful.evaluate import evaluate_files, write_metrics_json
+from synful.evaluate import (
+    COUNT_COLUMNS,
+    ERROR_COLUMNS,
+    errors_path,
+    evaluate_files,
+    evaluate_files_with_errors,
+    write_results,
+)
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
 from synful.io.synapse_table import make_synapses, write_synapses
-from synful.summary import best_group, plot_fscore_by_iteration, summarize_runs, write_summary
+from synful.summary import (
+    best_group,
+    plot_fscore_by_iteration,
+    summarize_errors,
+    summarize_runs,
+    write_summary,
+)
 
 THRESHOLDS = [0.0, 1.0, 5.0]
 
@@ -37,8 +50,17 @@ def evaluated_run(tmp_path, name, n_correct, scores):
     pred_post = np.concatenate([post[:n_correct], pre[:1]])
     table = make_synapses(pred_pre, pred_post, score=scores)
     write_synapses(table, tmp_path / f"{name}.parquet")
-    metrics = evaluate_files(tmp_path / f"{name}.parquet", gt, score_thresholds=THRESHOLDS)
-    write_metrics_json(metrics, tmp_path / f"{name}.json")
+    metrics, errors = evaluate_files_with_errors(
+        tmp_path / f"{name}.parquet", gt, score_thresholds=THRESHOLDS, errors_at="sweep"
+    )
+    assert metrics == evaluate_files(tmp_path / f"{name}.parquet", gt, score_thresholds=THRESHOLDS)
+    # the metrics JSON and its errors table beside it (as the workflow's evaluate writes them)
+    write_results(
+        metrics,
+        tmp_path / f"{name}.json",
+        errors=errors,
+        errors_csv=tmp_path / f"{name}.errors.csv",
+    )
     return metrics
 
 
@@ -109,3 +131,67 @@ def test_summary_refuses_to_overwrite_an_input(tmp_path):
     with pytest.raises(SynfulError, match="is an input"):
         write_summary(runs, metrics, tmp_path / "f.png", tmp_path / "pr.png")
     assert metrics.read_text() == '{"tp": 1}'
+
+
+def test_errors_of_the_best_configuration(tmp_path):
+    """results/errors.csv: the best group's errors by cause per sample, at the score threshold
+    best over all samples; the ``all`` row holds the counts the best F-score came from."""
+    run_list, (a, b, _) = runs(tmp_path)
+    table, combined = summarize_runs(run_list)
+    best = best_group(table)
+    threshold = best["best_score_threshold"]
+    counts, pairs = summarize_errors(run_list, table)
+    assert list(counts.columns) == [
+        "setup",
+        "mode",
+        "score",
+        "iteration",
+        "sample",
+        "score_threshold",
+        *COUNT_COLUMNS,
+    ]
+    assert counts["sample"].tolist() == ["s1", "s2", "all"]
+    assert (counts["iteration"] == 10).all() and (counts["score_threshold"] == threshold).all()
+    at = {
+        sample: next(e for e in m["sweep"] if e["score_threshold"] == threshold)
+        for sample, m in (("s1", a), ("s2", b))
+    }
+    at["all"] = combined[("demo", "cc", "sum", 10)]["best"]
+    for _, row in counts.iterrows():
+        assert (row["fn"], row["fp"]) == (at[row["sample"]]["fn"], at[row["sample"]]["fp"])
+    # the reversed pair of a: its post lies in the true pre's neuron next to a true post
+    assert counts.loc[counts["sample"] == "s1", "fp_wrong_post_neuron"].item() == 1
+    assert list(pairs.columns) == ["sample", *ERROR_COLUMNS]
+    assert len(pairs) == counts.loc[counts["sample"] == "all", ["fn", "fp"]].sum(axis=1).item()
+
+    out = tmp_path / "out"
+    write_summary(
+        run_list,
+        out / "summary.csv",
+        out / "f.png",
+        out / "pr.png",
+        errors_csv=out / "errors.csv",
+        error_pairs_csv=out / "error_pairs.csv",
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(out / "errors.csv"), counts, check_dtype=False)
+    assert len(pd.read_csv(out / "error_pairs.csv")) == len(pairs)
+
+
+def test_errors_table_must_hold_the_chosen_threshold(tmp_path):
+    run_list, _ = runs(tmp_path)
+    table, _ = summarize_runs(run_list)
+    threshold = best_group(table)["best_score_threshold"]
+    # an errors table at another threshold only (as --errors-at best could leave it)
+    path = errors_path(run_list[0]["metrics"])
+    errors = pd.read_csv(path)
+    other = errors[errors["score_threshold"] != threshold]
+    other.to_csv(path, index=False)
+    with pytest.raises(SynfulError, match="written without --errors-at sweep"):
+        summarize_errors(run_list, table)
+    path.unlink()
+    out = tmp_path / "out"
+    with pytest.raises(SynfulError, match="no such file"):
+        write_summary(
+            run_list, out / "s.csv", out / "f.png", out / "pr.png", errors_csv=out / "e.csv"
+        )
+    assert not out.exists() or not any(out.iterdir())

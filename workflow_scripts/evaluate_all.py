@@ -11,5 +11,7 @@ with log_to(snakemake.log[0]):
         snakemake.output.summary,
         snakemake.output.fscore_plot,
         snakemake.output.pr_plot,
+        errors_csv=snakemake.output.errors,
+        error_pairs_csv=snakemake.output.error_pairs,
     )
     logging.getLogger("evaluate_all").info("summary (%d rows):\n%s", len(table), table.to_string())
