@@ -607,3 +607,46 @@ def test_infer_on_an_existing_raw_array_and_a_test_sample(tmp_path):
         log = tmp_path / "logs/predict/tiny/2" / f"{name}.log"
         assert "--roi" not in log.read_text().splitlines()[0]  # all of raw
     assert not (tmp_path / "results" / "evaluate").exists()
+
+
+@pytest.mark.slow
+def test_changed_setup_retrains_from_scratch_never_from_an_old_checkpoint(tmp_path):
+    """Issue 14: after a change of d_blob_radius the workflow retrains from scratch; the
+    intermediate checkpoints of the old setup (not declared by any rule, so Snakemake's rerun
+    leaves them) are never resumed from."""
+    from synful.checkpoint import list_checkpoints, read_checkpoint_identity
+    from synful.identity import file_identity
+
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    tiny = tmp_path / "config" / "setups" / "tiny.yaml"
+    setup = yaml.safe_load(tiny.read_text())
+    setup["checkpoint_every"] = 1  # intermediate checkpoints 1 and 3 beside the declared 2 and 4
+    tiny.write_text(yaml.safe_dump(setup))
+    target = "results/train/tiny/checkpoint_4.pt"
+    train = tmp_path / "results" / "train" / "tiny"
+    snakemake("--cores", 2, target, workdir=tmp_path)
+    old = {it: read_checkpoint_identity(path)[1] for it, path in list_checkpoints(train)}
+    assert sorted(old) == [1, 2, 3, 4] and len({i["recipe"] for i in old.values()}) == 1
+
+    setup["d_blob_radius"] = 60
+    tiny.write_text(yaml.safe_dump(setup))
+    assert job_counts(snakemake("-n", target, workdir=tmp_path).stdout)["train"] == 2
+    snakemake("--cores", 2, target, workdir=tmp_path)
+    new = {it: read_checkpoint_identity(path)[1] for it, path in list_checkpoints(train)}
+    assert sorted(new) == [1, 2, 3, 4]
+    (recipe,) = {identity["recipe"] for identity in new.values()}
+    assert recipe != old[1]["recipe"]
+    # checkpoint 1 was trained from scratch, 3 and 4 from the new checkpoint 2
+    assert new[1]["lineage"] == []
+    two = file_identity(train / "checkpoint_2.pt")
+    assert two in new[3]["lineage"] and two in new[4]["lineage"]
+    first = (tmp_path / "logs/train/tiny/checkpoint_2.log").read_text()
+    assert "training from scratch" in first and "resuming" not in first
+    assert "removing results/train/tiny/checkpoint_1.pt (made with another recipe: setup key d_blob_radius)" in first
+    second = (tmp_path / "logs/train/tiny/checkpoint_4.log").read_text()
+    assert "removing results/train/tiny/checkpoint_3.pt (made with another recipe" in second
+    assert "resuming from results/train/tiny/checkpoint_2.pt" in second
+    with open(train / "training_log.csv") as f:
+        assert [int(line.split(",")[0]) for line in f.readlines()[1:]] == [1, 2, 3, 4]
+    # nothing changed: nothing to do
+    assert "Nothing to be done" in snakemake("-n", target, workdir=tmp_path).stdout

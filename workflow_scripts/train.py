@@ -15,6 +15,9 @@ run_synful(
     Path(snakemake.output.checkpoint).parent,
     "--iterations",
     snakemake.wildcards.iteration,
+    # continue the declared previous checkpoint (none for the first one: from scratch)
+    "--from",
+    snakemake.input.previous or "scratch",
     "--device",
     snakemake.params.device,
 )
