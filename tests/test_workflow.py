@@ -396,8 +396,38 @@ def test_full_workflow_run_and_report(tmp_path):
         )
     for plot in ("fscore_by_iteration.png", "precision_recall.png"):
         assert (tmp_path / "results" / "plots" / plot).stat().st_size > 1000
+    # the errors of the best run by cause, per sample, at its best score threshold
+    from synful.evaluate import COUNT_COLUMNS
+
+    errors = pd.read_csv(tmp_path / "results" / "errors.csv")
+    keys = ["setup", "iteration", "mode", "threshold", "score", "nms_radius", "seg"]
+    assert list(errors.columns) == keys + ["sample", "score_threshold", *COUNT_COLUMNS]
+    assert errors["sample"].tolist() == ["tiny1", "tiny2", "all"]
+    combined = summary[summary["sample"] == "all"]
+    best = combined.loc[combined["best_fscore"].idxmax()]
+    assert errors[keys].eq(best[keys]).all().all()
+    assert (errors["score_threshold"] == best["best_score_threshold"]).all()
+    run = errors.iloc[0]
+    grid_point = "_".join(f"{k}~{run[k]}" for k in ("mode", "threshold", "score", "nms_radius"))
+    run_dir = tmp_path / "results/evaluate" / run["setup"] / str(run["iteration"]) / grid_point
+    run_dir = run_dir / f"seg~{run['seg']}"
+    for _, row in errors[errors["sample"] != "all"].iterrows():
+        metrics = json.loads((run_dir / f"{row['sample']}.json").read_text())
+        entry = next(e for e in metrics["sweep"] if e["score_threshold"] == row["score_threshold"])
+        assert (row["fn"], row["fp"]) == (entry["fn"], entry["fp"])
+        assert (run_dir / f"{row['sample']}.errors.csv").exists()
+    total = errors[errors["sample"] == "all"].iloc[0]
+    assert total["fn"] == errors["fn"].iloc[:2].sum()
+    assert total["fn"] == round(best["n_gt"] * (1 - best["best_recall"]))
+    for kind in ("fn", "fp"):
+        by_cause = [c for c in COUNT_COLUMNS if c.startswith(f"{kind}_")]
+        assert (errors[by_cause].sum(axis=1) == errors[kind]).all()
+    assert total["fn_other"] == total["fp_other"] == 0
+    pairs = pd.read_csv(tmp_path / "results" / "error_pairs.csv")
+    assert len(pairs) == total["fn"] + total["fp"]
     snakemake("--report", tmp_path / "report.html", workdir=tmp_path)
-    assert "summary.csv" in (tmp_path / "report.html").read_text(errors="replace")
+    report_html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "summary.csv" in report_html and "errors.csv" in report_html
 
 
 # ---- the real-data configs, rehearsed for real against a local server -------------------------
