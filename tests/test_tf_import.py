@@ -241,9 +241,37 @@ CASES = {
 }
 
 
+def build_many_variables(tmp: Path) -> None:
+    """(child process) A checkpoint of 300 variables of several dtypes and shapes and 1200 with
+    long names, so that its index has several data blocks; their values go to ``values.npz``."""
+    rng = np.random.default_rng(4)
+    dtypes = [np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_, np.uint8, np.int8]
+    values = {}
+    graph = tf.Graph()
+    with graph.as_default():
+        for i in range(300):
+            dtype = dtypes[i % len(dtypes)]
+            shape = [(), (7,), (3, 4), (2, 3, 1, 2, 5)][i % 4]
+            value = (rng.normal(0, 100, shape) if np.issubdtype(dtype, np.floating)
+                     else rng.integers(0, 2 if dtype is np.bool_ else 100, shape)).astype(dtype)
+            name = f"scope_{i % 7}/layer_{i}/{'long_' * (i % 13)}variable"
+            v1.Variable(value, name=name)
+            values[name] = value
+        for i in range(1200):  # TensorFlow's index blocks hold 256 KiB: long, distinct names
+            name = f"padding_{i:04d}/" + "x" * 250
+            values[name] = np.float32(i)
+            v1.Variable(values[name], name=name)
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, str(tmp / "many"), write_meta_graph=False)
+    np.savez(tmp / "values.npz", **{k.replace("/", "|"): v for k, v in values.items()})
+
+
 def build_all(root: Path) -> None:
     """(child process) Build, save and run every case into ``root/<case>``."""
     _load_tensorflow()
+    (root / "many").mkdir(parents=True)
+    build_many_variables(root / "many")
     for name, (case, minimum, saves) in CASES.items():
         tmp = root / name
         tmp.mkdir(parents=True)
@@ -269,6 +297,23 @@ def originals(tmp_path_factory):
         return tmp, tmp / built["prefix"], np.load(tmp / "x.npy"), values, built["names"]
 
     return case
+
+
+def test_reader_reads_every_variable(originals):
+    from synful.tf_import import sstable
+
+    tmp = originals("multi_task")[0].parent / "many"
+    checkpoint = TFCheckpoint(tmp / "many.index")
+    expected = {k.replace("|", "/"): v for k, v in np.load(tmp / "values.npz").items()}
+    assert checkpoint.names() == sorted(expected)
+    for name, value in expected.items():
+        got = checkpoint.read(name)
+        assert got.dtype == value.dtype and got.shape == value.shape and np.array_equal(got, value), name
+    data = checkpoint.index_path.read_bytes()
+    index = data[-sstable.FOOTER_SIZE:]
+    _, _, pos = sstable._handle(index, 0)
+    offset, size, _ = sstable._handle(index, pos)
+    assert len(list(sstable._entries(sstable._block(data, offset, size)))) > 1  # several data blocks
 
 
 @pytest.fixture(scope="module")
