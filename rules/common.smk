@@ -437,9 +437,18 @@ def evaluate_args(wildcards):
     return args + ["--score-thresholds", *options["score_thresholds"]]
 
 
+def extraction_threshold(wildcards):
+    """The run's extraction threshold (grid point), or [] for synful extract's default."""
+    threshold = EXTRACTION.instance(wildcards).get("threshold")
+    return [] if threshold is None else ["--extraction-threshold", threshold]
+
+
 def evaluation_outputs(kind):
-    """The files of one evaluate job (every seg variant): metrics, sweep CSV or PR plot."""
-    suffix = {"metrics": "json", "sweep": "sweep.csv", "plot": "pr.png"}[kind]
+    """The files of one evaluate job (every seg variant): metrics, sweep CSV, PR plot or the
+    table of errors by cause (X.json -> X.errors.csv, as synful.evaluate.errors.errors_path)."""
+    suffix = {"metrics": "json", "sweep": "sweep.csv", "plot": "pr.png", "errors": "errors.csv"}[
+        kind
+    ]
     return [f"results/evaluate/{RUN}/seg~{seg}/{{sample}}.{suffix}" for seg in SEG_VARIANTS]
 
 
@@ -481,6 +490,11 @@ def inferred_tables():
         for pattern in EXTRACTION.instance_patterns
         for sample in INFER_SAMPLES
     ]
+
+
+def evaluation_errors():
+    """The error tables beside every evaluated run's metrics (X.json -> X.errors.csv)."""
+    return [re.sub(r"\.json$", ".errors.csv", run["metrics"]) for run in evaluation_runs()]
 
 
 def evaluation_runs():

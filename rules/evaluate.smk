@@ -1,19 +1,3 @@
-import re
-
-
-def errors_csv(metrics):
-    """The per-error table beside a metrics JSON: X.json -> X.errors.csv (as
-    synful.evaluate.errors.errors_path, which summary.py uses; not imported here, so that a
-    Snakemake without synful's dependencies parses the workflow)."""
-    return re.sub(r"\.json$", ".errors.csv", metrics)
-
-
-def extraction_threshold(wildcards):
-    """The run's extraction threshold (grid point), or [] for synful extract's default."""
-    threshold = EXTRACTION.instance(wildcards).get("threshold")
-    return [] if threshold is None else ["--extraction-threshold", threshold]
-
-
 rule evaluate:
     input:
         unpack(model_predictions),
@@ -25,7 +9,7 @@ rule evaluate:
         metrics=evaluation_outputs("metrics"),
         sweep=evaluation_outputs("sweep"),
         plot=evaluation_outputs("plot"),
-        errors=[errors_csv(path) for path in evaluation_outputs("metrics")],
+        errors=evaluation_outputs("errors"),
     log:
         f"logs/evaluate/{RUN}/{{sample}}.log",
     conda:
@@ -41,7 +25,7 @@ rule evaluate:
 rule evaluate_all:
     input:
         metrics=[run["metrics"] for run in evaluation_runs()],
-        errors=[errors_csv(run["metrics"]) for run in evaluation_runs()],
+        errors=evaluation_errors(),
     output:
         summary=report(
             "results/summary.csv",
