@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up the environment and run every check: ruff, snakefmt, snakemake --lint, pytest.
-# SYNFUL_EXTRAS=dev,slurm,tf (as .ci/run sets) also installs TensorFlow for tests/test_tf_import.py,
-# which is skipped without it outside CI.
+# The test environment includes the tf extra (TensorFlow + tf-keras, about a minute from PyPI)
+# for tests/test_tf_import.py, which writes real TensorFlow 1 checkpoints (skipped without it
+# outside CI); SYNFUL_EXTRAS=dev,slurm leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export SYNFUL_EXTRAS="${SYNFUL_EXTRAS:-dev,slurm,tf}"
 bash scripts/setup_env.sh
 venv="${SYNFUL_VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
