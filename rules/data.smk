@@ -3,6 +3,8 @@ rule synthesize:
         hdf="resources/synthetic/{sample}.hdf",
     log:
         "logs/synthesize/{sample}.log",
+    benchmark:
+        "benchmarks_out/synthesize/{sample}.tsv"
     conda:
         "../envs/synful.yaml"
     params:
@@ -16,6 +18,8 @@ rule download:
         hdf="resources/download/{sample}.hdf",
     log:
         "logs/download/{sample}.log",
+    benchmark:
+        "benchmarks_out/download/{sample}.tsv"
     conda:
         "../envs/synful.yaml"
     params:
@@ -29,6 +33,8 @@ rule download_archive:
         archive="resources/archives/{archive}",
     log:
         "logs/download_archive/{archive}.log",
+    benchmark:
+        "benchmarks_out/download_archive/{archive}.tsv"
     conda:
         "../envs/synful.yaml"
     params:
@@ -44,6 +50,8 @@ rule unpack:
         member="resources/archives/{stem}/{member}",
     log:
         "logs/unpack/{stem}/{member}.log",
+    benchmark:
+        "benchmarks_out/unpack/{stem}/{member}.tsv"
     conda:
         "../envs/synful.yaml"
     script:

@@ -12,6 +12,8 @@ rule evaluate:
         errors=evaluation_outputs("errors"),
     log:
         f"logs/evaluate/{RUN}/{{sample}}.log",
+    benchmark:
+        f"benchmarks_out/evaluate/{RUN}/{{sample}}.tsv"
     conda:
         "../envs/synful.yaml"
     params:
@@ -50,6 +52,8 @@ rule evaluate_all:
         error_pairs="results/error_pairs.csv",
     log:
         "logs/evaluate_all.log",
+    benchmark:
+        "benchmarks_out/evaluate_all.tsv"
     conda:
         "../envs/synful.yaml"
     params:

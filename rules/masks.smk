@@ -7,6 +7,8 @@ rule masks:
         summary="results/samples/{sample}.masks.json",
     log:
         "logs/masks/{sample}.log",
+    benchmark:
+        "benchmarks_out/masks/{sample}.tsv"
     conda:
         "../envs/synful.yaml"
     params:

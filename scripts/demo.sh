@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Set up the environment and run the demo workflow end to end on synthetic data:
 # synthesize -> convert -> masks -> train -> predict -> extract -> evaluate -> summary.
-# Results land in results/ (summary table: results/summary.csv).
+# Results land in results/ (summary table: results/summary.csv; errors by cause:
+# results/errors.csv). At the end it prints where the time went, stage by stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 bash scripts/setup_env.sh
 venv="${SYNFUL_VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
 snakemake --cores "${CORES:-all}" "$@"
+echo
+echo "Where the time went (Snakemake job benchmarks in benchmarks_out/; jobs run in parallel):"
+python -m synful.timing benchmarks_out --wall "$(( $(date +%s) - start ))"
