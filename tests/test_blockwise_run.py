@@ -174,25 +174,60 @@ def test_failed_blocks_are_retried(volumes, tmp_path, scheduler, workers):
     assert sizes == [2] * task.num_blocks
 
 
-def test_markers_of_another_task_are_refused(volumes, tmp_path):
+def test_done_blocks_of_another_task_or_recipe_are_never_reused(volumes, tmp_path):
     task, *_ = volumes
     done_dir = tmp_path / "done"
-    run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False)
+    run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, recipe={"a": 1})
     other = BlockwiseTask(task.total_roi, task.block_shape * 2, task.context, task.voxel_size)
-    with pytest.raises(SynfulError, match="different task"):
-        run_blockwise(other, lambda block: None, done_dir=done_dir, progress=False)
-    with pytest.raises(SynfulError, match="different task"):
-        run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, tag={"a": 1})
+    with pytest.raises(SynfulError, match=r"another run \(block_shape differ\); rerun with --restart"):
+        run_blockwise(other, lambda block: None, done_dir=done_dir, progress=False, recipe={"a": 1})
+    with pytest.raises(SynfulError, match=r"another run \(a, b differ\)"):
+        run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, recipe={"b": 1})
+    calls = []
+    result = run_blockwise(other, calls.append, done_dir=done_dir, progress=False, restart=True)
+    assert (result.skipped, result.processed) == (0, other.num_blocks) == (0, len(calls))
+    assert DoneMarkers(done_dir).identity()["task"] == other.to_dict()
 
 
-def test_complete_marker_requires_every_block(volumes, tmp_path):
+def test_the_done_store_is_a_few_files_read_lazily(volumes, tmp_path):
     task, *_ = volumes
     markers = DoneMarkers(tmp_path / "done")
-    markers.bind(task)
-    markers.mark_done(task.block_by_id(0))
-    with pytest.raises(SynfulError, match="17 of 18 blocks are not done"):
-        markers.mark_complete(task)
+    assert markers.bind(task) == 0
+    markers.mark(task.block_by_id(0))
+    markers.mark(range(3, 6))
+    markers.mark(np.array([17]))
+    assert markers.done_ids() == {0, 3, 4, 5, 17} and markers.count() == 5
     assert not markers.is_complete()
+    todo = np.concatenate(list(markers.todo(chunk=4)))
+    assert todo.tolist() == [1, 2] + list(range(6, 17))
+    markers.unmark([4])
+    markers.close()
+    again = DoneMarkers(tmp_path / "done")
+    assert again.bind(task) == 4 and not again.is_done(4) and again.is_done(17)
+    files = [p for p in (tmp_path / "done").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files) == ["0", "identity.json", "zarr.json"]
+    # the store is a plain zarr array: readable without synful
+    assert zarr.open_array(str(tmp_path / "done" / "done"), mode="r")[:].sum() == 4
+
+
+def test_a_second_run_on_the_same_done_store_fails_at_once(volumes, tmp_path):
+    """The done store is locked while a run uses it (flock: held per open file)."""
+    import fcntl
+
+    from synful.outputs import lock_path
+
+    task, *_ = volumes
+    done_dir = tmp_path / "done"
+    fd = os.open(lock_path(done_dir), os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"pid 12345 on elsewhere")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as another run holds it
+    try:
+        with pytest.raises(SynfulError, match="another synful run .pid 12345 on elsewhere"):
+            run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False)
+    finally:
+        os.close(fd)
+    assert not done_dir.exists()
+    assert run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False).processed == 18
 
 
 def test_existing_cluster_by_address(volumes, tmp_path):

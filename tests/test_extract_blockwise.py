@@ -20,6 +20,7 @@ from _extract_stores import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synful.blockwise import DoneMarkers
 from synful.cli import main
 from synful.errors import SynfulError
 from synful.extract import (
@@ -141,18 +142,47 @@ def test_resume_processes_only_missing_blocks(tmp_path, store):
     )
     assert result.processed == task.num_blocks == 12
     work = work_directory(out)
-    (work / "done" / "blocks" / "5").unlink()
+    DoneMarkers(work).unmark([5])
     processor.table_path(5).unlink()
     _, _, result = run_extract_blocks(store, out, config, block_shape=(4, 32, 32), progress=False)
     assert (result.skipped, result.processed) == (11, 1)
-    # other settings: the old work directory is discarded, not mixed in
+    # bookkeeping: a few files, not one per block
+    assert sorted(p.name for p in work.iterdir()) == ["done", "identity.json", "tables"]
+    # other settings: the old work directory is never resumed, nor silently discarded
+    with pytest.raises(SynfulError, match=r"syn.parquet.blocks: holds unfinished work of another "
+                       r"run \(config differ\); rerun with --restart to start fresh$"):
+        run_extract_blocks(store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32),
+                           progress=False)
+    with pytest.raises(SynfulError, match=r"\(block_shape, context, config differ\)"):
+        run_extract_blocks(store, out, ExtractConfig(context=200), block_shape=(6, 32, 32),
+                           progress=False)
     _, _, result = run_extract_blocks(
-        store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32), progress=False
+        store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32), progress=False,
+        restart=True,
     )
     assert (result.skipped, result.processed) == (0, 12)
     resumed = extract_synapses(store, out, threshold=0.6, block_shape=(4, 32, 32), progress=False)
     fresh = extract_synapses(store, tmp_path / "fresh.parquet", threshold=0.6, progress=False)
     pd.testing.assert_frame_equal(resumed, fresh)
+    assert not work.exists()
+
+
+def test_a_rewritten_prediction_store_is_another_recipe(tmp_path, store, capsys):
+    """Predictions by content: a store written anew (new creation id, as every synful predict
+    gives) is never resumed; the CLI says so in one line and --restart starts fresh."""
+    zarr.open_group(str(store), mode="r+").attrs["synful"] = {"kind": "predictions",
+                                                              "creation_id": "first"}
+    out = tmp_path / "syn.parquet"
+    run_extract_blocks(store, out, ExtractConfig(), block_shape=(4, 32, 32), progress=False)
+    zarr.open_group(str(store), mode="r+").attrs["synful"] = {"kind": "predictions",
+                                                              "creation_id": "second"}
+    args = ["--quiet", "extract", str(store), str(out), "--block-shape", "4", "32", "32"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"synful: error: {out}.blocks: holds unfinished work of another run "
+                   "(predictions differ); rerun with --restart to start fresh"]
+    assert main([*args, "--restart"]) == 0
+    assert out.exists() and not work_directory(out).exists()
 
 
 def test_segment_ids_and_autapses(tmp_path):

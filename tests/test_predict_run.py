@@ -7,6 +7,7 @@ from _predict_fixtures import RAW_OFFSET, VOXEL, make_checkpoint, make_sample
 
 import synful.predict.run as predict_run
 from synful.blockwise import BlockwiseError
+from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
 from synful.io.zarr_array import Volume
 from synful.predict import PredictBlock, partial_path, predict, predict_raw
@@ -97,8 +98,8 @@ def test_uint8_output_is_the_quantised_float_output(inputs, tmp_path):
     np.testing.assert_array_equal(vectors.read(), expected_vectors.astype(np.int8))
     assert np.isin(vectors.read(), [-128, 127]).any()  # clipped at +-512 nm
     np.testing.assert_allclose(mask.read_values(), expected_mask, atol=0.5 / 255 + 1e-6)
-    attrs = zarr.open_group(str(out), mode="r").attrs["synful_predict"]
-    assert attrs["plan"]["block_shape"] == [6, 20, 20] and attrs["dtype"] == "uint8"
+    mark = zarr.open_group(str(out), mode="r").attrs["synful"]
+    assert mark["kind"] == "predictions" and len(mark["recipe"]) == 64 and mark["creation_id"]
 
 
 def test_roi_predicts_the_same_values_in_a_sub_region(inputs, reference, tmp_path):
@@ -158,17 +159,49 @@ def test_a_failed_run_resumes_without_redoing_finished_blocks(inputs, reference,
                                atol=2e-3)
 
 
-def test_a_partial_store_of_other_options_is_started_over(inputs, tmp_path, monkeypatch):
+def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, monkeypatch):
+    """Other options or another checkpoint (by content, at the same path): a one-line error
+    naming what differs; restart=True starts fresh."""
+    import shutil
+
     checkpoint, sample, *_ = inputs
+    own = tmp_path / "checkpoint.pt"
+    shutil.copy(checkpoint, own)
+    out = tmp_path / "pred.zarr"
+    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    CrashAfter.calls, CrashAfter.limit = [], 3
+    with pytest.raises(BlockwiseError):
+        predict(own, sample, out, block_shape=(1, 1, 1), progress=False)
+    CrashAfter.calls, CrashAfter.limit = [], 10**6
+    with pytest.raises(SynfulError, match=r"partial: holds unfinished work of another run "
+                       r"\(dtype differ\); rerun with --restart to start fresh$"):
+        predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
+    with pytest.raises(SynfulError, match=r"\(block_shape differ\)"):
+        predict(own, sample, out, block_shape=(12, 40, 40), progress=False)
+    make_checkpoint(own, seed=3)  # same path, other weights
+    with pytest.raises(SynfulError, match=r"\(checkpoint differ\)"):
+        predict(own, sample, out, block_shape=(1, 1, 1), progress=False)
+    assert CrashAfter.calls == [] and not out.exists()
+    predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False,
+            restart=True)
+    assert sorted(CrashAfter.calls) == list(range(12))
+    assert Volume.open(out, "post_indicator").dtype == np.float32
+    assert not partial_path(out).exists()
+
+
+def test_a_rewritten_sample_is_another_recipe(inputs, tmp_path, monkeypatch):
+    """The sample's raw by content: a store written anew (new creation id) is not resumed."""
+    checkpoint, *_ = inputs
+    sample, _ = make_sample(tmp_path / "sample.zarr")
+    zarr.open_group(str(sample), mode="r+").attrs["synful"] = {"kind": "sample", "creation_id": "a"}
     out = tmp_path / "pred.zarr"
     monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
     CrashAfter.calls, CrashAfter.limit = [], 3
     with pytest.raises(BlockwiseError):
         predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
-    CrashAfter.calls, CrashAfter.limit = [], 10**6
-    predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
-    assert sorted(CrashAfter.calls) == list(range(12))
-    assert Volume.open(out, "post_indicator").dtype == np.float32
+    zarr.open_group(str(sample), mode="r+").attrs["synful"] = {"kind": "sample", "creation_id": "b"}
+    with pytest.raises(SynfulError, match=r"\(raw differ\)"):
+        predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
 
 
 def test_a_complete_store_is_not_predicted_again(inputs, tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
-"""One blockwise mechanism for prediction and extraction: blocks, done markers, scheduling.
+"""One blockwise mechanism for prediction and extraction: blocks, done store, scheduling,
+resume identity, work directory and finalisation.
 
 Geometry (:mod:`synful.blockwise.task`), all in world nm::
 
     task = BlockwiseTask(total_roi, block_shape, context, voxel_size, fit="shrink")
-    task.blocks()              # Block(block_id, index, write_roi, read_roi), C order
+    task.blocks()              # Block(block_id, index, write_roi, read_roi), C order, lazily
     task.num_blocks, task.grid_shape, task.total_write_roi, task.total_read_roi
     task.block(index), task.block_by_id(block_id)
     task.owner_block_ids(points)   # owning block per point (half-open write ROIs), -1 outside
@@ -19,7 +20,7 @@ chunk-aligned writes only (unaligned parallel writes to sharded zarr arrays lose
 Running (:mod:`synful.blockwise.run`)::
 
     result = run_blockwise(task, processor, done_dir=..., workers=1, scheduler=None,
-                           progress=True, max_retries=2, tag=None)
+                           progress=True, max_retries=2, recipe=None, restart=False)
 
 ``processor`` is ``f(block)`` or an object with ``process_block(block)`` and optional
 ``setup()`` (called once per worker process, before its first block: load a model there)
@@ -30,28 +31,43 @@ Schedulers: ``None`` = serial in this process when ``workers == 1`` (debugging),
 ``distributed.LocalCluster`` of ``workers`` processes; ``"serial"``, ``"threads"``,
 ``"processes"``; a scheduler address (``tcp://host:8786``, e.g. a dask-jobqueue SLURMCluster)
 or scheduler file (``*.json`` from ``dask scheduler --scheduler-file``); or a
-``distributed.Client``. Workers must see ``done_dir`` and the data on a shared file
-system.
+``distributed.Client``. Workers must see the data on a shared file system; only this process
+writes ``done_dir``.
 
-Done markers (:mod:`synful.blockwise.markers`): ``<done_dir>/blocks/<block_id>`` is written
-(atomic rename) on the worker after ``process_block`` returned; a rerun skips those blocks.
-A failing block is retried ``max_retries`` times; when blocks still fail, the other blocks
-are finished and marked and :class:`BlockwiseError` (a ``SynfulError``) is raised. Only
-when every block is done is ``<done_dir>/complete`` written; callers then declare their
-output complete (e.g. rename a temporary store into place). ``<done_dir>/task.json``
-records the task and ``tag``: markers of a different task are an error, never reused.
+Blocks are handed to the workers lazily, in batches sized to ~0.2 s of work, with a bounded
+window in flight (:mod:`.run`). Done blocks are one byte each in a memory-mapped file
+(:mod:`synful.blockwise.markers`, a few files whatever the number of blocks), written by this
+process when a batch's result arrives; a rerun skips done blocks (after ``kill -9`` it redoes
+at most the blocks in flight). A failing block is retried ``max_retries`` times; when blocks
+still fail, the other blocks are finished and marked and :class:`BlockwiseError` (a
+``SynfulError``) is raised. ``recipe`` (inputs by content and settings) and the task are the
+done store's identity: another task or recipe never reuses it (a one-line error naming what
+differs, or a fresh start with ``restart=True``).
+
+A stage that writes an output blockwise uses :class:`BlockwiseWork` (:mod:`.work`): the work
+directory that appears complete with its identity or not at all, resume only for the same
+recipe, the run, and the atomic finalisation into the output.
 """
 
 from .markers import DoneMarkers
-from .run import BlockwiseError, BlockwiseResult, dask_client, run_blockwise
+from .run import (
+    BlockwiseError,
+    BlockwiseResult,
+    dask_client,
+    max_blocks_in_flight,
+    run_blockwise,
+)
 from .task import Block, BlockwiseTask
+from .work import BlockwiseWork
 
 __all__ = [
     "Block",
     "BlockwiseTask",
     "BlockwiseError",
     "BlockwiseResult",
+    "BlockwiseWork",
     "DoneMarkers",
     "dask_client",
+    "max_blocks_in_flight",
     "run_blockwise",
 ]

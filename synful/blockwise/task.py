@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -32,12 +32,11 @@ from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, points_in_roi
 
 FITS = ("shrink", "overhang")
-#: the most blocks a task may have: every block gets a Python object and a done-marker file,
-#: so more would exhaust memory or the file system (10**7 blocks are meant to work)
+#: the most blocks a task may have: blocks are generated one at a time, but the done store
+#: takes one byte per block (10**8 blocks: 100 MB) and a no-op block ~0.02 ms of bookkeeping
 MAX_BLOCKS = 10**8
 
 
-@dataclasses.dataclass(frozen=True)
 class Block:
     """One block of a task.
 
@@ -46,12 +45,39 @@ class Block:
         index: the block's (z, y, x) position in the block grid.
         write_roi: the region (nm) this block writes and owns (half-open).
         read_roi: ``write_roi`` grown by the task's context (nm).
+
+    A task makes its blocks with plain integer corners; the ``Roi`` objects are built on first
+    access (a funlib ``Roi`` costs ~20 us to build, more than a no-op block's bookkeeping).
     """
 
-    block_id: int
-    index: tuple[int, int, int]
-    write_roi: Roi
-    read_roi: Roi
+    __slots__ = ("block_id", "index", "_write", "_read", "_write_roi", "_read_roi")
+
+    def __init__(self, block_id: int, index, write_roi: Roi, read_roi: Roi):
+        self.block_id = int(block_id)
+        self.index = tuple(int(i) for i in index)
+        self._write = self._read = None
+        self._write_roi, self._read_roi = write_roi, read_roi
+
+    @classmethod
+    def _from_corners(cls, block_id: int, index: tuple, write: tuple, read: tuple) -> Block:
+        """A block from ``(begin, shape)`` integer lists of its write and read ROIs."""
+        block = cls.__new__(cls)
+        block.block_id, block.index = block_id, index
+        block._write, block._read = write, read
+        block._write_roi = block._read_roi = None
+        return block
+
+    @property
+    def write_roi(self) -> Roi:
+        if self._write_roi is None:
+            self._write_roi = Roi(*self._write)
+        return self._write_roi
+
+    @property
+    def read_roi(self) -> Roi:
+        if self._read_roi is None:
+            self._read_roi = Roi(*self._read)
+        return self._read_roi
 
     @property
     def context(self) -> tuple[Coordinate, Coordinate]:
@@ -64,6 +90,28 @@ class Block:
     def owns(self, points) -> np.ndarray:
         """Boolean mask of world points (N x 3, nm) inside this block's half-open write ROI."""
         return points_in_roi(points, self.write_roi)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Block):
+            return NotImplemented
+        return (self.block_id, self.index, self.write_roi, self.read_roi) == (
+            other.block_id, other.index, other.write_roi, other.read_roi,
+        )  # fmt: skip
+
+    def __hash__(self) -> int:
+        return hash((self.block_id, self.index))
+
+    def __getstate__(self):
+        return (self.block_id, self.index, self.write_roi, self.read_roi)
+
+    def __setstate__(self, state) -> None:
+        self.__init__(*state)
+
+    def __repr__(self) -> str:
+        return (
+            f"Block(block_id={self.block_id}, index={self.index}, write_roi={self.write_roi}, "
+            f"read_roi={self.read_roi})"
+        )
 
     def __str__(self) -> str:
         return f"block {self.block_id} {tuple(self.index)} write {self.write_roi}"
@@ -101,8 +149,10 @@ class BlockwiseTask:
         voxel_size = _coordinate(self.voxel_size, "voxel_size")
         block_shape = _coordinate(self.block_shape, "block_shape")
         context = _coordinate(self.context, "context")
-        total_roi = Roi(_coordinate(self.total_roi.begin, "total ROI begin"),
-                        _coordinate(self.total_roi.shape, "total ROI shape"))
+        total_roi = Roi(
+            _coordinate(self.total_roi.begin, "total ROI begin"),
+            _coordinate(self.total_roi.shape, "total ROI shape"),
+        )
         object.__setattr__(self, "voxel_size", voxel_size)
         object.__setattr__(self, "block_shape", block_shape)
         object.__setattr__(self, "context", context)
@@ -124,8 +174,16 @@ class BlockwiseTask:
             raise ValueError(f"total ROI {total_roi} is not aligned with voxel size {voxel_size}")
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+        # integer copies for the per-block arithmetic (not fields: equality and repr ignore them)
+        object.__setattr__(self, "_grid", tuple(int(g) for g in self.grid_shape))
+        object.__setattr__(self, "_offset", tuple(int(v) for v in total_roi.begin))
+        object.__setattr__(self, "_end", tuple(int(v) for v in total_roi.end))
+        object.__setattr__(self, "_block", tuple(int(v) for v in block_shape))
+        object.__setattr__(self, "_context", tuple(int(v) for v in context))
         if self.num_blocks > MAX_BLOCKS:
-            block, total = ("x".join(map(str, c / voxel_size)) for c in (block_shape, total_roi.shape))
+            block, total = (
+                "x".join(map(str, c / voxel_size)) for c in (block_shape, total_roi.shape)
+            )
             raise SynfulError(
                 None,
                 f"a block shape of {block} voxels makes {self.num_blocks} blocks over {total} "
@@ -137,9 +195,7 @@ class BlockwiseTask:
     @property
     def grid_shape(self) -> Coordinate:
         """Number of blocks along (z, y, x)."""
-        return Coordinate(
-            -(-s // b) for s, b in zip(self.total_roi.shape, self.block_shape)
-        )
+        return Coordinate(-(-s // b) for s, b in zip(self.total_roi.shape, self.block_shape))
 
     @property
     def num_blocks(self) -> int:
@@ -163,20 +219,41 @@ class BlockwiseTask:
         grid = self.grid_shape
         if len(index) != 3 or any(not 0 <= i < g for i, g in zip(index, grid)):
             raise IndexError(f"block index {index} outside the block grid {tuple(grid)}")
-        begin = self.total_roi.begin + Coordinate(index) * self.block_shape
-        write_roi = Roi(begin, self.block_shape)
+        return self._make_block(index)
+
+    def _make_block(self, index: tuple[int, int, int]) -> Block:
+        # plain integer arithmetic: this runs once per block, up to 10**7 times per task
+        grid = self._grid
+        begin = [o + i * b for o, i, b in zip(self._offset, index, self._block)]
         if self.fit == "shrink":
-            write_roi = write_roi.intersect(self.total_roi)
-        block_id = int(np.ravel_multi_index(index, tuple(grid)))
-        return Block(block_id, index, write_roi, write_roi.grow(self.context, self.context))
+            shape = [min(b, t - x) for x, b, t in zip(begin, self._block, self._end)]
+        else:
+            shape = list(self._block)
+        context = self._context
+        read = (
+            [x - c for x, c in zip(begin, context)],
+            [s + 2 * c for s, c in zip(shape, context)],
+        )
+        block_id = (index[0] * grid[1] + index[1]) * grid[2] + index[2]
+        return Block._from_corners(block_id, index, (begin, shape), read)
 
     def block_by_id(self, block_id: int) -> Block:
-        return self.block(np.unravel_index(int(block_id), tuple(self.grid_shape)))
+        """The block with id ``block_id`` (its position in C order)."""
+        block_id = int(block_id)
+        gz, gy, gx = self._grid
+        if not 0 <= block_id < gz * gy * gx:
+            raise IndexError(f"block id {block_id} outside 0..{gz * gy * gx - 1}")
+        rest, x = divmod(block_id, gx)
+        z, y = divmod(rest, gy)
+        return self._make_block((z, y, x))
 
-    def blocks(self) -> Iterator[Block]:
-        """All blocks, in block-id (C) order."""
-        for index in itertools.product(*(range(g) for g in self.grid_shape)):
-            yield self.block(index)
+    def blocks(self, ids: Iterable[int] | None = None) -> Iterator[Block]:
+        """The blocks (generated one at a time, never all at once), in block-id (C) order, or
+        those with the given ``ids`` in their order."""
+        if ids is not None:
+            return (self.block_by_id(i) for i in ids)
+        return (self._make_block(index)
+                for index in itertools.product(*(range(g) for g in self._grid)))  # fmt: skip
 
     # --- ownership --------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ DESCRIPTION = (
     "(--mode split), or local maxima within --nms-radius (--mode nms); the presynaptic "
     "partner is the post point plus the predicted vector there, snapped to the voxel grid. "
     "Runs blockwise with a context around each block; every synapse belongs to the block "
-    "holding its post point. Per-block results go to OUT.blocks/ and a rerun resumes; OUT "
+    "holding its post point. Per-block results go to OUT.blocks/ and a rerun with the same "
+    "inputs (by content) and settings resumes (other ones: an error unless --restart); OUT "
     "appears only when complete. With --vectors OTHER.zarr the partner vectors come from another "
     "prediction store (e.g. of a vector-only network) and PRED.zarr needs only post_indicator. "
     "Prints a one-line summary."
@@ -134,6 +135,12 @@ def add_arguments(parser) -> None:
         metavar="ADDRESS",
         help="dask scheduler address (tcp://host:8786), or threads/processes/serial",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the unfinished work of an earlier run (OUT.blocks) and start fresh; needed "
+        "when that run's predictions, segmentation or settings differ (it is never resumed then)",
+    )
 
 
 def run(args) -> int:
@@ -161,6 +168,7 @@ def run(args) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.quiet,
+        restart=args.restart,
     )
     print(f"{args.out}: {summarize(table)}")
     return 0

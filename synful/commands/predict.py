@@ -11,7 +11,8 @@ DESCRIPTION = (
     "OME-Zarr volume), block by block, into a prediction "
     "store (post_indicator, partner_vectors). Blocks are multiples of the network output "
     "shape; finished blocks are remembered, so an interrupted run resumes when rerun with the "
-    "same arguments. OUT.zarr appears only when every block is done."
+    "same checkpoint, sample and options (by content); unfinished work of other ones is an "
+    "error unless --restart. OUT.zarr appears only when every block is done."
 )
 
 
@@ -53,6 +54,12 @@ def add_arguments(parser) -> None:
         help="uint8: probability x255 (uint8) and vectors x0.25 nm (int8) as the original",
     )
     parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16 (autocast)")
+    parser.add_argument(
+        "--restart", action="store_true",
+        help="discard the unfinished work of an earlier run (.OUT.zarr.partial) and start fresh; "
+        "needed when that run's checkpoint, sample, ROI, blocks or options differ (it is never "
+        "resumed then)",
+    )
 
 
 def run(args) -> int:
@@ -70,5 +77,6 @@ def run(args) -> int:
         dtype=args.dtype,
         bf16=args.bf16,
         progress=not args.quiet,
+        restart=args.restart,
     )
     return 0

@@ -3,10 +3,15 @@
 Blocks tile the ``post_indicator`` ROI (:mod:`synful.blockwise`); each reads its write ROI
 grown by the context and keeps the synapses whose post point it owns. A block's synapses
 go to ``<OUT>.blocks/tables/<block id>.parquet`` (atomically) and only then is the block
-marked done (``<OUT>.blocks/done``), so an interrupted run resumes with the missing blocks.
-When every block is done the tables are concatenated, sorted by id and written to ``OUT``
-atomically, and the work directory is removed. A work directory left by a run with other
-inputs or settings is discarded, never mixed in.
+marked done (the done store in ``<OUT>.blocks``), so an interrupted run resumes with the
+missing blocks. When every block is done the tables are concatenated, sorted by id and
+written to ``OUT`` atomically, and the work directory is removed.
+
+The lifecycle is :class:`synful.blockwise.BlockwiseWork`'s. The identity of the work is the
+block task and the recipe: the prediction store(s) and the segmentation by content
+(:func:`synful.identity.store_identity`: creation id and metadata) and every extraction
+setting. A work directory of another identity is never resumed: a one-line error names what
+differs, and ``restart=True`` (``--restart``) starts fresh.
 
 ``OUT`` and its work directory are claimed first (:func:`synful.outputs.claim`): neither may
 be an input or hold one, an existing ``OUT`` must be a synapse table and an existing work
@@ -16,7 +21,6 @@ temporary files of a killed run are swept. SIGTERM keeps the finished blocks for
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -24,11 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_output, remove_path, temporary_sibling
-from ..blockwise.run import BlockwiseResult, run_blockwise
-from ..blockwise.task import Block, BlockwiseTask
+from ..atomic import atomic_output
+from ..blockwise import Block, BlockwiseResult, BlockwiseTask, BlockwiseWork
 from ..errors import SynfulError
 from ..geometry import Coordinate
+from ..identity import store_identity
 from ..io.synapse_table import write_synapses
 from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
 from .config import ExtractConfig
@@ -40,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".blocks"
 TABLES_DIR = "tables"
-DONE_DIR = "done"
+#: the work directory's identity (written by its done store, :mod:`synful.blockwise.markers`)
 IDENTITY_FILE = "identity.json"
 
 
@@ -120,34 +124,11 @@ def make_task(volume_roi, voxel_size, config: ExtractConfig, block_shape=None) -
     )
 
 
-def _prepare_work_directory(work: Path, identity: dict) -> None:
-    """Keep a work directory of the same run (resume); discard one of another (only a synful
-    work directory or an empty one gets here, see :func:`extract_outputs`)."""
-    identity_file = work / IDENTITY_FILE
-    if work.exists():
-        try:
-            same = json.loads(identity_file.read_text()) == identity
-        except (OSError, json.JSONDecodeError):
-            same = False
-        if same:
-            return
-        logger.info("discarding %s: it belongs to a run with other inputs or settings", work)
-        remove_path(work)
-    building = temporary_sibling(work)  # appears complete (with its identity) or not at all
-    try:
-        (building / TABLES_DIR).mkdir(parents=True)
-        (building / IDENTITY_FILE).write_text(json.dumps(identity, indent=1))
-        os.replace(building, work)
-    except BaseException:
-        remove_path(building)
-        raise
-
-
 def extract_outputs(out_path) -> list[Output]:
     """``OUT`` and its work directory, as :func:`synful.outputs.claim` takes them."""
     work = output(
         work_directory(out_path), EXTRACT_WORK, lock=False,
-        sweep=("", TABLES_DIR, DONE_DIR, f"{DONE_DIR}/blocks"),
+        sweep=("", TABLES_DIR),
     )  # fmt: skip
     return [output(out_path, SYNAPSE_TABLE), work]
 
@@ -166,18 +147,15 @@ def read_block_tables(
     return table.reset_index(drop=True)
 
 
-#: settings added after work directories existed: left out of the identity at their default
-#: (the old behaviour), so such a directory still resumes, while any other value discards it
-_LATER_DEFAULTS = {"cc_location": "interior", "nms_border": "constant"}
-
-
-def config_identity(config: ExtractConfig) -> dict:
-    """The settings part of a run's identity (see :data:`_LATER_DEFAULTS`)."""
-    out = config.to_dict()
-    for key, default in _LATER_DEFAULTS.items():
-        if out.get(key) == default:
-            del out[key]
-    return out
+def extract_recipe(config: ExtractConfig, pred_store, seg_store=None, vectors_store=None) -> dict:
+    """What an extraction's blocks are made from: the stores by content and every setting."""
+    return {
+        "stage": "extract",
+        "predictions": store_identity(pred_store),
+        "vectors": None if vectors_store is None else store_identity(vectors_store),
+        "segmentation": None if seg_store is None else store_identity(seg_store, "neuron_ids"),
+        "config": config.to_dict(),
+    }
 
 
 def run_extract_blocks(
@@ -191,8 +169,11 @@ def run_extract_blocks(
     workers: int = 1,
     scheduler=None,
     progress: bool = True,
+    restart: bool = False,
 ) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult]:
     """Validate the inputs and process every block not yet done (the resumable part).
+
+    ``restart``: discard unfinished work (of any identity) and start fresh.
 
     Returns:
         the block processor (it knows where the tables are), the task and what the run did.
@@ -202,13 +183,14 @@ def run_extract_blocks(
         return _run_extract_blocks(
             pred_store, out_path, config, seg_store=seg_store, vectors_store=vectors_store,
             block_shape=block_shape, workers=workers, scheduler=scheduler, progress=progress,
-        )  # fmt: skip
+            restart=restart,
+        )[:3]  # fmt: skip
 
 
 def _run_extract_blocks(
     pred_store, out_path, config, *, seg_store, vectors_store, block_shape, workers, scheduler,
-    progress,
-) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult]:  # fmt: skip
+    progress, restart,
+) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult, BlockwiseWork]:  # fmt: skip
     predictions = open_predictions(pred_store, vectors_store)
     mask = predictions.post_indicator
     if seg_store is not None:
@@ -216,33 +198,14 @@ def _run_extract_blocks(
     if workers < 1:
         raise SynfulError("--workers", f"must be >= 1, got {workers}")
     task = make_task(mask.roi, mask.voxel_size, config, block_shape)
-    work = work_directory(out_path)
-    identity = {
-        "predictions": os.path.abspath(pred_store),
-        "segmentation": None if seg_store is None else os.path.abspath(seg_store),
-        "config": config_identity(config),
-        "task": task.to_dict(),
-    }
-    if vectors_store is not None:  # absent otherwise: work directories of older runs still resume
-        identity["vectors"] = os.path.abspath(vectors_store)
-    _prepare_work_directory(work, identity)
-    processor = ExtractBlocks(pred_store, config, work / TABLES_DIR, seg_store, vectors_store)
-    try:
-        result = run_blockwise(
-            task,
-            processor,
-            done_dir=work / DONE_DIR,
-            workers=workers,
-            scheduler=scheduler,
-            progress=progress,
-            tag=identity,
-            desc="extract",
-        )
-    except BaseException:
-        if not any((work / TABLES_DIR).iterdir()):  # nothing to resume: leave nothing behind
-            remove_path(work)
-        raise
-    return processor, task, result
+    work = BlockwiseWork(
+        work_directory(out_path), task, extract_recipe(config, pred_store, seg_store, vectors_store)
+    )
+    work.prepare(lambda path: (path / TABLES_DIR).mkdir(parents=True), restart=restart)
+    processor = ExtractBlocks(pred_store, config, work.path / TABLES_DIR, seg_store, vectors_store)
+    result = work.run(processor, workers=workers, scheduler=scheduler, progress=progress,
+                      desc="extract")  # fmt: skip
+    return processor, task, result, work
 
 
 def extract_synapses(
@@ -268,6 +231,7 @@ def extract_synapses(
     workers: int = 1,
     scheduler=None,
     progress: bool = True,
+    restart: bool = False,
 ) -> pd.DataFrame:
     """Extract synapses from a prediction store into a synapse table at ``out_path``.
 
@@ -289,6 +253,8 @@ def extract_synapses(
         scheduler: ``None``, ``"serial"``, ``"threads"``, ``"processes"`` or a dask
             scheduler address.
         progress: show a progress bar.
+        restart: discard the unfinished work of an earlier run (needed when its inputs or
+            settings differ) and start fresh.
 
     Returns:
         the table as written.
@@ -317,7 +283,7 @@ def extract_synapses(
     if drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
     with claim(extract_outputs(out_path), [pred_store, seg_store, vectors_store]):
-        processor, task, _ = run_extract_blocks(
+        processor, task, _, work = _run_extract_blocks(
             pred_store,
             out_path,
             config,
@@ -327,8 +293,13 @@ def extract_synapses(
             workers=workers,
             scheduler=scheduler,
             progress=progress,
+            restart=restart,
         )
-        table = read_block_tables(processor, task, with_seg=seg_store is not None)
-        write_synapses(table, out_path)
-        remove_path(work_directory(out_path))
-    return table
+        tables = {}
+
+        def publish(path: Path) -> None:
+            tables["table"] = read_block_tables(processor, task, with_seg=seg_store is not None)
+            write_synapses(tables["table"], out_path)
+
+        work.finish(publish)
+    return tables["table"]

@@ -1,17 +1,22 @@
 """``predict``: blockwise prediction of a sample store into a prediction store, resumable.
 
-The store is written into a hidden sibling ``.<OUT>.partial`` with done markers in
-``.<OUT>.partial/.blocks_done``; only when every block is done are the markers removed and
-the sibling renamed to ``OUT``, so ``OUT`` never exists half-written. A rerun with the same
-inputs and options resumes the partial store (done blocks are not predicted again); a rerun
-with other inputs or options starts it over. A complete ``OUT`` written with the same inputs
-and options (the checkpoint's path, size and modification time, the sample, the blocks, the
-heads, dtype and bf16, recorded in the store's ``synful_predict`` attribute) is left as it is.
+The lifecycle is :class:`synful.blockwise.BlockwiseWork`'s: the store is written into a hidden
+sibling ``.<OUT>.partial`` (created atomically with its done store in
+``.<OUT>.partial/.blocks_done``); only when every block is done is it renamed to ``OUT``, so
+``OUT`` never exists half-written. The identity of the work is the block task (ROI, block
+shape, context) and the recipe: the checkpoint's content (sha256), the sample's ``raw`` by
+content (:func:`synful.identity.store_identity`: creation id and metadata), the heads, dtype
+and bf16. A rerun with the same identity resumes the partial store (done blocks are not
+predicted again); a partial store of another identity is never resumed: a one-line error
+names what differs, and ``restart=True`` (``--restart``) starts fresh. A complete ``OUT``
+of the same identity (its digest is in the store's ``synful`` attribute) is left as it is;
+one of another identity is replaced when the new one is complete. Every store gets a new
+creation id, so an extraction of an earlier ``OUT`` is never resumed on a new one.
 
 ``OUT`` and the partial store are claimed first (:func:`synful.outputs.claim`): neither may be
 an input, hold one, or be anything but a prediction store synful wrote; ``OUT`` is locked for
 the run, and temporary files of a killed run are swept. SIGTERM keeps the partial store and
-its done markers, so a rerun resumes.
+its done store, so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -19,14 +24,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
-from ..atomic import discard, remove_path, replace_path, temporary_sibling
-from ..blockwise import run_blockwise
+from ..atomic import remove_path, replace_path
+from ..blockwise import BlockwiseWork
 from ..errors import SynfulError
-from ..io.volumes import open_raw_array
-from ..outputs import PREDICTIONS, claim, mark, output
+from ..identity import (
+    CREATION_ID,
+    file_identity,
+    new_creation_id,
+    recipe_identity,
+    store_identity,
+)
+from ..io.volumes import node_info, open_raw_array
+from ..outputs import MARK_KEY, PREDICTIONS, claim, mark, output
 from .output_store import DTYPES, create_prediction_store
 from .plan import plan_prediction
 from .predict_block import PredictBlock, default_threads
@@ -35,7 +46,8 @@ from .roi import RoiSpec, resolve_roi
 logger = logging.getLogger(__name__)
 
 MARKERS = ".blocks_done"
-ATTRS_KEY = "synful_predict"
+#: the key in the store's ``synful`` mark holding the digest of its identity
+RECIPE_KEY = "recipe"
 LOCAL_SCHEDULERS = (None, "serial", "threads", "processes")
 
 
@@ -45,16 +57,30 @@ def partial_path(out_store: str | os.PathLike) -> Path:
     return out_store.with_name(f".{out_store.name}.partial")
 
 
-def _file_identity(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _read_attrs(store: Path) -> dict | None:
+def _recorded_digest(store: Path) -> str | None:
+    """The identity digest recorded in a prediction store's ``synful`` mark, if any."""
     try:
-        return json.loads((store / "zarr.json").read_text()).get("attributes", {}).get(ATTRS_KEY)
+        attributes = json.loads((store / "zarr.json").read_text()).get("attributes", {})
     except (OSError, ValueError):
         return None
+    recorded = attributes.get(MARK_KEY)
+    return recorded.get(RECIPE_KEY) if isinstance(recorded, dict) else None
+
+
+def raw_identity(sample_store: Path, raw) -> str:
+    """The raw array by content: a sample store's ``raw`` by its creation id and metadata
+    (:func:`synful.identity.store_identity`); another array (zarr, N5, OME-Zarr level) by
+    its attributes, ROI, voxel size and dtype (chunk data is never read)."""
+    array = Path(raw.name)
+    if array == sample_store / "raw":
+        return store_identity(sample_store, "raw")
+    return recipe_identity({
+        "array": str(array.relative_to(sample_store)) if array.is_relative_to(sample_store) else "",
+        "node": node_info(array),
+        "roi": [list(raw.roi.begin), list(raw.roi.shape)],
+        "voxel_size": list(raw.voxel_size),
+        "dtype": str(raw.dtype),
+    })  # fmt: skip
 
 
 def predict(
@@ -70,6 +96,7 @@ def predict(
     dtype: str = "uint8",
     bf16: bool = False,
     progress: bool = True,
+    restart: bool = False,
 ) -> None:
     """Predict ``sample_store``'s raw blockwise with a checkpoint into ``out_store``.
 
@@ -91,11 +118,14 @@ def predict(
         dtype: ``uint8`` (scaled uint8/int8 as the original), ``float16`` or ``float32``.
         bf16: run the network under bfloat16 autocast.
         progress: show a progress bar of blocks done.
+        restart: discard an unfinished partial store (needed when it was made from other
+            inputs or settings) and start fresh.
 
     Raises:
         SynfulError: bad checkpoint or sample, voxel size mismatch, a missing or empty mask
             (or neuron_ids) named by ``roi``, failed blocks, an output that is (or holds) an
-            input or is not a prediction store, another run writing ``out_store``.
+            input or is not a prediction store, another run writing ``out_store``, a
+            partial store of another identity without ``restart``.
     """
     if dtype not in DTYPES:
         raise SynfulError(None, f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -105,19 +135,19 @@ def predict(
     sample_store = Path(sample_store).resolve()
     out_store = Path(os.path.abspath(out_store))  # not resolved: a link OUT is refused, not followed
     partial = output(
-        partial_path(out_store), PREDICTIONS, lock=False, sweep=(MARKERS, f"{MARKERS}/blocks")
+        partial_path(out_store), PREDICTIONS, lock=False, sweep=("", MARKERS)
     )
     with claim([output(out_store, PREDICTIONS), partial], inputs=[checkpoint, sample_store]):
         _predict(
             checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
             workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
-            progress=progress,
+            progress=progress, restart=restart,
         )  # fmt: skip
 
 
 def _predict(
     checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
-    scheduler, device, dtype, bf16, progress,
+    scheduler, device, dtype, bf16, progress, restart,
 ) -> None:  # fmt: skip
     import torch
 
@@ -148,32 +178,28 @@ def _predict(
         workers = max(1, gpus) if local else 1
     if workers < 1:
         raise SynfulError(None, f"--workers must be >= 1, got {workers}")
-    identity = {
-        "checkpoint": _file_identity(checkpoint),
-        "sample": str(sample_store),
-        "plan": plan.to_dict(),
+    recipe = {
+        "stage": "predict",
+        "checkpoint": file_identity(checkpoint),
+        "raw": raw_identity(sample_store, raw),
+        "unit_shape": list(plan.unit_shape),
         "heads": list(heads),
         "dtype": dtype,
         "bf16": bool(bf16),
     }
-    identity = json.loads(json.dumps(identity))
-    if out_store.exists() and _read_attrs(out_store) == identity:
-        logger.info("%s is already complete for these inputs and options", out_store)
-        return
     partial = partial_path(out_store)
-    if partial.exists() and _read_attrs(partial) != identity:
-        logger.info("%s belongs to another prediction: starting over", partial)
-        remove_path(partial)
-    if not partial.exists():
-        out_store.parent.mkdir(parents=True, exist_ok=True)
-        building = temporary_sibling(partial)
-        try:
-            attrs = {ATTRS_KEY: identity, "synful": mark(PREDICTIONS)}
-            create_prediction_store(building, plan, heads, dtype, attrs=attrs)
-            os.replace(building, partial)
-        except BaseException:
-            discard(building)
-            raise
+    work = BlockwiseWork(partial, plan.task, recipe, done=MARKERS)
+    if out_store.exists() and _recorded_digest(out_store) == work.digest:
+        logger.info("%s is already complete for these inputs and options", out_store)
+        remove_path(out_store / MARKERS)  # left by a run killed while finishing
+        return
+
+    def create(path: Path) -> None:
+        attrs = {MARK_KEY: mark(PREDICTIONS, **{CREATION_ID: new_creation_id(),
+                                                RECIPE_KEY: work.digest})}  # fmt: skip
+        create_prediction_store(path, plan, heads, dtype, attrs=attrs)
+
+    work.prepare(create, restart=restart)
     logger.info(
         "predicting %s: %d blocks of %s voxels (network output %s, context %s) on %s",
         plan.total_roi, plan.task.num_blocks, tuple(plan.block_shape), tuple(plan.unit_shape),
@@ -190,15 +216,13 @@ def _predict(
         bf16=bool(bf16),
         threads=default_threads(workers) if local and workers > 1 else None,
     )
-    run_blockwise(
-        plan.task,
-        processor,
-        done_dir=partial / MARKERS,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        tag={"prediction": identity},
-        desc="predict blocks",
-    )
-    shutil.rmtree(partial / MARKERS)
-    replace_path(partial, out_store, PREDICTIONS)
+    work.run(processor, workers=workers, scheduler=scheduler, progress=progress,
+             desc="predict blocks")  # fmt: skip
+
+    def publish(path: Path) -> None:
+        # renamed first, then the done store removed: a run killed in between leaves a
+        # complete OUT whose digest matches, and the next run removes the leftover
+        replace_path(path, out_store, PREDICTIONS)
+        remove_path(out_store / MARKERS)
+
+    work.finish(publish)
