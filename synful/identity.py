@@ -73,9 +73,7 @@ def store_identity(path: str | os.PathLike, *nodes: str) -> str:
     roots = [path / node for node in nodes] if nodes else [path]
     documents = []
     for root in roots:
-        found = sorted(root.rglob("zarr.json")) + sorted(root.rglob(".zarray")) + sorted(
-            root.rglob(".zattrs")
-        )
+        found = _metadata_documents(root)
         if not found:
             raise SynfulError(root, "not a zarr store or array")
         documents += found
@@ -86,6 +84,33 @@ def store_identity(path: str | os.PathLike, *nodes: str) -> str:
         except (OSError, json.JSONDecodeError) as exc:
             raise SynfulError(document, f"unreadable zarr metadata ({exc})") from None
     return recipe_identity(metadata)
+
+
+METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def _metadata_documents(root: Path) -> list[Path]:
+    """The metadata files of a zarr node and, for a group, of its members: arrays are not
+    descended into, so chunk files are never listed (a store can hold millions)."""
+    documents = [root / name for name in METADATA if (root / name).is_file()]
+    if not documents or any(d.name in ("zarr.json", ".zarray") and _is_array(d) for d in documents):
+        return documents
+    try:
+        children = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    except OSError:
+        return documents
+    for child in children:
+        documents += _metadata_documents(child)
+    return documents
+
+
+def _is_array(document: Path) -> bool:
+    if document.name == ".zarray":
+        return True
+    try:
+        return json.loads(document.read_text()).get("node_type") == "array"
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def creation_id_of(path: str | os.PathLike) -> str | None:

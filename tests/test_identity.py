@@ -56,3 +56,15 @@ def test_store_identity_of_named_nodes(tmp_path):
     with pytest.raises(SynfulError, match="not a zarr store"):
         store_identity(tmp_path / "empty")
     assert json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
+
+
+def test_store_identity_never_lists_chunks(tmp_path, monkeypatch):
+    """Arrays are not descended into: the chunk directories are never listed."""
+    from pathlib import Path
+
+    store(tmp_path / "a.zarr", "id1", shape=(64, 64))
+    listed = []
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed.append(self) or iterdir(self))
+    store_identity(tmp_path / "a.zarr")
+    assert listed == [tmp_path / "a.zarr"]
