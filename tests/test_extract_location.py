@@ -309,16 +309,17 @@ def test_a_changed_rule_never_resumes_old_work(tmp_path):
     _, task, result = run_extract_blocks(
         store, out, config, block_shape=(4, 20, 20), progress=False
     )
-    identity = (work_directory(out) / IDENTITY_FILE).read_text()
-    # at their defaults the new settings are not part of the identity: older work resumes
-    assert "cc_location" not in identity and "nms_border" not in identity
+    assert (work_directory(out) / IDENTITY_FILE).is_file()
     for changed in (
         ExtractConfig(threshold=0.6, cc_location="master"),
         ExtractConfig(threshold=0.6, nms_border="reflect"),
         config,
     ):
+        if changed is not config:  # another rule: never resumed, only restarted on request
+            with pytest.raises(SynfulError, match="--restart"):
+                run_extract_blocks(store, out, changed, block_shape=(4, 20, 20), progress=False)
         _, _, result = run_extract_blocks(
-            store, out, changed, block_shape=(4, 20, 20), progress=False
+            store, out, changed, block_shape=(4, 20, 20), progress=False, restart=True
         )
         assert (result.skipped, result.processed) == (0, task.num_blocks)
     _, _, result = run_extract_blocks(store, out, config, block_shape=(4, 20, 20), progress=False)

@@ -12,6 +12,7 @@ import pytest
 import zarr
 from _extract_stores import blob_map, random_vectors, write_prediction_store
 
+from synful.blockwise import DoneMarkers
 from synful.cli import main
 from synful.errors import SynfulError
 from synful.extract import ExtractConfig, extract_synapses, run_extract_blocks, work_directory
@@ -128,14 +129,20 @@ def test_workers_and_resume_with_a_vector_store(tmp_path, prob, vectors):
         mask_store, out, config, vectors_store=vector_store, **kwargs
     )
     assert result.processed == task.num_blocks == 8
-    (work_directory(out) / "done" / "blocks" / "3").unlink()
+    markers = DoneMarkers(work_directory(out))
+    markers.unmark([3])
+    markers.close()
     processor.table_path(3).unlink()
     _, _, result = run_extract_blocks(mask_store, out, config, vectors_store=vector_store, **kwargs)
     assert (result.skipped, result.processed) == (7, 1)
-    # another vector store is another run: its work directory is not mixed in
-    _, _, result = run_extract_blocks(mask_store, out, config, vectors_store=combined, **kwargs)
+    # another vector store is another run: its work is never resumed, only restarted
+    with pytest.raises(SynfulError, match="--restart"):
+        run_extract_blocks(mask_store, out, config, vectors_store=combined, **kwargs)
+    _, _, result = run_extract_blocks(
+        mask_store, out, config, vectors_store=combined, restart=True, **kwargs
+    )
     assert (result.skipped, result.processed) == (0, 8)
-    resumed = extract_synapses(mask_store, out, vectors_store=vector_store, **kwargs)
+    resumed = extract_synapses(mask_store, out, vectors_store=vector_store, restart=True, **kwargs)
     pd.testing.assert_frame_equal(resumed, expected)
 
 
