@@ -399,7 +399,9 @@ def predict_masks(wildcards):
 def predict_args(wildcards):
     """Options of `synful predict` from config (the ROI is added by the script)."""
     options = config["predict"]
-    args = ["--device", options["device"], "--dtype", options["dtype"]]
+    # a rerun resumes a killed job's blocks, but starts fresh when the checkpoint, the sample
+    # or a setting changed (the unfinished work then has another identity)
+    args = ["--restart-stale", "--device", options["device"], "--dtype", options["dtype"]]
     if options["block_shape"]:
         args += ["--block-shape", *options["block_shape"]]
     if options["workers"]:
@@ -412,7 +414,7 @@ def predict_args(wildcards):
 def extract_args(wildcards):
     """Options of `synful extract`: this run's grid point plus the fixed settings."""
     options = config["extract"]
-    args = []
+    args = ["--restart-stale"]  # resume a killed job; start fresh when inputs or settings changed
     for key, value in EXTRACTION.instance(wildcards).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     args += ["--score-threshold", options["score_threshold"]]

@@ -41,6 +41,10 @@ from .run import BlockwiseError, BlockwiseResult, run_blockwise
 from .task import BlockwiseTask
 
 
+#: ``prepare(restart=STALE)``: start fresh only when the unfinished work is of another recipe
+STALE = "stale"
+
+
 class BlockwiseWork:
     """A resumable blockwise output: work directory, identity, done store, finalisation.
 
@@ -82,13 +86,16 @@ class BlockwiseWork:
         return differences(stored, self.identity)
 
     def prepare(self, create: Callable[[Path], None] | None = None, *,
-                restart: bool = False) -> bool:  # fmt: skip
+                restart: bool | str = False) -> bool:  # fmt: skip
         """Resume the work directory, or create it.
 
         Args:
             create: fills a new work directory (given a temporary path, which it may create;
                 e.g. an empty output store); ``None``: an empty directory.
-            restart: discard an existing work directory (of any recipe) and start fresh.
+            restart: ``True``: discard an existing work directory (of any recipe) and start
+                fresh; ``"stale"``: discard it only when it was made from another task or
+                recipe (what a workflow rerun wants: a killed job of the same recipe resumes,
+                a job whose inputs or settings changed starts fresh); ``False``: never.
 
         Returns:
             True when existing work is resumed.
@@ -98,7 +105,12 @@ class BlockwiseWork:
                 ``restart`` is false (one line naming what differs).
         """
         if self.path.exists():
-            if restart:
+            if restart == STALE:
+                if self.differences():
+                    discard(self.path)
+                else:
+                    return True
+            elif restart:
                 discard(self.path)
             else:
                 differ = self.differences()

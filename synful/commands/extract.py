@@ -141,6 +141,12 @@ def add_arguments(parser) -> None:
         help="discard the unfinished work of an earlier run (OUT.blocks) and start fresh; needed "
         "when that run's predictions, segmentation or settings differ (it is never resumed then)",
     )
+    parser.add_argument(
+        "--restart-stale",
+        action="store_true",
+        help="discard the unfinished work of an earlier run (OUT.blocks) only when it was made "
+        "from other inputs or settings, else resume it (what the workflow passes)",
+    )
 
 
 def run(args) -> int:
@@ -168,7 +174,7 @@ def run(args) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.quiet,
-        restart=args.restart,
+        restart="stale" if args.restart_stale else args.restart,
     )
     print(f"{args.out}: {summarize(table)}")
     return 0

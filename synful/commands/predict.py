@@ -60,6 +60,12 @@ def add_arguments(parser) -> None:
         "needed when that run's checkpoint, sample, ROI, blocks or options differ (it is never "
         "resumed then)",
     )
+    parser.add_argument(
+        "--restart-stale",
+        action="store_true",
+        help="discard the unfinished work of an earlier run (.OUT.zarr.partial) only when it was made "
+        "from other inputs or settings, else resume it (what the workflow passes)",
+    )
 
 
 def run(args) -> int:
@@ -77,6 +83,6 @@ def run(args) -> int:
         dtype=args.dtype,
         bf16=args.bf16,
         progress=not args.quiet,
-        restart=args.restart,
+        restart="stale" if args.restart_stale else args.restart,
     )
     return 0
