@@ -301,7 +301,9 @@ for _model in MODELS:
 # the extraction grid: the union of the combinations of each listed grid-point set
 _grids = config["extract"]["grid"]
 _grids = _grids if isinstance(_grids, list) else [_grids]
-_grid_keys = list(_grids[0])
+# in the schema's order (mode, threshold, score, nms_radius), whatever the config's order
+_schema = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+_grid_keys = list(_schema["$defs"]["grid_point"]["properties"])
 EXTRACTION = Paramspace(
     pd.DataFrame(
         [row for grid in _grids for row in itertools.product(*(grid[k] for k in _grid_keys))],

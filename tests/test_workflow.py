@@ -352,10 +352,7 @@ def test_bad_sample_fails_with_one_line_and_no_output(tmp_path):
 @pytest.mark.slow
 def test_synthetic_data_targets(tmp_path):
     """The tiny synthetic config (.test) end to end through synthesize, convert and masks."""
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(
-        (REPO / ".test" / "config" / "config.yaml").read_text()
-    )
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
     snakemake("data", "--cores", 2, workdir=tmp_path)
     samples = tmp_path / "results" / "samples"
     held_out = json.loads((samples / "tiny2.masks.json").read_text())
