@@ -48,3 +48,15 @@ def make_sample(path, shape=(13, 30, 34), voxel_size=VOXEL, seed=1, dtype=np.uin
     raw = rng.integers(0, 256, size=shape).astype(dtype)
     write_volume(zarr.open_group(str(path), mode="w"), "raw", raw, voxel_size, RAW_OFFSET)
     return path, raw
+
+
+def finished_blocks(out) -> set[int]:
+    """The blocks an unfinished ``synful predict`` into ``out`` has marked done."""
+    from synful.blockwise import DoneMarkers
+    from synful.predict import partial_path
+
+    markers = DoneMarkers(partial_path(out) / ".blocks_done")
+    try:
+        return markers.done_ids()
+    finally:
+        markers.close()

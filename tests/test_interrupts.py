@@ -16,9 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _predict_fixtures import make_checkpoint, make_sample
+from _predict_fixtures import finished_blocks, make_checkpoint, make_sample
 
-from synful.blockwise import DoneMarkers
 from synful.cli import main
 from synful.io.sample_store import open_raw
 from synful.io.zarr_array import Volume
@@ -74,17 +73,9 @@ def test_sigterm_ends_predict_cleanly_and_the_rerun_resumes(tmp_path):
     sample, _ = make_sample(tmp_path / "sample.zarr", shape=(24, 60, 68))
     out = tmp_path / "pred.zarr"
     args = [checkpoint, sample, out, "--block-shape", 1, 1, 1, "--device", "cpu"]
-    done_dir = partial_path(out) / ".blocks_done"
-
-    def finished_blocks():
-        markers = DoneMarkers(done_dir)
-        try:
-            return markers.done_ids()
-        finally:
-            markers.close()
 
     process = start("predict", *args)
-    wait_for(lambda: len(finished_blocks()) >= 3, process, "3 blocks")
+    wait_for(lambda: len(finished_blocks(out)) >= 3, process, "3 blocks")
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143
@@ -92,7 +83,7 @@ def test_sigterm_ends_predict_cleanly_and_the_rerun_resumes(tmp_path):
         "synful: error: terminated (SIGTERM); finished work is kept, rerun to resume"
     ]
     assert not out.exists()  # nothing that looks complete
-    finished = finished_blocks()
+    finished = finished_blocks(out)
     assert 3 <= len(finished) < 48  # the resumable state is intact
     assert not lock_path(out).exists() and not temporaries(out) and not temporaries(partial_path(out))
 

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from _predict_fixtures import make_checkpoint, make_sample
+from _predict_fixtures import finished_blocks, make_checkpoint, make_sample
 
 import synful.predict.run as predict_run
-from synful.blockwise import DoneMarkers
 from synful.cli import main
 from synful.io.zarr_array import Volume, write_volume
 from synful.predict import PredictBlock, partial_path
@@ -138,25 +137,17 @@ def test_killed_run_resumes_and_redoes_no_finished_block(tmp_path, monkeypatch):
     out = tmp_path / "pred.zarr"
     args = [str(checkpoint), str(sample), str(out), "--block-shape", "1", "1", "1", "--quiet"]
     process = subprocess.Popen([sys.executable, "-m", "synful", "predict", *args])
-    done_dir = partial_path(out) / ".blocks_done"
-
-    def finished_blocks():
-        markers = DoneMarkers(done_dir)
-        try:
-            return markers.done_ids()
-        finally:
-            markers.close()
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if len(finished_blocks()) >= 3:
+        if len(finished_blocks(out)) >= 3:
             break
         time.sleep(0.01)
     assert process.poll() is None, "the run ended before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not out.exists()  # a killed run never leaves a result that looks complete
-    finished = finished_blocks()
+    finished = finished_blocks(out)
     assert 3 <= len(finished) < 48
     Counting.calls = []
     monkeypatch.setattr(predict_run, "PredictBlock", Counting)

@@ -153,14 +153,20 @@ def test_extraction_grid_and_setups_are_wildcards(tmp_path):
     assert f"results/evaluate/other/4/{pattern}/seg~without/tiny1.json" in result.stdout
 
 
+def copy_test_config_with_single_task_setups(workdir: Path) -> None:
+    """The .test config plus masknet (mask only) and vectornet (vectors only): tiny's network
+    with one loss scale set to 0."""
+    shutil.copytree(REPO / ".test" / "config", workdir / "config")
+    tiny = yaml.safe_load((workdir / "config" / "setups" / "tiny.yaml").read_text())
+    for name, scales in (("masknet", (1.0, 0.0)), ("vectornet", (0.0, 1.0))):
+        setup = tiny | {"m_loss_scale": scales[0], "d_loss_scale": scales[1]}
+        (workdir / "config" / "setups" / f"{name}.yaml").write_text(yaml.safe_dump(setup))
+
+
 def test_pairs_grid_sets_and_seg_variants(tmp_path):
     """A (mask, vectors) pair and a multi-task setup; two grid-point sets (their union, not the
     cross product); evaluated with and without seg in one job per run and sample."""
-    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
-    tiny = yaml.safe_load((tmp_path / "config" / "setups" / "tiny.yaml").read_text())
-    for name, scales in (("masknet", (1.0, 0.0)), ("vectornet", (0.0, 1.0))):
-        setup = tiny | {"m_loss_scale": scales[0], "d_loss_scale": scales[1]}
-        (tmp_path / "config" / "setups" / f"{name}.yaml").write_text(yaml.safe_dump(setup))
+    copy_test_config_with_single_task_setups(tmp_path)
     config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
     config["setups"] = [{"mask": "masknet", "vectors": "vectornet"}, "tiny"]
     config["extract"]["grid"] = [
@@ -198,11 +204,7 @@ def test_pairs_grid_sets_and_seg_variants(tmp_path):
     ],
 )
 def test_setups_that_cannot_produce_both_outputs_fail_at_load(tmp_path, setups, problem):
-    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
-    tiny = yaml.safe_load((tmp_path / "config" / "setups" / "tiny.yaml").read_text())
-    for name, scales in (("masknet", (1.0, 0.0)), ("vectornet", (0.0, 1.0))):
-        setup = tiny | {"m_loss_scale": scales[0], "d_loss_scale": scales[1]}
-        (tmp_path / "config" / "setups" / f"{name}.yaml").write_text(yaml.safe_dump(setup))
+    copy_test_config_with_single_task_setups(tmp_path)
     config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
     config["setups"] = setups
     write_config(tmp_path, config)
