@@ -1,12 +1,26 @@
-"""The U-Nets: shapes, heads, translation equivariance on the downsampling grid."""
+"""The U-Nets: shapes, heads, translation equivariance on the downsampling grid, the skip
+alignment against the original's cropping."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from synful.models import PARTNER_VECTORS, POST_INDICATOR, build_model, normalize_raw
+from synful.models import (
+    MODEL_DEFAULTS,
+    PARTNER_VECTORS,
+    POST_INDICATOR,
+    build_model,
+    normalize_raw,
+)
+from synful.models.unet import crop_factors, crop_plan, level_kernel_sizes
+from synful.train.resume import recipe_setup
+from synful.train.setup import TrainSetup, load_setup
 
 SMALL = {"downsample_factors": [[1, 2, 2], [2, 2, 2]], "fmap_num": 4, "fmap_inc_factor": 2}
+PUBLISHED = [[1, 3, 3], [1, 3, 3], [3, 3, 3]]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_original_setup_has_the_published_size():
@@ -104,6 +118,9 @@ def test_d_scale_divides_the_vector_head():
         {"network_type": "dh_unet"},
         {"kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
         {"network_type": "dh_unet", "normalization": "batch"},
+        {"downsample_factors": PUBLISHED, "fmap_num": 2, "skip_alignment": "geometric"},
+        {"network_type": "dh_unet", "normalization": "batch", "skip_alignment": "geometric",
+         "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
     ],
 )
 def test_blockwise_equals_whole_volume_on_the_grid(extra):
@@ -143,10 +160,11 @@ def test_batch_normalization_layers():
         build_model({**SMALL, "normalization": "group"})
 
 
-def test_off_grid_shift_changes_the_output():
+@pytest.mark.parametrize("alignment", ["centre_crop", "geometric"])
+def test_off_grid_shift_changes_the_output(alignment):
     """The equivariance is only on the grid: a one-voxel in-plane shift gives other values."""
     torch.manual_seed(3)
-    model = build_model(SMALL).eval()
+    model = build_model({**SMALL, "skip_alignment": alignment}).eval()
     block_in = np.array(model.valid_input_shape((10, 40, 40)))
     block_out = np.array(model.output_shape(block_in))
     x = torch.randn(1, 1, *(block_in + block_out))
@@ -228,3 +246,152 @@ def test_mask_activation_follows_the_mask_loss():
     torch.testing.assert_close(build_model(SMALL).mask_probability(linear), torch.sigmoid(linear))
     with pytest.raises(ValueError, match="mask_loss"):
         build_model({**SMALL, "mask_loss": "l1"})
+
+
+# --- skip alignment: against the original's cropping ----------------------------------------
+
+
+def _original_unet(unet, x):
+    """The original U-Net's decoder (funlib.learn.tensorflow @ 0712fee, models/unet.py) on
+    synful's modules, written from its description: the upsampled map is not cropped; the skip
+    connection is centre-cropped to it (``crop``: begin ``(have - want) // 2``) and
+    concatenated first. Returns one feature map per decoder."""
+    skips, y = [], x
+    for level, conv in enumerate(unet.encoder):
+        y = conv(y)
+        if level < len(unet.pools):
+            skips.append(y)
+            y = unet.pools[level](y)
+    outputs = []
+    for decoder in unet.decoders:
+        z = y
+        for level in reversed(range(len(skips))):
+            up = decoder["ups"][level]
+            upsampled = up.activation(up.up(z))
+            skip = skips[level]
+            begin = [(a - b) // 2 for a, b in zip(skip.shape[-3:], upsampled.shape[-3:])]
+            cut = tuple(slice(b, b + s) for b, s in zip(begin, upsampled.shape[-3:]))
+            z = decoder["convs"][level](torch.cat([skip[(..., *cut)], upsampled], 1))
+        outputs.append(z)
+    return outputs
+
+
+def _centre(array, shape):
+    """The centre of ``array``'s last three axes, of ``shape``; the margins must be even."""
+    margins = [a - s for a, s in zip(array.shape[-3:], shape)]
+    assert all(m >= 0 and m % 2 == 0 for m in margins), (tuple(array.shape), shape)
+    return array[(..., *(slice(m // 2, m // 2 + s) for m, s in zip(margins, shape)))]
+
+
+def _random_unet(extra, seed):
+    torch.manual_seed(seed)
+    model = build_model({**SMALL, **extra}).eval()
+    for module in model.modules():  # non-zero biases: every crop shows in the output
+        if isinstance(module, torch.nn.Conv3d | torch.nn.ConvTranspose3d):
+            torch.nn.init.uniform_(module.bias, -0.05, 0.05)
+    return model
+
+
+ALIGNMENT_CASES = [
+    {"downsample_factors": PUBLISHED, "fmap_num": 2},
+    {"downsample_factors": PUBLISHED, "fmap_num": 2, "network_type": "dh_unet"},
+    {"downsample_factors": [[3, 3, 3], [3, 3, 3]], "kernel_sizes": [[3, 3, 3], [5, 5, 5], [3, 3, 3]], "fmap_num": 2},
+    {"downsample_factors": [[1, 2, 2], [3, 2, 2]], "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]]},
+    {},
+]
+
+
+@pytest.mark.parametrize("extra", ALIGNMENT_CASES)
+def test_geometric_alignment_is_the_original_centre_cropped(extra):
+    """For an input both networks accept, the original's output centre-cropped to ours equals
+    ours exactly with ``geometric``; ``centre_crop`` (synful's before the key) computes another
+    function where factors of 3 repeat."""
+    model = _random_unet({**extra, "skip_alignment": "geometric"}, seed=6)
+    legacy = build_model({**SMALL, **extra, "skip_alignment": "centre_crop"}).eval()
+    legacy.load_state_dict(model.state_dict())
+    shape = model.valid_input_shape((20, 60, 60))
+    assert legacy.valid_input_shape((20, 60, 60)) == shape
+    x = torch.rand(1, 1, *shape) * 2 - 1
+    with torch.no_grad():
+        original = _original_unet(model.unet, x)
+        ours, theirs = model.unet(x), legacy.unet(x)
+    repeated_threes = extra.get("downsample_factors") in (PUBLISHED, [[3, 3, 3], [3, 3, 3]])
+    for o, g, c in zip(original, ours, theirs):
+        assert g.shape == c.shape and tuple(g.shape[-3:]) == model.output_shape(shape)
+        assert float(g.abs().max()) > 0
+        assert torch.equal(_centre(o, g.shape[-3:]), g)
+        assert torch.equal(_centre(o, c.shape[-3:]), c) != repeated_threes
+    if repeated_threes:  # the finding: legacy differs from the original by more than rounding
+        assert float((_centre(original[0], theirs[0].shape[-3:]) - theirs[0]).abs().max()) > 1e-3
+
+
+def test_geometric_crops_stay_inside_and_the_output_centred():
+    """The geometric alignment accepts the inputs of centre_crop (same output shapes, crops
+    inside the maps), except for networks where no input gives a centred output (kernels other
+    than 3 with odd factors): then none, and that is a clear error."""
+    for factors, kernels, any_valid in [
+        ((1, 1, 3), (3, 3, 3, 3), True), ((3, 3, 3), (3, 3, 3, 3), True), ((1, 1, 2), (1, 1, 3, 3), True),
+        ((3, 3), (3, 5, 3), True), ((2, 3), (1, 5, 3), False), ((2, 5), (1, 3, 1), False),
+    ]:
+        valid = accepted = 0
+        for size in range(1, 1000):
+            try:
+                output, _ = crop_plan(size, factors, kernels=kernels)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    crop_plan(size, factors, kernels=kernels, alignment="geometric")
+                continue
+            if (size - output) % 2:
+                continue
+            valid += 1
+            try:
+                geometric, plan = crop_plan(size, factors, kernels=kernels, alignment="geometric")
+            except ValueError as exc:
+                assert "cannot be centred" in str(exc)
+                continue
+            accepted += 1
+            assert geometric == output
+            assert all(up >= 0 and skip >= 0 for up, skip in plan)
+        assert valid > 5 and accepted == (valid if any_valid else 0), (factors, kernels)
+    exotic = {"downsample_factors": [[2, 2, 2], [5, 5, 5]], "kernel_sizes": [[1, 1, 1], [3, 3, 3], [1, 1, 1]]}
+    build_model({**exotic, "skip_alignment": "centre_crop"}).valid_input_shape((30, 30, 30))
+    with pytest.raises(ValueError, match="no valid input size"):
+        build_model({**exotic, "skip_alignment": "geometric"}).valid_input_shape((30, 30, 30))
+
+
+@pytest.mark.parametrize("path", ["config/setups/demo.yaml", ".test/config/setups/tiny.yaml"])
+def test_demo_and_tiny_are_the_same_network_with_either_alignment(path):
+    """The demo and the test setup keep centre_crop (what they were trained and measured with);
+    with their power-of-2 factors the geometric alignment crops at the same places."""
+    setup = load_setup(ROOT / path)
+    assert setup.skip_alignment == "centre_crop"
+    factors = setup.downsample_factors
+    kernels = level_kernel_sizes(setup.kernel_sizes, len(factors) + 1)
+    crops = crop_factors(factors)
+    for axis in range(3):
+        arguments = ([f[axis] for f in factors], [c[axis] for c in crops], [k[axis] for k in kernels])
+        compared = 0
+        for size in range(1, 300):
+            try:
+                legacy = crop_plan(size, *arguments)
+            except ValueError:
+                continue
+            if (size - legacy[0]) % 2 == 0:
+                assert crop_plan(size, *arguments, alignment="geometric") == legacy
+                compared += 1
+        assert compared > 10
+
+
+def test_skip_alignment_defaults():
+    """Setups without the key (checkpoints written before it) build centre_crop; new training
+    setups default to geometric and store the key; at centre_crop the key leaves the training
+    recipe as it was before the key existed."""
+    assert MODEL_DEFAULTS["skip_alignment"] == "centre_crop"
+    assert build_model(SMALL).skip_alignment == "centre_crop"
+    assert TrainSetup().skip_alignment == "geometric"
+    assert TrainSetup().to_dict()["skip_alignment"] == "geometric"
+    with pytest.raises(ValueError, match="skip_alignment"):
+        build_model({**SMALL, "skip_alignment": "centred"})
+    old = {k: v for k, v in TrainSetup().to_dict().items() if k != "skip_alignment"}
+    assert recipe_setup({**old, "skip_alignment": "centre_crop"}) == recipe_setup(old)
+    assert recipe_setup({**old, "skip_alignment": "geometric"}) != recipe_setup(old)

@@ -26,7 +26,8 @@ Derived counts (and measured on the model):
 | p_setup54 | vanilla | 4 x 5 | mask | 10,651,541 |
 
 Shapes: training 48x484x484 -> 6x216x216 (the published 42x430x430 -> 6x218x218 is not a valid
-input for our crop-to-factor U-Net), prediction 90x1132x1132 -> 48x864x864.
+input for our crop-to-factor U-Net), prediction 90x1132x1132 -> 48x864x864, with the skip
+connections aligned as in the original (``skip_alignment: geometric``).
 """
 
 from pathlib import Path
@@ -146,17 +147,20 @@ def test_parameter_count_matches_the_original_architecture(paper):
     assert sum(p.numel() for p in model.parameters()) == count
 
 
-def test_float32_and_glorot(paper):
+def test_float32_glorot_and_the_original_skip_alignment(paper):
     name, setup, model = paper
     assert setup.mixed_precision is False
     assert setup.init == "glorot" and model.init == "glorot"
+    assert setup.skip_alignment == "geometric" and model.skip_alignment == "geometric"
 
 
 @pytest.mark.parametrize("name", ["setup01", "setup02", "setup03"])
 def test_original_public_setups_are_float32_glorot_on_the_same_window(name):
     setup = load_setup(SETUPS / f"{name}.yaml")
     assert setup.mixed_precision is False and setup.init == "glorot"
+    assert setup.skip_alignment == "geometric"
     assert tuple(setup.input_shape) == TRAIN_INPUT
+    assert build_model(setup.to_dict()).output_shape(TRAIN_INPUT) == TRAIN_OUTPUT
 
 
 def test_st_pairs_share_size_and_iterations():

@@ -8,8 +8,14 @@ original's 3x3x3 everywhere), ``normalization`` (``none`` | ``batch``), ``init``
 default, or ``glorot``, the original's TF1 default; see :mod:`synful.models.synful_net`) and
 ``mask_loss`` (``ce`` | ``mse``: it fixes how the mask head's linear output becomes a value in
 [0, 1], a sigmoid for ``ce`` and a clip to [0, 1] for ``mse``; checkpoints written before the
-key existed resolve to ``ce``, what they were trained with). Any other key is ignored, so a
-full training setup can be passed.
+key existed resolve to ``ce``, what they were trained with) and ``skip_alignment``
+(``geometric`` | ``centre_crop``: where the U-Net cuts its skip connections, see
+:mod:`synful.models.unet`). Any other key is ignored, so a full training setup can be passed.
+
+``MODEL_DEFAULTS`` are what a setup *without* a key was built with: ``skip_alignment`` is
+``centre_crop`` there, the only alignment before the key existed, so older checkpoints keep
+their function. New training setups (:class:`synful.train.setup.TrainSetup`, whose resolved
+setup, with every key, goes into each checkpoint) default to ``geometric``, the original's.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .synful_net import (
     SynfulNet,
     mask_probability,
 )
-from .unet import UNet, unet_output_shape, valid_input_shape
+from .unet import SKIP_ALIGNMENTS, UNet, unet_output_shape, valid_input_shape
 
 __all__ = [
     "INITS",
@@ -33,6 +39,7 @@ __all__ = [
     "NETWORK_TYPES",
     "PARTNER_VECTORS",
     "POST_INDICATOR",
+    "SKIP_ALIGNMENTS",
     "SynfulNet",
     "UNet",
     "build_model",
@@ -55,6 +62,8 @@ MODEL_DEFAULTS = {
     "normalization": "none",
     "init": "he",
     "mask_loss": "ce",
+    # checkpoints written before the key existed: the only alignment then (TrainSetup: geometric)
+    "skip_alignment": "centre_crop",
 }
 
 #: mask loss -> how the mask head's linear output is mapped to [0, 1] in prediction
@@ -71,7 +80,8 @@ def build_model(setup: dict) -> SynfulNet:
     """Build the network a setup describes (missing keys take :data:`MODEL_DEFAULTS`).
 
     Raises:
-        ValueError: for an unknown network type, init or mask loss, or inconsistent heads.
+        ValueError: for an unknown network type, init, mask loss or skip alignment, or
+            inconsistent heads.
     """
     get = lambda key: setup.get(key, MODEL_DEFAULTS[key])  # noqa: E731
     mask_head, vector_head = model_heads(setup)
@@ -90,6 +100,7 @@ def build_model(setup: dict) -> SynfulNet:
         normalization=str(get("normalization")),
         init=str(get("init")),
         mask_activation=MASK_ACTIVATION[mask_loss],
+        skip_alignment=str(get("skip_alignment")),
     )
 
 

@@ -16,6 +16,9 @@ Mask output (``mask_activation``): the mask head returns a linear value. ``"sigm
 regress the linear output against 0/1 without a sigmoid) clips it to [0, 1].
 :meth:`SynfulNet.mask_probability` turns the head's output into the value in [0, 1] that
 prediction stores.
+
+Skip alignment (``skip_alignment``): ``"geometric"`` (the original's alignment of the skip
+connections) or ``"centre_crop"`` (synful's before the key existed); see :mod:`synful.models.unet`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .unet import UNet, unet_output_shape, valid_input_shape
+from .unet import SKIP_ALIGNMENTS, UNet, unet_output_shape, valid_input_shape
 
 POST_INDICATOR = "post_indicator"
 PARTNER_VECTORS = "partner_vectors"
@@ -79,6 +82,8 @@ class SynfulNet(nn.Module):
         init: ``"he"`` or ``"glorot"`` (the original's; see the module docstring).
         mask_activation: ``"sigmoid"`` (``ce`` models) or ``"clip"`` (``mse`` models): how
             :meth:`mask_probability` maps the mask head's output to [0, 1].
+        skip_alignment: ``"geometric"`` or ``"centre_crop"`` (where the U-Net cuts its skip
+            connections; the module docstring).
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class SynfulNet(nn.Module):
         normalization: str = "none",
         init: str = "he",
         mask_activation: str = "sigmoid",
+        skip_alignment: str = "centre_crop",
     ):
         super().__init__()
         if network_type not in NETWORK_TYPES:
@@ -109,6 +115,8 @@ class SynfulNet(nn.Module):
             raise ValueError(f"unknown init {init!r}, expected one of {INITS}")
         if mask_activation not in MASK_ACTIVATIONS:
             raise ValueError(f"unknown mask_activation {mask_activation!r}, expected one of {MASK_ACTIVATIONS}")
+        if skip_alignment not in SKIP_ALIGNMENTS:
+            raise ValueError(f"unknown skip_alignment {skip_alignment!r}, expected one of {SKIP_ALIGNMENTS}")
         self.network_type = network_type
         self.d_scale = float(d_scale)
         self.init = init
@@ -121,6 +129,7 @@ class SynfulNet(nn.Module):
             num_decoders=2 if network_type == "dh_unet" else 1,
             kernel_sizes=kernel_sizes,
             normalization=normalization,
+            skip_alignment=skip_alignment,
         )
         # "he": He initialisation for the ReLU layers (PyTorch's default starts deep ReLU nets
         # slowly), the heads keep PyTorch's default; "glorot": the original's, heads included
@@ -135,6 +144,11 @@ class SynfulNet(nn.Module):
         """The mask head's output (``forward()["post_indicator"]``) as a value in [0, 1]:
         sigmoid for ``ce`` models, clip to [0, 1] for ``mse`` models."""
         return mask_probability(output, self.mask_activation)
+
+    @property
+    def skip_alignment(self) -> str:
+        """Where the U-Net cuts its skip connections: ``"geometric"`` or ``"centre_crop"``."""
+        return self.unet.skip_alignment
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -158,7 +172,9 @@ class SynfulNet(nn.Module):
             ValueError: if a max-pool would not divide exactly, a feature map would vanish, or
                 the output would not be centred in the input (odd ``input - output``).
         """
-        output = unet_output_shape(input_shape, self.unet.downsample_factors, self.unet.kernel_sizes)
+        output = unet_output_shape(
+            input_shape, self.unet.downsample_factors, self.unet.kernel_sizes, self.unet.skip_alignment
+        )
         if any((int(i) - o) % 2 for i, o in zip(input_shape, output)):
             raise ValueError(
                 f"input shape {tuple(input_shape)} gives an output {output} that is not centred "
@@ -178,7 +194,9 @@ class SynfulNet(nn.Module):
         Valid means: every max-pool divides exactly and the output is centred in the input
         (``input - output`` is even), so ``context`` is a whole number of voxels.
         """
-        return valid_input_shape(min_input_shape, self.unet.downsample_factors, self.unet.kernel_sizes)
+        return valid_input_shape(
+            min_input_shape, self.unet.downsample_factors, self.unet.kernel_sizes, self.unet.skip_alignment
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 5 or x.shape[1] != 1:

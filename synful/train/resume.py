@@ -68,6 +68,11 @@ NOT_IN_RECIPE = {
     # read by prediction only (predict/plan.py)
     "predict_input_shape": "the prediction window",
 }
+#: setup keys added after checkpoints had identities, with the value a setup without them
+#: resolves to in those checkpoints (models.MODEL_DEFAULTS): left out of the recipe at that
+#: value, so that those checkpoints keep their recipe (and resume) when the key says so
+#: explicitly, and differ from any other value
+LATER_KEYS = {"skip_alignment": "centre_crop"}
 #: keys that only the decaying learning-rate schedules read: with ``lr_schedule: constant`` the
 #: rate is ``learning_rate`` (after warm-up) whatever they are, so they do not change the weights
 DECAY_ONLY = ("max_iteration", "lr_final")
@@ -75,10 +80,12 @@ DECAY_ONLY = ("max_iteration", "lr_final")
 
 def recipe_setup(setup: dict) -> dict:
     """The setup keys that change the weights (all but :data:`NOT_IN_RECIPE`, and
-    :data:`DECAY_ONLY` for a constant schedule)."""
+    :data:`DECAY_ONLY` for a constant schedule; a key of :data:`LATER_KEYS` at its old value is
+    left out)."""
     excluded = set(NOT_IN_RECIPE)
     if setup.get("lr_schedule", "constant") == "constant":
         excluded |= set(DECAY_ONLY)
+    excluded |= {k for k, old in LATER_KEYS.items() if k in setup and setup[k] == old}
     return {k: v for k, v in setup.items() if k not in excluded}
 
 

@@ -93,6 +93,11 @@ class TrainSetup:
     fmap_inc_factor: int = 5
     kernel_sizes: list[list[int]] | None = None
     normalization: str = "none"
+    # where the U-Net cuts its skip connections (synful/models/unet.py): "geometric" (the
+    # original's alignment; new setups) or "centre_crop" (synful's only one before this key: a
+    # checkpoint without the key was trained with it, models.MODEL_DEFAULTS). The same network
+    # when every downsample factor is a power of 2; different for the published [1,3,3],[1,3,3],[3,3,3]
+    skip_alignment: str = "geometric"
     # weight initialisation: "he" (He-normal U-Net convolutions, PyTorch's default heads; our
     # default, kept so that existing setups build the same network) or "glorot" (the
     # original's TF1 default: Glorot-uniform weights and zero biases everywhere, heads included)
@@ -246,6 +251,8 @@ def _check(setup: TrainSetup, path) -> None:
         fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
     if setup.normalization not in ("none", "batch"):
         fail(f"normalization must be 'none' or 'batch', got {setup.normalization!r}")
+    if setup.skip_alignment not in ("geometric", "centre_crop"):
+        fail(f"skip_alignment must be 'geometric' or 'centre_crop', got {setup.skip_alignment!r}")
     if setup.init not in ("he", "glorot"):
         fail(f"init must be 'he' or 'glorot', got {setup.init!r}")
     if setup.mask_loss not in ("ce", "mse"):
@@ -315,10 +322,14 @@ def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSet
     from ..models import valid_input_shape
 
     try:
-        setup.input_shape = list(valid_input_shape(setup.input_shape, setup.downsample_factors, setup.kernel_sizes))
+        setup.input_shape = list(
+            valid_input_shape(setup.input_shape, setup.downsample_factors, setup.kernel_sizes, setup.skip_alignment)
+        )
         if setup.predict_input_shape is not None:
             setup.predict_input_shape = list(
-                valid_input_shape(setup.predict_input_shape, setup.downsample_factors, setup.kernel_sizes)
+                valid_input_shape(
+                    setup.predict_input_shape, setup.downsample_factors, setup.kernel_sizes, setup.skip_alignment
+                )
             )
     except ValueError as exc:
         raise SynfulError(path, f"invalid network: {exc}") from None
