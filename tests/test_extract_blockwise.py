@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import zarr
 from _extract_stores import (
@@ -242,6 +245,88 @@ def test_dask_workers_give_the_same_table(tmp_path, store):
         progress=False,
     )
     pd.testing.assert_frame_equal(serial, threaded)
+
+
+def _tiny_merge(module) -> None:
+    """Make the block-table merge spill runs of 2 rows and merge them 2 at a time."""
+    module._MIN_BATCH_ROWS = 1
+    module.MERGE_MEMORY_ROWS = 2
+    module.MERGE_FAN_IN = 2
+
+
+STALL_IN_MERGE = r"""
+import sys, time
+from pathlib import Path
+import synful.io.synapse_table as st
+from synful.extract import extract_synapses
+
+store, out, flag = map(Path, sys.argv[1:4])
+st._MIN_BATCH_ROWS, st.MERGE_MEMORY_ROWS, st.MERGE_FAN_IN = 1, 2, 2
+write = st._TableSink.write
+
+def stalling(self, table):
+    write(self, table)
+    if self.path.name.startswith(f".{out.name}.tmp-"):  # the first rows written to OUT
+        flag.touch()
+        time.sleep(600)
+
+st._TableSink.write = stalling
+extract_synapses(store, out, block_shape=(4, 16, 16), progress=False)
+"""
+
+
+def test_streamed_merge_of_many_runs_equals_whole_volume(tmp_path, store, monkeypatch):
+    """Block order is not id order: the merged runs still give the id-sorted table."""
+    import synful.io.synapse_table as table_module
+
+    whole = extract_synapses(store, tmp_path / "whole.parquet", progress=False)
+    for name in ("_MIN_BATCH_ROWS", "MERGE_MEMORY_ROWS", "MERGE_FAN_IN"):
+        monkeypatch.setattr(table_module, name, getattr(table_module, name))
+    _tiny_merge(table_module)
+    out = tmp_path / "blocks.parquet"
+    rows = extract_synapses(store, out, block_shape=(4, 16, 16), progress=False, return_table=False)
+    assert rows == len(whole)
+    pd.testing.assert_frame_equal(read_synapses(out), whole)
+    assert pq.ParquetFile(out).num_row_groups > 1
+    assert json.loads(pq.read_schema(out).metadata[b"synful"])["kind"] == "synapse_table"
+    table = extract_synapses(store, tmp_path / "c.csv", block_shape=(6, 32, 32), progress=False)
+    pd.testing.assert_frame_equal(table, whole)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or p.name.endswith(".blocks")]
+
+
+def test_a_kill_during_the_merge_leaves_no_output_and_the_rerun_finishes(
+    tmp_path, store, monkeypatch
+):
+    import synful.io.synapse_table as table_module
+
+    whole = extract_synapses(store, tmp_path / "whole.parquet", progress=False)
+    out, flag = tmp_path / "syn.parquet", tmp_path / "merging"
+    child = subprocess.Popen(
+        [sys.executable, "-c", STALL_IN_MERGE, str(store), str(out), str(flag)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert child.poll() is None, child.stderr.read().decode()
+            assert time.monotonic() < deadline, "the merge never started"
+            time.sleep(0.05)
+    finally:
+        child.kill()  # SIGKILL, in the middle of writing OUT
+        child.wait()
+    assert not out.exists()
+    work = work_directory(out)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.tmp-")]
+    assert [p.name for p in work.iterdir() if p.name.startswith(".merge.tmp-")]  # its runs
+
+    for name in ("_MIN_BATCH_ROWS", "MERGE_MEMORY_ROWS", "MERGE_FAN_IN"):
+        monkeypatch.setattr(table_module, name, getattr(table_module, name))
+    _tiny_merge(table_module)
+    rerun = extract_synapses(store, out, block_shape=(4, 16, 16), progress=False)
+    pd.testing.assert_frame_equal(rerun, whole)
+    pd.testing.assert_frame_equal(read_synapses(out), whole)
+    assert not work.exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
 def _no_outputs(tmp_path, out):

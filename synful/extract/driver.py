@@ -4,8 +4,11 @@ Blocks tile the ``post_indicator`` ROI (:mod:`synful.blockwise`); each reads its
 grown by the context and keeps the synapses whose post point it owns. A block's synapses
 go to ``<OUT>.blocks/tables/<block id>.parquet`` (atomically) and only then is the block
 marked done (the done store in ``<OUT>.blocks``), so an interrupted run resumes with the
-missing blocks. When every block is done the tables are concatenated, sorted by id and
-written to ``OUT`` atomically, and the work directory is removed.
+missing blocks. When every block is done the tables are merged into ``OUT`` by
+:func:`synful.io.synapse_table.merge_synapse_tables` (an external merge sort: rows in id
+order, memory bounded by a fixed number of rows or the largest block table, not by the
+total; its sorted runs live in a temporary directory inside the work directory), written
+atomically, and the work directory is removed.
 
 The lifecycle is :class:`synful.blockwise.BlockwiseWork`'s. The identity of the work is the
 block task and the recipe: the prediction store(s) and the segmentation by content
@@ -23,17 +26,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, temporary_sibling
 from ..blockwise import Block, BlockwiseResult, BlockwiseTask, BlockwiseWork
 from ..errors import SynfulError
 from ..geometry import Coordinate
 from ..identity import store_identity
-from ..io.synapse_table import write_synapses
+from ..io.synapse_table import merge_synapse_tables
 from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
 from .config import ExtractConfig
 from .extract_block import empty_table, extract_block
@@ -133,18 +136,26 @@ def extract_outputs(out_path) -> list[Output]:
     return [output(out_path, SYNAPSE_TABLE), work]
 
 
-def read_block_tables(
-    processor: ExtractBlocks, task: BlockwiseTask, with_seg: bool
-) -> pd.DataFrame:
-    """All blocks' tables, concatenated and sorted by id."""
-    tables = [pd.read_parquet(processor.table_path(i)) for i in range(task.num_blocks)]
-    tables = [t for t in tables if len(t)]
-    if not tables:
-        return empty_table(with_seg)
-    table = pd.concat(tables, ignore_index=True).sort_values("id", kind="stable")
-    if table["id"].duplicated().any():
-        raise RuntimeError("a synapse id appears in two blocks (block ownership is broken)")
-    return table.reset_index(drop=True)
+def block_table_paths(processor: ExtractBlocks, task: BlockwiseTask) -> Iterator[Path]:
+    """Every block's table, in block order (lazily: one path at a time)."""
+    return (processor.table_path(i) for i in range(task.num_blocks))
+
+
+def merge_block_tables(
+    processor: ExtractBlocks, task: BlockwiseTask, out_path, *, with_seg: bool,
+    work_path, collect: bool = False,
+):  # fmt: skip
+    """Merge the blocks' tables into ``out_path`` in id order, streaming (atomically).
+
+    Returns the number of rows, or the table when ``collect``.
+    """
+    return merge_synapse_tables(
+        block_table_paths(processor, task),
+        out_path,
+        empty=empty_table(with_seg),
+        scratch=temporary_sibling(Path(work_path) / "merge"),
+        collect=collect,
+    )
 
 
 def extract_recipe(config: ExtractConfig, pred_store, seg_store=None, vectors_store=None) -> dict:
@@ -232,7 +243,8 @@ def extract_synapses(
     scheduler=None,
     progress: bool = True,
     restart: bool = False,
-) -> pd.DataFrame:
+    return_table: bool = True,
+) -> pd.DataFrame | int:
     """Extract synapses from a prediction store into a synapse table at ``out_path``.
 
     Args:
@@ -255,9 +267,12 @@ def extract_synapses(
         progress: show a progress bar.
         restart: discard the unfinished work of an earlier run (needed when its inputs or
             settings differ) and start fresh.
+        return_table: return the table (held in memory); ``False`` returns only the number
+            of rows, and the merge of the block tables then runs in bounded memory however
+            many synapses there are (what a whole-brain run wants).
 
     Returns:
-        the table as written.
+        the table as written, in id order; or its number of rows.
 
     Raises:
         SynfulError: bad settings, a store without predictions, a vector store with another
@@ -295,11 +310,13 @@ def extract_synapses(
             progress=progress,
             restart=restart,
         )
-        tables = {}
+        result = {}
 
         def publish(path: Path) -> None:
-            tables["table"] = read_block_tables(processor, task, with_seg=seg_store is not None)
-            write_synapses(tables["table"], out_path)
+            result["table"] = merge_block_tables(
+                processor, task, out_path, with_seg=seg_store is not None, work_path=path,
+                collect=return_table,
+            )  # fmt: skip
 
         work.finish(publish)
-    return tables["table"]
+    return result["table"]
