@@ -150,9 +150,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..extract import extract_synapses, summarize
+    from ..extract import extract_synapses
+    from ..extract.summary import summarize_file
 
-    table = extract_synapses(
+    extract_synapses(
         args.predictions,
         args.out,
         mode=args.mode,
@@ -175,6 +176,7 @@ def run(args) -> int:
         scheduler=args.scheduler,
         progress=not args.quiet,
         restart="stale" if args.restart_stale else args.restart,
+        return_table=False,  # the merge streams: never the whole table in memory
     )
-    print(f"{args.out}: {summarize(table)}")
+    print(f"{args.out}: {summarize_file(args.out)}")
     return 0
