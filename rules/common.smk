@@ -410,6 +410,11 @@ def predict_args(wildcards):
         args += ["--workers", options["workers"]]
     if options["scheduler"]:
         args += ["--scheduler", options["scheduler"]]
+    if options["cluster"] is not None:
+        import json
+
+        # the job starts its own dask-jobqueue cluster (settings inline, as JSON)
+        args += ["--cluster", json.dumps(options["cluster"], sort_keys=True)]
     return args
 
 

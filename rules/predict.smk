@@ -13,9 +13,18 @@ rule predict:
         "../envs/synful.yaml"
     threads: config["predict"]["threads"]
     resources:
-        gpu=1,
+        gpu=0 if config["predict"]["cluster"] else 1,
     params:
         roi=predict_roi,
         args=predict_args,
+    # with predict.cluster, the job runs the blocks on a dask-jobqueue cluster it starts
+    # (GPU workers in batch jobs of their own) and itself needs no GPU
+    message:
+        (
+            "predict {output.predictions} with {input.checkpoint} on a dask-jobqueue "
+            "cluster (this job: gpu={resources.gpu}); synful predict options: {params.args}"
+            if config["predict"]["cluster"]
+            else None
+        )
     script:
         "../workflow_scripts/predict.py"

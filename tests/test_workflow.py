@@ -223,6 +223,37 @@ def test_slurm_profile_dry_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_predict_cluster_dry_run(tmp_path):
+    """predict.cluster: every predict job starts its own dask-jobqueue cluster (the settings
+    passed to synful predict --cluster) and asks for no GPU itself, also under the SLURM
+    profile."""
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    cluster = {"jobs": 2, "gpus_per_job": 4, "partition": "gpu", "walltime": "04:00:00"}
+    config["predict"]["cluster"] = cluster
+    write_config(tmp_path, config)
+    profiles = [[]]
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+
+        profiles.append(["--profile", "profiles/slurm"])
+    except ImportError:
+        pass
+    for profile in profiles:
+        result = snakemake("-n", *profile, workdir=tmp_path)
+        jobs = [line for line in result.stdout.splitlines() if "on a dask-jobqueue" in line]
+        assert len(jobs) == job_counts(result.stdout)["predict"] == 4
+        for line in jobs:
+            assert "(this job: gpu=0)" in line
+            passed = json.loads(line.split("--cluster ", 1)[1])
+            assert passed == cluster
+    # without predict.cluster, a predict job is a GPU job as before
+    shutil.copy(REPO / ".test" / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    result = snakemake("-n", workdir=tmp_path)
+    assert "dask-jobqueue" not in result.stdout and "gpu=1" in result.stdout
+
+
+@pytest.mark.slow
 def test_configfile_replaces_the_demo_config(tmp_path):
     write_config(tmp_path, {"samples": {"demo_only": {"synthetic": {"seed": 1}}}})
     result = snakemake(

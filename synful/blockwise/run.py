@@ -392,7 +392,10 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
     Args:
         workers: number of local workers (ignored for an existing cluster).
         scheduler: ``"threads"`` (a LocalCluster of threads in this process), ``"processes"``
-            or ``None`` (a LocalCluster of processes), a scheduler address
+            or ``None`` (a LocalCluster of processes), a
+            :class:`~.clusters.LocalGpus` (a LocalCluster of processes, each worker with its
+            own ``CUDA_VISIBLE_DEVICES``), a :class:`~.clusters.ClusterConfig` (a new
+            dask-jobqueue cluster of batch jobs, cancelled on exit), a scheduler address
             (``tcp://host:8786``, ``tls://host:8786`` with the certificates in the dask
             configuration), a scheduler file (``*.json``, as written by
             ``dask scheduler --scheduler-file``), or an existing ``distributed.Client``.
@@ -403,21 +406,30 @@ def dask_client(workers: int, scheduler) -> Iterator[Any]:
     import dask
     import distributed
 
+    from . import clusters
+
     if isinstance(scheduler, distributed.Client):
         yield scheduler
         return
-    if scheduler in (None, "threads", "processes"):
+    if isinstance(scheduler, clusters.ClusterConfig):
+        with clusters.jobqueue_client(scheduler) as client:
+            yield client
+        return
+    gpus = scheduler.devices if isinstance(scheduler, clusters.LocalGpus) else None
+    if gpus is not None or scheduler in (None, "threads", "processes"):
         processes = scheduler != "threads"
         memory_limit = worker_memory_limit(workers, processes)
         with dask.config.set(_LOCAL_MEMORY_CONFIG):
             cluster = distributed.LocalCluster(
-                n_workers=workers,
+                n_workers=0 if gpus else workers,
                 threads_per_worker=1,
                 processes=processes,
                 dashboard_address=None,
                 memory_limit=memory_limit,
                 silence_logs=logging.WARNING,
             )
+            if gpus:  # one CUDA_VISIBLE_DEVICES per worker, set before its process starts
+                clusters.place_gpu_workers(cluster, clusters.worker_gpus(workers, gpus))
         with cluster, distributed.Client(cluster) as client:
             yield client
         return

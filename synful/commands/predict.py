@@ -48,6 +48,22 @@ def add_arguments(parser) -> None:
         "(e.g. dask-jobqueue on SLURM); "
         "None: serial for 1 worker, else local processes",
     )
+    parser.add_argument(
+        "--gpus", default=None, metavar="LIST",
+        help="GPUs for local worker processes, e.g. 0,1,2,3: one worker per GPU, each started "
+        "with its own CUDA_VISIBLE_DEVICES (numbers count the GPUs this process sees; more "
+        "--workers than GPUs share them round-robin); None: every visible GPU when there are "
+        "several workers",
+    )
+    parser.add_argument(
+        "--cluster", default=None, metavar="CLUSTER.yaml",
+        help="start a dask-jobqueue cluster of batch jobs for this run and cancel it after "
+        "(also on failure or SIGTERM): a YAML file of cluster settings (kind slurm|pbs|lsf|"
+        "sge, jobs, gpus_per_job, cores, memory, walltime, partition, account, "
+        "job_extra_directives, job_script_prologue, python, ...; docs/clusters.md) or the "
+        "same inline ('{kind: slurm, jobs: 4, gpus_per_job: 4}'); one worker per GPU; needs "
+        "the cluster extra (pip install 'synful[cluster]')",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--dtype", choices=("uint8", "float16", "float32"), default="uint8",
@@ -69,8 +85,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..blockwise.clusters import load_cluster_config
     from ..predict import predict
 
+    cluster = None if args.cluster is None else load_cluster_config(args.cluster)
     predict(
         args.checkpoint,
         args.sample,
@@ -84,5 +102,7 @@ def run(args) -> int:
         bf16=args.bf16,
         progress=not args.quiet,
         restart="stale" if args.restart_stale else args.restart,
+        gpus=args.gpus,
+        cluster=cluster,
     )
     return 0

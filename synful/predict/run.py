@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..atomic import remove_path, replace_path
 from ..blockwise import BlockwiseWork
+from ..blockwise.clusters import LocalGpus, scheduler_for
 from ..errors import SynfulError
 from ..identity import (
     CREATION_ID,
@@ -97,6 +98,8 @@ def predict(
     bf16: bool = False,
     progress: bool = True,
     restart: bool = False,
+    gpus=None,
+    cluster=None,
 ) -> None:
     """Predict ``sample_store``'s raw blockwise with a checkpoint into ``out_store``.
 
@@ -120,6 +123,12 @@ def predict(
         progress: show a progress bar of blocks done.
         restart: discard an unfinished partial store (needed when it was made from other
             inputs or settings) and start fresh.
+        gpus: GPUs for local worker processes, one worker each with its own
+            ``CUDA_VISIBLE_DEVICES`` (``"0,1"`` or a list; ordinals of the GPUs this process
+            sees); ``None``: all visible GPUs when there are several workers.
+        cluster: a dask-jobqueue cluster to start for this run and stop after it: a
+            :class:`synful.blockwise.clusters.ClusterConfig`, a mapping of its settings or a
+            YAML file of them (see :func:`synful.blockwise.clusters.load_cluster_config`).
 
     Raises:
         SynfulError: bad checkpoint or sample, voxel size mismatch, a missing or empty mask
@@ -141,13 +150,13 @@ def predict(
         _predict(
             checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
             workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
-            progress=progress, restart=restart,
+            progress=progress, restart=restart, gpus=gpus, cluster=cluster,
         )  # fmt: skip
 
 
 def _predict(
     checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
-    scheduler, device, dtype, bf16, progress, restart,
+    scheduler, device, dtype, bf16, progress, restart, gpus=None, cluster=None,
 ) -> None:  # fmt: skip
     import torch
 
@@ -170,12 +179,15 @@ def _predict(
     heads = tuple(loaded.model.heads)
     del loaded
 
-    local = scheduler in LOCAL_SCHEDULERS
-    if local and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SynfulError(None, f"--device {device}: no CUDA device is available")
-    if workers is None:
-        gpus = torch.cuda.device_count() if device != "cpu" else 0
-        workers = max(1, gpus) if local else 1
+    if cluster is None and scheduler in LOCAL_SCHEDULERS:
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise SynfulError(None, f"--device {device}: no CUDA device is available")
+    # one local worker per GPU (each with its own CUDA_VISIBLE_DEVICES) or a jobqueue cluster
+    scheduler, workers = scheduler_for(
+        scheduler, workers, device=device, gpus=gpus, cluster=cluster,
+        gpu_count=torch.cuda.device_count() if device != "cpu" else 0,
+    )  # fmt: skip
+    local = scheduler in LOCAL_SCHEDULERS or isinstance(scheduler, LocalGpus)
     if workers < 1:
         raise SynfulError(None, f"--workers must be >= 1, got {workers}")
     recipe = {
@@ -204,6 +216,7 @@ def _predict(
         "predicting %s: %d blocks of %s voxels (network output %s, context %s) on %s",
         plan.total_roi, plan.task.num_blocks, tuple(plan.block_shape), tuple(plan.unit_shape),
         tuple(plan.context), "this process" if workers == 1 and scheduler is None else
+        f"{workers} {scheduler}" if isinstance(scheduler, LocalGpus) else
         f"{workers} local workers" if local else scheduler,
     )
     processor = PredictBlock(
