@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
+from synful.io import prediction_store
+from synful.io.prediction_store import PARTNER_VECTORS, POST_INDICATOR
 from synful.io.zarr_array import write_volume
 
 VOXEL_SIZE = (40, 4, 4)
@@ -20,27 +22,20 @@ def write_prediction_store(
     quantized: bool = False,
     chunks=None,
 ):
-    """A prediction store: float arrays, or uint8 (x255) and int8 (x0.25) with ``scale``."""
-    group = zarr.open_group(str(path), mode="w")
-    if quantized:
-        mask = np.round(np.clip(probabilities, 0, 1) * 255).astype(np.uint8)
-        vec = np.clip(np.round(vectors * 0.25), -128, 127).astype(np.int8)
-        mask_attrs, vec_attrs = {"scale": 255}, {"scale": 0.25}
-    else:
-        mask, vec = probabilities.astype(np.float32), vectors.astype(np.float32)
-        mask_attrs = vec_attrs = None
-    write_volume(group, "post_indicator", mask, voxel_size, offset, attrs=mask_attrs, chunks=chunks)
-    vec_chunks = None if chunks is None else (3, *chunks)
-    write_volume(
-        group,
-        "partner_vectors",
-        vec,
-        voxel_size,
-        offset,
-        channels=1,
-        attrs=vec_attrs,
-        chunks=vec_chunks,
+    """A prediction store (no ``synful`` mark): float32 arrays without ``scale`` (as another
+    tool writes them), or, ``quantized``, predict's uint8 (x255) and int8 (x0.25) with ``scale``."""
+    dtype = "uint8" if quantized else "float32"
+    volumes = prediction_store.create(
+        path,
+        shape=np.shape(probabilities),
+        voxel_size=voxel_size,
+        offset=offset,
+        dtype=dtype,
+        chunks=chunks,
+        scaled=quantized,
     )
+    for head, values in ((POST_INDICATOR, probabilities), (PARTNER_VECTORS, vectors)):
+        volumes[head].array[...] = prediction_store.encode(head, np.asarray(values), dtype)
     return path
 
 

@@ -7,8 +7,9 @@ from _predict_fixtures import RAW_OFFSET, VOXEL, tiny_setup
 
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
+from synful.io.prediction_store import encode, stored_dtype
 from synful.models import build_model
-from synful.predict import create_prediction_store, encode, plan_prediction, stored_dtype
+from synful.predict import create_prediction_store, plan_prediction
 from synful.predict.output_store import chunking
 from synful.predict.plan import default_block_shape, round_up
 

@@ -313,7 +313,7 @@ def _evaluate_files(
     region = open_region_mask(mask) if mask is not None else None
     store = None
     if errors is not None and errors["predictions"] is not None:
-        from ..extract.predictions import open_predictions
+        from ..io.prediction_store import open_predictions
 
         store = open_predictions(errors["predictions"], errors["vectors"])
     pred_outside = gt_outside = None

@@ -1,7 +1,8 @@
-"""Stored prediction values -> probabilities, exactly as :meth:`Volume.read_values` does.
+"""Stored prediction values -> probabilities, without converting whole volumes.
 
 A prediction array is stored as integers with a ``scale`` attribute (value = stored / scale,
-e.g. uint8 with scale 255) or as floats without one. Extraction thresholds the whole map but
+e.g. uint8 with scale 255) or as floats without one; :func:`to_values` is
+:func:`synful.io.prediction_store.decode`. Extraction thresholds the whole map but
 needs the float values only at a few voxels, so these helpers work on the *stored* array:
 for 8- and 16-bit integers a lookup table of all codes turns the threshold into a threshold
 on the stored codes, so the volume is never converted to float32 (4x less memory, and
@@ -13,20 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io.prediction_store import decode as to_values
+
+__all__ = ["above_threshold", "is_monotonic", "tile_maximum", "tiles_above_threshold", "to_values"]
+
 _LOOKUP_DTYPES = (np.uint8, np.int8, np.uint16, np.int16)
-
-
-def to_values(stored: np.ndarray, scale: float | None) -> np.ndarray:
-    """Float values of stored data: ``float32(stored) / float32(scale)`` (or as is for floats).
-
-    Args:
-        stored: the array as stored (any numeric dtype).
-        scale: the array's ``scale`` attribute, or ``None``.
-    """
-    stored = np.asarray(stored)
-    if scale is None:
-        return stored if stored.dtype.kind == "f" else stored.astype(np.float32)
-    return stored.astype(np.float32) / np.float32(scale)
 
 
 def _lookup_table(dtype: np.dtype, scale: float | None) -> np.ndarray:

@@ -174,12 +174,11 @@ class Volume:
         return out
 
     def read_values(self, roi: Roi | None = None, fill_value=0) -> np.ndarray:
-        """Read and divide by the ``scale`` attribute when there is one (float32 result)."""
-        data = self.read(roi, fill_value)
-        scale = self.scale
-        if scale is None:
-            return data if data.dtype.kind == "f" else data.astype(np.float32)
-        return data.astype(np.float32) / np.float32(scale)
+        """Read and divide by the ``scale`` attribute when there is one (float32 result;
+        :func:`synful.io.prediction_store.decode`)."""
+        from .prediction_store import decode  # it imports this module
+
+        return decode(self.read(roi, fill_value), self.scale)
 
     def write(self, roi: Roi, data: np.ndarray) -> None:
         """Write ``data`` at ``roi``; ``roi`` must lie inside the array."""

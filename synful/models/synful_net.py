@@ -28,10 +28,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..io.prediction_store import PARTNER_VECTORS, POST_INDICATOR
 from .unet import SKIP_ALIGNMENTS, UNet, unet_output_shape, valid_input_shape
 
-POST_INDICATOR = "post_indicator"
-PARTNER_VECTORS = "partner_vectors"
 NETWORK_TYPES = ("vanilla", "dh_unet")
 INITS = ("he", "glorot")
 MASK_ACTIVATIONS = ("sigmoid", "clip")

@@ -2,12 +2,13 @@
 
 ``predict(checkpoint, sample_store, out_store, *, roi=None, block_shape=None, workers=1,
 scheduler=None, device="auto", dtype="uint8", bf16=False, progress=True)`` writes the
-prediction store ``post_indicator`` / ``partner_vectors`` (see :mod:`.output_store`) on the
-blocks of :mod:`.plan` (``roi``: a box or a region named after the sample store's arrays, see
-:mod:`.roi`), through :func:`synful.blockwise.run_blockwise` (:mod:`.run`).
+prediction store ``post_indicator`` / ``partner_vectors`` (:mod:`synful.io.prediction_store`,
+one chunk or shard per block: :mod:`.output_store`) on the blocks of :mod:`.plan` (``roi``:
+a box or a region named after the sample store's arrays, see :mod:`.roi`), through
+:func:`synful.blockwise.run_blockwise` (:mod:`.run`).
 """
 
-from .output_store import DTYPES, create_prediction_store, encode, head_scale, stored_dtype
+from .output_store import DTYPES, create_prediction_store
 from .plan import PredictPlan, network_input_shape, plan_prediction
 from .predict_block import PredictBlock, predict_raw, prepare_model, resolve_device
 from .roi import nonzero_bounding_box, resolve_roi
@@ -18,8 +19,6 @@ __all__ = [
     "PredictBlock",
     "PredictPlan",
     "create_prediction_store",
-    "encode",
-    "head_scale",
     "network_input_shape",
     "nonzero_bounding_box",
     "partial_path",
@@ -29,5 +28,4 @@ __all__ = [
     "prepare_model",
     "resolve_device",
     "resolve_roi",
-    "stored_dtype",
 ]

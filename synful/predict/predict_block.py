@@ -18,10 +18,10 @@ import sys
 import numpy as np
 
 from ..geometry import roi_to_slices
+from ..io.prediction_store import POST_INDICATOR, encode
 from ..io.volumes import open_raw_array
 from ..io.zarr_array import Volume
-from ..models import POST_INDICATOR, mask_probability, normalize_raw
-from .output_store import encode
+from ..models import mask_probability, normalize_raw
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
