@@ -1,8 +1,8 @@
 """World-unit geometry: funlib.geometry's ``Roi`` and ``Coordinate`` plus point/voxel helpers.
 
-Axis order is always (z, y, x) and world units are nanometres. A point at world position
-``p`` lies in voxel ``floor((p - offset) / voxel_size)``; the corner of voxel ``i`` is at
-``i * voxel_size + offset``.
+Axis order is always (z, y, x) and world units are nanometres. The corner of voxel ``i`` is at
+``i * voxel_size + offset``; which voxel a world point lies in (and the values there) is
+:mod:`synful.lookup`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from funlib.geometry import Coordinate, Roi
 __all__ = [
     "Coordinate",
     "Roi",
-    "points_to_voxels",
     "voxels_to_points",
     "roi_from_array",
     "roi_to_slices",
@@ -33,14 +32,6 @@ _MASK_REGION = re.compile(r"^masks/[A-Za-z0-9_.-]+$")
 def is_region_name(text: str) -> bool:
     """Whether ``text`` names a region of a sample store: ``raw``, ``labels`` or ``masks/NAME``."""
     return text in REGION_NAMES or _MASK_REGION.match(text) is not None
-
-
-def points_to_voxels(points, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
-    """Voxel indices (int64, N x 3) of world points (N x 3) by ``floor((p - offset) / vs)``."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return np.floor(
-        (points - np.asarray(offset, dtype=np.float64)) / np.asarray(voxel_size, dtype=np.float64)
-    ).astype(np.int64)
 
 
 def voxels_to_points(voxels, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:

@@ -32,10 +32,11 @@ import zarr
 
 from .atomic import atomic_output
 from .errors import SynfulError
-from .geometry import Coordinate, Roi, points_to_voxels
+from .geometry import Coordinate, Roi
 from .io.sample_store import SPLITS, has_array, mask_name, open_mask, open_neuron_ids
 from .io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
 from .io.zarr_array import create_volume
+from .lookup import values_at, voxel_indices
 from .outputs import MASK, claim, mark, output, output_lock
 
 logger = logging.getLogger(__name__)
@@ -119,10 +120,10 @@ class MaskVolume:
         source_shape = tuple(int(s) for s in self.array.shape)
         indices = []
         for a in range(3):
-            centres = roi.begin[a] + (np.arange(target_shape[a]) + 0.5) * voxel_size[a]
-            indices.append(
-                np.floor((centres - self.offset[a]) / self.voxel_size[a]).astype(np.int64)
-            )
+            # the grid is separable: the voxel centres along axis ``a``, looked up on that axis
+            centres = np.zeros((target_shape[a], 3))
+            centres[:, a] = roi.begin[a] + (np.arange(target_shape[a]) + 0.5) * voxel_size[a]
+            indices.append(voxel_indices(centres, self.offset, self.voxel_size, "floor")[:, a])
         valid = [(i >= 0) & (i < n) for i, n in zip(indices, source_shape)]
         self._check_read_size(indices, valid, target_shape, voxel_size)
 
@@ -364,13 +365,5 @@ def synapses_in_split(
     if not has_array(store, name):
         raise SynfulError(store, f"has no {name} (run synful masks first)")
     mask = open_mask(store, split)
-    voxels = points_to_voxels(table[POST].to_numpy(), mask.offset, mask.voxel_size)
-    shape = np.asarray(mask.shape)
-    inside = np.all((voxels >= 0) & (voxels < shape), axis=1)
-    keep = np.zeros(len(table), bool)
-    if inside.any():
-        lo, hi = voxels[inside].min(axis=0), voxels[inside].max(axis=0) + 1
-        block = mask.array[tuple(slice(int(b), int(e)) for b, e in zip(lo, hi))]
-        local = voxels[inside] - lo
-        keep[inside] = block[local[:, 0], local[:, 1], local[:, 2]] != 0
+    keep = values_at(mask, table[POST].to_numpy(), "floor", outside="fill", fill=0) != 0
     return table[keep].reset_index(drop=True)

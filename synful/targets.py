@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .lookup import voxel_indices
+
 DEFAULT_BALANCE_CLIP = (7e-4, 0.9993)
 
 
@@ -69,7 +71,7 @@ def post_indicator(post, labels, offset, voxel_size, blob_radius) -> np.ndarray:
         voxel_size: (z, y, x) nm.
         blob_radius: ball radius in nm.
     """
-    post_voxels = _to_voxels(post, offset, voxel_size)
+    post_voxels = voxel_indices(post, offset, voxel_size, "floor")
     flat, _ = _ball_voxels(post_voxels, labels, blob_radius, voxel_size)
     out = np.zeros(labels.shape, dtype=np.uint8)
     out.reshape(-1)[flat] = 1
@@ -93,7 +95,7 @@ def partner_vectors(pre, post, labels, offset, voxel_size, d_blob_radius) -> tup
     off = np.asarray(offset, dtype=np.float64)
     vectors = np.zeros((3, *labels.shape), dtype=np.float32)
     mask = np.zeros(labels.shape, dtype=np.uint8)
-    flat, owners = _ball_voxels(_to_voxels(post, offset, voxel_size), labels, d_blob_radius, voxel_size)
+    flat, owners = _ball_voxels(voxel_indices(post, offset, voxel_size, "floor"), labels, d_blob_radius, voxel_size)
     if len(flat) == 0:
         return vectors, mask
     corners = np.stack(np.unravel_index(flat, labels.shape), axis=1) * vs + off
@@ -124,10 +126,3 @@ def balance_weights(labels: np.ndarray, clip: Sequence[float] = DEFAULT_BALANCE_
         fraction = np.clip(np.count_nonzero(labels == value) / total, clip[0], clip[1])
         weights[labels == value] = 1.0 / (2.0 * fraction)
     return weights
-
-
-def _to_voxels(points, offset, voxel_size) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    return np.floor((points - np.asarray(offset, np.float64)) / np.asarray(voxel_size, np.float64)).astype(
-        np.int64
-    )

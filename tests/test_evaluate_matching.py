@@ -9,13 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from synful.evaluate.labels import (
-    cremi_voxel_indices,
-    labels_at_points,
-    round_half_away_from_zero,
-    values_at_voxels,
-)
+from synful.evaluate.labels import labels_at_points
 from synful.evaluate.matching import candidate_edges, match_pairs, solve_matching
+from synful.lookup import round_half_away_from_zero, values_at_voxels, voxel_indices
 
 T = 400.0
 
@@ -175,10 +171,10 @@ def test_lookup_rounds_to_nearest_voxel_with_offset():
     seg = np.arange(2 * 3 * 3, dtype=np.uint64).reshape(2, 3, 3) + 1
     offset, voxel = (40.0, 8.0, 8.0), (40.0, 4.0, 4.0)
     # (40 + 20, 8 + 2, 8 + 5.9): z index round(0.5) = 1, y round(0.5) = 1, x round(1.475) = 1
-    index = cremi_voxel_indices([[60.0, 10.0, 13.9]], offset, voxel)
+    index = voxel_indices([[60.0, 10.0, 13.9]], offset, voxel, "cremi")
     assert index.tolist() == [[1, 1, 1]]
     # half a voxel before the start rounds away from zero to -1: outside
-    assert cremi_voxel_indices([[20.0, 8.0, 8.0]], offset, voxel).tolist() == [[-1, 0, 0]]
+    assert voxel_indices([[20.0, 8.0, 8.0]], offset, voxel, "cremi").tolist() == [[-1, 0, 0]]
     labels = labels_at_points(seg, [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]], offset, voxel)
     assert labels.tolist() == [seg[1, 1, 1], 0, seg[0, 0, 0]]
 
@@ -194,15 +190,15 @@ def test_lookup_outside_warns(caplog):
 def test_values_at_voxels_reads_every_section():
     data = np.random.default_rng(0).integers(0, 100, (5, 7, 9))
     idx = np.array([[4, 6, 8], [0, 0, 0], [2, 3, 1], [2, 6, 0], [5, 0, 0], [-1, 2, 2]])
-    values, inside = values_at_voxels(data, idx, fill_value=-7)
+    values, inside = values_at_voxels(data, idx, fill=-7)
     assert inside.tolist() == [True, True, True, True, False, False]
     assert values.tolist() == [data[4, 6, 8], data[0, 0, 0], data[2, 3, 1], data[2, 6, 0], -7, -7]
-    # a chunked on-disk array is read in slabs one chunk deep
+    # a chunked zarr array (read by coordinate selection) gives the same
     chunked = zarr.create_array(store={}, shape=data.shape, dtype=data.dtype, chunks=(2, 3, 4))
     chunked[...] = data
     idx = np.random.default_rng(1).integers(-1, 9, (200, 3))
-    expected, expected_inside = values_at_voxels(data, idx, fill_value=-7)
-    values, inside = values_at_voxels(chunked, idx, fill_value=-7)
+    expected, expected_inside = values_at_voxels(data, idx, fill=-7)
+    values, inside = values_at_voxels(chunked, idx, fill=-7)
     assert inside.tolist() == expected_inside.tolist() and values.tolist() == expected.tolist()
 
 

@@ -61,9 +61,8 @@ import pandas as pd
 from funlib.geometry import Coordinate, Roi
 from scipy.spatial import cKDTree
 
-from ..geometry import points_to_voxels
 from ..io.synapse_table import POST, PRE
-from .labels import values_at_voxels
+from ..lookup import values_at, voxel_indices
 from .matching import Matches
 
 log = logging.getLogger(__name__)
@@ -470,8 +469,8 @@ def post_indicator_near(
     shape = np.asarray(post_indicator.shape, dtype=np.int64)
     result = np.full(len(points), np.nan)
     for i, (point, label) in enumerate(zip(points, labels)):
-        low = np.floor((point - radius - offset) / voxel_size).astype(np.int64)
-        high = np.floor((point + radius - offset) / voxel_size).astype(np.int64) + 1
+        low = voxel_indices(point - radius, offset, voxel_size, "floor")[0]
+        high = voxel_indices(point + radius, offset, voxel_size, "floor")[0] + 1
         low, high = np.clip(low, 0, shape), np.clip(high, 0, shape)
         if np.any(high <= low):
             continue
@@ -487,8 +486,10 @@ def post_indicator_near(
         inside = np.linalg.norm(centres - point, axis=1) <= radius
         if not inside.any():
             continue
-        voxels = points_to_voxels(centres[inside], seg_offset, seg_voxel_size)
-        seg_values, seg_inside = values_at_voxels(segmentation, voxels, fill_value=0)
+        seg_values, seg_inside = values_at(
+            segmentation, centres[inside], "floor", offset=seg_offset, voxel_size=seg_voxel_size,
+            outside="fill", fill=0, return_inside=True,
+        )
         same = seg_inside & (seg_values.astype(np.uint64) == label)
         if same.any():
             result[i] = float(np.nanmax(values.reshape(-1)[inside][same]))

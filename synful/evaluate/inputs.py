@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SynfulError
-from ..geometry import points_to_voxels
 from ..io.cremi import VOLUME_PATHS, CremiFile
 from ..io.sample_store import default_synapse_table, open_neuron_ids, open_volume
 from ..io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
-from .labels import labels_at_points, values_at_voxels
+from ..lookup import values_at
+from .labels import labels_at_points
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ class RegionMask:
 
     def contains(self, points) -> np.ndarray:
         """Boolean mask of world points (N x 3) inside the region; points off the array are out."""
-        voxels = points_to_voxels(points, self.offset, self.voxel_size)
-        values, inside = values_at_voxels(self.array, voxels, fill_value=0)
+        values, inside = values_at(self, points, "floor", outside="fill", fill=0, return_inside=True)
         return inside & (values != 0)
 
 

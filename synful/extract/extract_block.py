@@ -17,14 +17,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..geometry import Roi, points_in_roi, points_to_voxels
+from ..geometry import Roi, points_in_roi
 from ..io.synapse_table import make_synapses
 from ..io.zarr_array import Volume
+from ..lookup import values_at, voxel_indices
 from .candidates import Candidates
 from .components import cc_candidates
 from .config import ExtractConfig
 from .nms import nms_candidates
-from .partners import averaged_vectors, far_enough, partner_locations, read_at_points, read_vectors
+from .partners import averaged_vectors, far_enough, partner_locations, read_vectors
 from .predictions import Predictions
 from .split import split_candidates
 from .values import to_values
@@ -68,7 +69,7 @@ def volume_faces(inside: Roi, volume_roi: Roi) -> tuple[tuple[bool, bool], ...]:
 
 def synapse_ids(post, volume_roi: Roi, voxel_size: Sequence[int]) -> np.ndarray:
     """uint64 ids: the C-order index of each post voxel in the grid of ``volume_roi``."""
-    voxels = points_to_voxels(post, volume_roi.begin, voxel_size)
+    voxels = voxel_indices(post, volume_roi.begin, voxel_size, "floor")
     shape = tuple(int(s) // int(v) for s, v in zip(volume_roi.shape, voxel_size))
     if len(voxels) == 0:
         return np.zeros(0, np.uint64)
@@ -123,8 +124,8 @@ def assemble_synapses(
     pre, post, scores, ids = pre[keep], post[keep], scores[keep], ids[keep]
     extra = {"score": scores}
     if seg is not None:
-        pre_seg = read_at_points(seg, pre).astype(np.uint64)
-        post_seg = read_at_points(seg, post).astype(np.uint64)
+        pre_seg = values_at(seg, pre, "floor", outside="fill").astype(np.uint64)
+        post_seg = values_at(seg, post, "floor", outside="fill").astype(np.uint64)
         if config.drop_autapses:
             keep = ~((pre_seg == post_seg) & (pre_seg != 0))
             pre, post, scores, ids = pre[keep], post[keep], scores[keep], ids[keep]
@@ -171,7 +172,7 @@ def extract_block(
         config,
         _vector_reader(
             config, mask.voxel_size,
-            lambda points: to_values(read_at_points(mask, points), mask.scale),
+            lambda points: to_values(values_at(mask, points, "floor", outside="fill"), mask.scale),
             lambda points: read_vectors(predictions.partner_vectors, points),
         ),
         owned_roi=write_roi,
@@ -201,13 +202,12 @@ def extract_from_arrays(
     candidates = find_candidates(probabilities, voxel_size, config)
 
     def at(array, points: np.ndarray) -> np.ndarray:
-        """``array`` (channels first) at world points (floor rule), 0 outside: (..., N)."""
-        voxels = points_to_voxels(points, offset, voxel_size)
-        inside = np.all((voxels >= 0) & (voxels < np.asarray(probabilities.shape)), axis=1)
-        values = np.asarray(array)[(Ellipsis, *np.where(inside[:, None], voxels, 0).T)]
-        return np.where(inside, values, 0).astype(np.float64)
+        """``array`` (channels first) at world points (floor rule), 0 outside: (N, ...)."""
+        values = values_at(array, points, "floor", offset=offset, voxel_size=voxel_size, outside="fill")
+        return values.astype(np.float64)
 
-    reader = _vector_reader(config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p).T)
+    vectors = np.asarray(vectors)
+    reader = _vector_reader(config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p))
     return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, reader)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..io.zarr_array import Volume
+from ..lookup import values_at
 from .values import to_values
 
 
@@ -46,49 +47,11 @@ def far_enough(pre, post, min_distance: float) -> np.ndarray:
     return distance >= min_distance
 
 
-def read_at_points(volume: Volume, points, fill_value=0) -> np.ndarray:
-    """Stored values of ``volume`` at world points (floor rule), ``fill_value`` outside.
-
-    Only the chunks holding the points are read (zarr coordinate selection).
-
-    Args:
-        volume: the array; with channel axes, every channel is read at each point.
-        points: world points (N x 3, nm).
-
-    Returns:
-        an array of shape (N,) without channels, (N, C) with one channel axis.
-    """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    voxels = np.floor(
-        (points - np.asarray(volume.offset, np.float64)) / np.asarray(volume.voxel_size, np.float64)
-    ).astype(np.int64)
-    shape = np.asarray(volume.shape, dtype=np.int64)
-    inside = np.all((voxels >= 0) & (voxels < shape), axis=1)
-    channel_shape = tuple(volume.array.shape[: volume.channels])
-    out = np.full((len(points),) + channel_shape, fill_value, dtype=volume.dtype)
-    if not inside.any():
-        return out
-    index = tuple(voxels[inside].T)
-    if volume.channels == 0:
-        out[inside] = volume.array.get_coordinate_selection(index)
-    elif volume.channels == 1:
-        n = int(inside.sum())
-        channels = channel_shape[0]
-        selection = (np.repeat(np.arange(channels), n),) + tuple(
-            np.tile(i, channels) for i in index
-        )
-        values = volume.array.get_coordinate_selection(selection)
-        out[inside] = values.reshape(channels, n).T
-    else:
-        raise ValueError(f"{volume.name}: {volume.channels} channel axes are not supported")
-    return out
-
-
 def read_vectors(vectors: Volume, post) -> np.ndarray:
     """Partner vectors (N x 3, nm, ``scale`` honoured) at the post locations' voxels."""
     if vectors.channels != 1 or vectors.array.shape[0] != 3:
         raise ValueError(f"{vectors.name}: expected shape (3, z, y, x)")
-    return to_values(read_at_points(vectors, post), vectors.scale).astype(np.float64)
+    return to_values(values_at(vectors, post, "floor", outside="fill"), vectors.scale).astype(np.float64)
 
 
 def averaging_offsets(radius: float, voxel_size: Sequence[float]) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import SynfulError
 from ..io.cremi import CremiSample
+from ..lookup import voxel_indices
 
 
 def _boundaries(labels: np.ndarray) -> np.ndarray:
@@ -28,7 +29,7 @@ def busiest_sections(sample: CremiSample, count: int = 3) -> list[int]:
     ann = sample.annotations
     if ann is not None and len(ann.partners):
         pre, _ = ann.pair_locations()
-        z = np.floor((pre[:, 0] - sample.neuron_ids.offset[0]) / resolution[0]).astype(int)
+        z = voxel_indices(pre, sample.neuron_ids.offset, resolution, "floor")[:, 0]
         z = z[(z >= 0) & (z < depth)]
         hits = np.bincount(z, minlength=depth)
         # each section also gets credit for synapses one section away, so the views are rich
@@ -81,10 +82,13 @@ def write_preview(
     start = np.rint((np.asarray(labels.offset) - np.asarray(sample.raw.offset)) / resolution).astype(int)
     if sample.annotations is not None and len(sample.annotations.partners):
         pre, post = sample.annotations.pair_locations()
+        pre_z = voxel_indices(pre, labels.offset, resolution, "floor")[:, 0]
+        post_z = voxel_indices(post, labels.offset, resolution, "floor")[:, 0]
         pre = (pre - np.asarray(labels.offset)) / resolution
         post = (post - np.asarray(labels.offset)) / resolution
     else:
         pre = post = np.zeros((0, 3))
+        pre_z = post_z = np.zeros(0, np.int64)
     overlay = ListedColormap([(0, 0, 0, 0), (1.0, 0.8, 0.1, 0.3)])
 
     height, width = labels.data.shape[1:]
@@ -95,7 +99,6 @@ def write_preview(
         raw = sample.raw.data[z + start[0], start[1] : start[1] + height, start[2] : start[2] + width]
         ax.imshow(raw, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.imshow(_boundaries(labels.data[z]), cmap=overlay, vmin=0, vmax=1, interpolation="nearest")
-        pre_z, post_z = np.floor(pre[:, 0]).astype(int), np.floor(post[:, 0]).astype(int)
         shown = (np.abs(pre_z - z) <= 1) | (np.abs(post_z - z) <= 1)
         for p, q in zip(pre[shown], post[shown]):
             ax.annotate(

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SynfulError
-from ..geometry import Coordinate, Roi, points_in_roi, points_to_voxels
+from ..geometry import Coordinate, Roi, points_in_roi
 from ..io import sample_store
 from ..io.synapse_table import POST, PRE, read_synapses
 from ..io.zarr_array import Volume
+from ..lookup import values_at, voxel_indices
 
 MAX_TRIES = 200
 
@@ -82,8 +83,7 @@ def open_training_sample(path: str | os.PathLike, voxel_size=None, synapses=None
     post = table[POST].to_numpy(np.float64).reshape(-1, 3)
     inside = points_in_roi(post, region)
     if mask is not None and inside.any():
-        voxels = points_to_voxels(post[inside], mask.offset, vs)
-        values = np.asarray(mask.array.get_coordinate_selection(tuple(voxels.T)))
+        values = values_at(mask, post[inside], "floor", outside="raise")
         inside[np.flatnonzero(inside)[values == 0]] = False
     return TrainingSample(path, raw, labels, mask, region, pre, post, np.flatnonzero(inside))
 
@@ -132,7 +132,7 @@ def choose_output_window(
     for _ in range(MAX_TRIES):
         if len(sample.candidates) and rng.random() < reject_probability:
             point = sample.post[rng.choice(sample.candidates)]
-            point_voxel = np.floor((point - offset) / vs).astype(np.int64)
+            point_voxel = voxel_indices(point, offset, vs, "floor")[0]
             lo = np.maximum(low, point_voxel - np.asarray(output_shape) + 1)
             hi = np.minimum(high, point_voxel)
             if np.any(hi < lo):

@@ -1,0 +1,183 @@
+"""World points -> voxels, and the values of an array at world points: the one place for both.
+
+Axis order is (z, y, x) and world units are nanometres; ``offset`` is the world position of the
+corner of voxel (0, 0, 0). Two rules map a point ``p`` to a voxel index:
+
+* ``"floor"`` (everything synful does): ``floor((p - offset) / voxel_size)``, the voxel that
+  holds the point;
+* ``"cremi"`` (the official CREMI evaluator, ``cremi/Volume.py``): ``round((p - offset) /
+  voxel_size)`` with halves away from zero (Python 2's ``round``). The table's
+  ``annotation_offset`` is already part of ``p`` here (synapse tables hold absolute nm).
+
+:func:`values_at` reads an array (numpy, zarr, h5py, or an object with ``array``, ``offset``
+and ``voxel_size`` such as :class:`synful.io.zarr_array.Volume`) at world points; what happens
+to points outside the array is the caller's choice (``outside``). Pure numpy: no torch, no
+zarr or h5py import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["RULES", "round_half_away_from_zero", "voxel_indices", "values_at_voxels", "values_at"]
+
+#: the point -> voxel rules :func:`voxel_indices` knows
+RULES = ("floor", "cremi")
+_OUTSIDE = ("raise", "fill")
+
+
+def round_half_away_from_zero(values) -> np.ndarray:
+    """Round to the nearest integer, halves away from zero (Python 2 ``round``), exactly.
+
+    ``floor(|x|)`` and ``|x| - floor(|x|)`` are exact in floating point, so the result is
+    correct even for values like 0.49999999999999994 where ``floor(x + 0.5)`` is not.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    magnitude = np.abs(values)
+    whole = np.floor(magnitude)
+    rounded = whole + (magnitude - whole >= 0.5)
+    return np.copysign(rounded, values)
+
+
+def voxel_indices(
+    points, offset: Sequence[float], voxel_size: Sequence[float], rule: str = "floor"
+) -> np.ndarray:
+    """Voxel indices (int64, N x 3) of world points (N x 3, nm) under ``rule``.
+
+    Args:
+        points: world positions (anything that reshapes to N x 3).
+        offset: world position (nm) of the corner of voxel (0, 0, 0).
+        voxel_size: voxel size (nm).
+        rule: ``"floor"`` or ``"cremi"`` (see the module docstring).
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    relative = (points - np.asarray(offset, dtype=np.float64)) / np.asarray(
+        voxel_size, dtype=np.float64
+    )
+    if rule == "floor":
+        return np.floor(relative).astype(np.int64)
+    if rule == "cremi":
+        return round_half_away_from_zero(relative).astype(np.int64)
+    raise ValueError(f"unknown point -> voxel rule {rule!r}; expected one of {RULES}")
+
+
+def _section_depth(array) -> int:
+    """How many z-sections to read at once: the array's chunk depth (1 when unchunked)."""
+    chunks = getattr(array, "chunks", None)
+    try:
+        return max(1, int(chunks[-3]))
+    except (TypeError, IndexError, ValueError):
+        return 1
+
+
+def _read_in_slabs(array, indices: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = array[..., *indices[i]]`` for an array-like with numpy-style slicing only
+    (h5py): the points are grouped by z into slabs one chunk deep and only the bounding box
+    of each slab's points is read, so no chunk is read twice and a large volume never whole."""
+    depth = _section_depth(array)
+    slab_of = indices[:, 0] // depth
+    order = np.argsort(slab_of, kind="stable")
+    rows, slab_of = order, slab_of[order]
+    starts = np.flatnonzero(np.r_[True, slab_of[1:] != slab_of[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    for start, end in zip(starts, ends):
+        group = indices[rows[start:end]]
+        low = group.min(axis=0)
+        high = group.max(axis=0) + 1
+        slab = np.asarray(array[..., low[0] : high[0], low[1] : high[1], low[2] : high[2]])
+        local = group - low
+        values = slab[..., local[:, 0], local[:, 1], local[:, 2]]
+        out[rows[start:end]] = np.moveaxis(values, -1, 0)
+
+
+def _read_coordinates(array, indices: np.ndarray) -> np.ndarray:
+    """``array[..., *indices[i]]`` for every row of a zarr array, by coordinate selection
+    (only the chunks holding the points are read): (n, *channels)."""
+    channels = tuple(array.shape[:-3])
+    n = len(indices)
+    if not channels:
+        return np.asarray(array.get_coordinate_selection(tuple(indices.T)))
+    count = int(np.prod(channels))
+    channel = np.unravel_index(np.repeat(np.arange(count), n), channels)
+    selection = tuple(channel) + tuple(np.tile(i, count) for i in indices.T)
+    values = np.asarray(array.get_coordinate_selection(selection))
+    return np.moveaxis(values.reshape(channels + (n,)), -1, 0)
+
+
+def values_at_voxels(array, indices, fill=0) -> tuple[np.ndarray, np.ndarray]:
+    """Values of an array at voxel indices, ``fill`` for indices outside it.
+
+    The last three axes of ``array`` are (z, y, x); axes before them are channels, read
+    whole at every voxel. numpy arrays are indexed directly, zarr arrays read by coordinate
+    selection, anything else with numpy-style slicing (h5py) in slabs one chunk deep.
+
+    Args:
+        array: numpy, zarr or h5py array (channels first).
+        indices: N x 3 integer voxel indices.
+        fill: the value of indices outside the array (cast to its dtype).
+
+    Returns:
+        (values, inside): the values (N, *channels) in the array's dtype and a boolean mask
+        (N,) of the indices that lie inside the array.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1, 3)
+    channels = tuple(int(c) for c in array.shape[:-3])
+    shape = np.asarray(array.shape[-3:], dtype=np.int64)
+    inside = np.all((indices >= 0) & (indices < shape), axis=1)
+    values = np.full((len(indices),) + channels, fill, dtype=array.dtype)
+    if not inside.any():
+        return values, inside
+    voxels = indices[inside]
+    if isinstance(array, np.ndarray):
+        values[inside] = np.moveaxis(array[(Ellipsis, *voxels.T)], -1, 0)
+    elif hasattr(array, "get_coordinate_selection"):
+        values[inside] = _read_coordinates(array, voxels)
+    else:
+        found = np.empty((len(voxels),) + channels, dtype=array.dtype)
+        _read_in_slabs(array, voxels, found)
+        values[inside] = found
+    return values, inside
+
+
+def values_at(
+    array,
+    points,
+    rule: str = "floor",
+    *,
+    offset: Sequence[float] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    outside: str = "raise",
+    fill=0,
+    return_inside: bool = False,
+):
+    """Values of ``array`` at world points (N x 3, nm): the voxel of each point by ``rule``.
+
+    Args:
+        array: an object with ``array``, ``offset`` and ``voxel_size`` (a
+            :class:`~synful.io.zarr_array.Volume`, a mask), or a bare numpy, zarr or h5py
+            array (channel axes first) with ``offset`` and ``voxel_size`` given.
+        points: world positions (anything that reshapes to N x 3).
+        rule: ``"floor"`` or ``"cremi"`` (see :func:`voxel_indices`).
+        offset, voxel_size: the array's grid (nm); default: the object's attributes.
+        outside: ``"raise"`` (IndexError when a point lies outside the array) or ``"fill"``.
+        fill: the value of points outside the array with ``outside="fill"``.
+        return_inside: also return the boolean mask (N,) of points inside the array.
+
+    Returns:
+        values (N, *channels) in the array's dtype; ``(values, inside)`` with ``return_inside``.
+    """
+    if outside not in _OUTSIDE:
+        raise ValueError(f"outside must be one of {_OUTSIDE}, got {outside!r}")
+    wrapped = hasattr(array, "array") and hasattr(array, "voxel_size")
+    offset = array.offset if offset is None else offset
+    voxel_size = array.voxel_size if voxel_size is None else voxel_size
+    data = array.array if wrapped else array
+    values, inside = values_at_voxels(data, voxel_indices(points, offset, voxel_size, rule), fill)
+    if outside == "raise" and not inside.all():
+        raise IndexError(
+            f"{int((~inside).sum())} of {len(inside)} points lie outside the array of shape "
+            f"{tuple(data.shape[-3:])} at offset {tuple(offset)} nm"
+        )
+    return (values, inside) if return_inside else values
