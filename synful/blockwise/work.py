@@ -40,7 +40,6 @@ from .markers import DoneMarkers, differences, identity_of
 from .run import BlockwiseError, BlockwiseResult, run_blockwise
 from .task import BlockwiseTask
 
-
 #: ``prepare(restart=STALE)``: start fresh only when the unfinished work is of another recipe
 STALE = "stale"
 
