@@ -2,10 +2,11 @@
 # Set up the environment and run every check: ruff, snakefmt, snakemake --lint, pytest.
 # The test environment includes the tf extra (TensorFlow + tf-keras, about a minute from PyPI)
 # for tests/test_tf_import.py, which writes real TensorFlow 1 checkpoints (skipped without it
-# outside CI); SYNFUL_EXTRAS=dev,slurm leaves it out.
+# outside CI), and the cluster extra (dask-jobqueue) whose job scripts the cluster tests
+# render; SYNFUL_EXTRAS=dev,slurm leaves both out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SYNFUL_EXTRAS="${SYNFUL_EXTRAS:-dev,slurm,tf}"
+export SYNFUL_EXTRAS="${SYNFUL_EXTRAS:-dev,slurm,tf,cluster}"
 bash scripts/setup_env.sh
 venv="${SYNFUL_VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
