@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _original_unet import original_unet_features
 
 from synful.models import (
     MODEL_DEFAULTS,
@@ -251,31 +252,6 @@ def test_mask_activation_follows_the_mask_loss():
 # --- skip alignment: against the original's cropping ----------------------------------------
 
 
-def _original_unet(unet, x):
-    """The original U-Net's decoder (funlib.learn.tensorflow @ 0712fee, models/unet.py) on
-    synful's modules, written from its description: the upsampled map is not cropped; the skip
-    connection is centre-cropped to it (``crop``: begin ``(have - want) // 2``) and
-    concatenated first. Returns one feature map per decoder."""
-    skips, y = [], x
-    for level, conv in enumerate(unet.encoder):
-        y = conv(y)
-        if level < len(unet.pools):
-            skips.append(y)
-            y = unet.pools[level](y)
-    outputs = []
-    for decoder in unet.decoders:
-        z = y
-        for level in reversed(range(len(skips))):
-            up = decoder["ups"][level]
-            upsampled = up.activation(up.up(z))
-            skip = skips[level]
-            begin = [(a - b) // 2 for a, b in zip(skip.shape[-3:], upsampled.shape[-3:])]
-            cut = tuple(slice(b, b + s) for b, s in zip(begin, upsampled.shape[-3:]))
-            z = decoder["convs"][level](torch.cat([skip[(..., *cut)], upsampled], 1))
-        outputs.append(z)
-    return outputs
-
-
 def _centre(array, shape):
     """The centre of ``array``'s last three axes, of ``shape``; the margins must be even."""
     margins = [a - s for a, s in zip(array.shape[-3:], shape)]
@@ -313,7 +289,7 @@ def test_geometric_alignment_is_the_original_centre_cropped(extra):
     assert legacy.valid_input_shape((20, 60, 60)) == shape
     x = torch.rand(1, 1, *shape) * 2 - 1
     with torch.no_grad():
-        original = _original_unet(model.unet, x)
+        original = original_unet_features(model.unet, x)
         ours, theirs = model.unet(x), legacy.unet(x)
     repeated_threes = extra.get("downsample_factors") in (PUBLISHED, [[3, 3, 3], [3, 3, 3]])
     for o, g, c in zip(original, ours, theirs):

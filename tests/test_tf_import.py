@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from _original_unet import original_unet_features
 
 from synful.checkpoint import load_checkpoint
 from synful.cli import main
@@ -448,23 +449,8 @@ def test_corrupt_data_is_an_error(mask_only, tmp_path, capsys):
 def _original_forward(model, x):
     """The imported network run with the original's cropping (funlib unet.py: the skip is
     centre-cropped to the upsampled map, nothing else is cropped), from synful's modules."""
-    unet = model.unet
-    skips = []
-    y = torch.from_numpy(x)[None, None]
     with torch.no_grad():
-        for level, conv in enumerate(unet.encoder):
-            y = conv(y)
-            if level < len(unet.pools):
-                skips.append(y)
-                y = unet.pools[level](y)
-        features = []
-        for decoder in unet.decoders:
-            z = y
-            for level in reversed(range(len(skips))):
-                up = decoder["ups"][level]
-                upsampled = up.activation(up.up(z))
-                z = decoder["convs"][level](torch.cat([centre_crop(skips[level], upsampled.shape[-3:]), upsampled], 1))
-            features.append(z)
+        features = original_unet_features(model.unet, torch.from_numpy(x)[None, None])
         vectors = model.vector_head(features[0])[0].numpy() / model.d_scale
         indicator = model.mask_head(features[-1])[0, 0]
     return {"pred_syn_indicator": indicator.numpy(), "probability": model.mask_probability(indicator).numpy(),
