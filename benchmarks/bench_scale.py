@@ -121,35 +121,6 @@ def meta_model(setup: dict):
         return build_model(setup)
 
 
-def conv_flops(model, input_shape) -> int:
-    """FLOPs (2 x multiply-adds) of all convolutions of a meta model for one input
-    (as ``benchmarks/bench_predict.py`` counts them)."""
-    import numpy as np
-    import torch
-
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        kernel = int(np.prod(module.kernel_size))
-        if isinstance(module, torch.nn.ConvTranspose3d):
-            positions = inputs[0].numel() // module.in_channels
-        else:
-            positions = output.numel() // module.out_channels
-        total += 2 * positions * module.in_channels * module.out_channels * kernel
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, torch.nn.Conv3d | torch.nn.ConvTranspose3d)
-    ]
-    with torch.inference_mode():
-        model(torch.zeros((1, 1, *input_shape), device="meta"))
-    for handle in handles:
-        handle.remove()
-    return total
-
-
 def virtual_raw(root: Path) -> tuple[str, float]:
     """Create (once) the virtual FAFB raw; returns its spec and the creation time (s)."""
     import zarr
@@ -369,6 +340,8 @@ def plan_section(root: Path) -> dict:
         small_text = f"{small.num_blocks} blocks"  # fmt: skip
     except SynfulError as exc:
         small_text = str(exc)
+    from bench_predict import conv_flops  # the FLOP count the prediction benchmark uses
+
     flops = conv_flops(model, tuple(plan.block_input_shape))
     vector_setup = read_setup(VECTOR_SETUP_PATH)
     vector_flops = conv_flops(meta_model(vector_setup), tuple(plan.block_input_shape))
