@@ -338,20 +338,19 @@ def scene(tmp_path):
     return tmp_path
 
 
+def evaluate_scene(scene, out):
+    """`synful evaluate` of the scene's predictions inside its validation mask, to ``out``."""
+    sample = scene / "sample.zarr"
+    return ["evaluate", "--pred", scene / "pred.parquet", "--gt", sample,
+            "--mask", sample / "masks" / "validation", "--out", out]  # fmt: skip
+
+
 def test_cli_errors_csv(scene, capsys):
     out, errors_csv = scene / "m.json", scene / "m.errors.csv"
     assert errors_path(out) == errors_csv
     code, stdout, _ = run_cli(
         [
-            "evaluate",
-            "--pred",
-            scene / "pred.parquet",
-            "--gt",
-            scene / "sample.zarr",
-            "--mask",
-            scene / "sample.zarr" / "masks" / "validation",
-            "--out",
-            out,
+            *evaluate_scene(scene, out),
             "--score-thresholds",
             "1",
             "--errors-csv",
@@ -382,15 +381,7 @@ def test_cli_errors_csv(scene, capsys):
     # without the store the lost one is below threshold too; every threshold with --errors-at
     code, _, _ = run_cli(
         [
-            "evaluate",
-            "--pred",
-            scene / "pred.parquet",
-            "--gt",
-            scene / "sample.zarr",
-            "--mask",
-            scene / "sample.zarr" / "masks" / "validation",
-            "--out",
-            out,
+            *evaluate_scene(scene, out),
             "--score-thresholds",
             "0",
             "1",
