@@ -61,6 +61,7 @@ import pandas as pd
 from funlib.geometry import Coordinate, Roi
 from scipy.spatial import cKDTree
 
+from ..io.prediction_store import read_values
 from ..io.synapse_table import POST, PRE
 from ..lookup import values_at, voxel_indices
 from .matching import Matches
@@ -451,7 +452,7 @@ def post_indicator_near(
     label at its centre (floor rule) equals the point's label.
 
     Args:
-        post_indicator: the ``post_indicator`` :class:`synful.io.zarr_array.Volume`
+        post_indicator: the ``post_indicator`` :class:`~funlib.persistence.Array`
             (values are ``stored / scale``).
         segmentation: the ground-truth ``neuron_ids`` (numpy, h5py or zarr array).
         seg_offset, seg_voxel_size: its offset and voxel size (nm).
@@ -478,7 +479,7 @@ def post_indicator_near(
             Coordinate(*(int(v) for v in offset + low * voxel_size)),
             Coordinate(*(int(v) for v in (high - low) * voxel_size)),
         )
-        values = np.asarray(post_indicator.read_values(roi), dtype=np.float64)
+        values = np.asarray(read_values(post_indicator, roi), dtype=np.float64)
         grid = np.stack(
             np.meshgrid(*(np.arange(lo, hi) for lo, hi in zip(low, high)), indexing="ij"), -1
         )
