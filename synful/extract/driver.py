@@ -38,10 +38,9 @@ from ..geometry import Coordinate
 from ..identity import store_identity
 from ..io.synapse_table import merge_synapse_tables
 from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
-from .config import ExtractConfig
+from .config import ExtractConfig, ExtractRun
 from .extract_block import empty_table, extract_block
 from .predictions import open_predictions, open_segmentation
-from .split import SPLIT_LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +175,9 @@ def run_extract_blocks(
     *,
     seg_store=None,
     vectors_store=None,
-    block_shape: Sequence[int] | None = None,
-    workers: int = 1,
-    scheduler=None,
+    block_shape: Sequence[int] | None = ExtractRun.block_shape,
+    workers: int = ExtractRun.workers,
+    scheduler=ExtractRun.scheduler,
     progress: bool = True,
     restart: bool = False,
 ) -> tuple[ExtractBlocks, BlockwiseTask, BlockwiseResult]:
@@ -206,8 +205,7 @@ def _run_extract_blocks(
     mask = predictions.post_indicator
     if seg_store is not None:
         open_segmentation(seg_store, mask.voxel_size)
-    if workers < 1:
-        raise SynfulError("--workers", f"must be >= 1, got {workers}")
+    ExtractRun(block_shape=block_shape, workers=workers, scheduler=scheduler)  # validates
     task = make_task(mask.roi, mask.voxel_size, config, block_shape)
     work = BlockwiseWork(
         work_directory(out_path), task, extract_recipe(config, pred_store, seg_store, vectors_store)
@@ -223,27 +221,15 @@ def extract_synapses(
     pred_store,
     out_path,
     *,
-    mode: str = "cc",
-    threshold: float = 0.5,
-    score: str = "sum",
-    nms_radius: float = 40.0,
-    score_threshold: float = 0.0,
-    min_distance: float = 0.0,
-    context: float = 120,
-    split_levels: Sequence[float] = SPLIT_LEVELS,
-    min_piece_volume: float = 32000.0,
-    vector_radius: float = 0.0,
-    cc_location: str = "interior",
-    nms_border: str = "constant",
     seg_store=None,
-    drop_autapses: bool = False,
     vectors_store=None,
-    block_shape: Sequence[int] | None = None,
-    workers: int = 1,
-    scheduler=None,
+    block_shape: Sequence[int] | None = ExtractRun.block_shape,
+    workers: int = ExtractRun.workers,
+    scheduler=ExtractRun.scheduler,
     progress: bool = True,
     restart: bool = False,
     return_table: bool = True,
+    **settings,
 ) -> pd.DataFrame | int:
     """Extract synapses from a prediction store into a synapse table at ``out_path``.
 
@@ -251,9 +237,8 @@ def extract_synapses(
         pred_store: prediction store with ``post_indicator`` and (unless ``vectors_store``
             is given) ``partner_vectors``.
         out_path: the synapse table to write (``.parquet``, or ``.csv``).
-        mode, threshold, score, nms_radius, score_threshold, min_distance, context,
-            split_levels, min_piece_volume, vector_radius, cc_location, nms_border,
-            drop_autapses: see :class:`ExtractConfig`.
+        settings: the extraction settings, fields of :class:`ExtractConfig` (``mode``,
+            ``threshold``, ``score``, ...; each field's default when not given).
         seg_store: sample store whose ``neuron_ids`` give ``pre_seg_id``/``post_seg_id``.
         vectors_store: another prediction store to take ``partner_vectors`` from (e.g. the
             output of a vector-only network, as the published CREMI models p_setup52 +
@@ -280,22 +265,8 @@ def extract_synapses(
             voxel size, an ``out_path`` (or work directory) that is or holds an input or is
             not synful's, another run writing ``out_path``; no output is left behind.
     """
-    config = ExtractConfig(
-        mode=mode,
-        threshold=threshold,
-        score=score,
-        nms_radius=nms_radius,
-        score_threshold=score_threshold,
-        min_distance=min_distance,
-        context=context,
-        drop_autapses=drop_autapses,
-        split_levels=tuple(split_levels),
-        min_piece_volume=min_piece_volume,
-        vector_radius=vector_radius,
-        cc_location=cc_location,
-        nms_border=nms_border,
-    )
-    if drop_autapses and seg_store is None:
+    config = ExtractConfig(**settings)
+    if config.drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
     with claim(extract_outputs(out_path), [pred_store, seg_store, vectors_store]):
         processor, task, _, work = _run_extract_blocks(

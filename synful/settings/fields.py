@@ -1,0 +1,188 @@
+"""One setting = one dataclass field: its name, type, default, range or choices and help.
+
+A stage's settings are a frozen dataclass whose fields are made with :func:`setting` and whose
+``__post_init__`` calls :func:`check_fields`, the one validator: it converts every value to the
+field's type (``float``, ``int``, ``str``, ``bool``, ``tuple[float, ...]``, ``tuple[int, int,
+int]``, each optionally ``| None``) and checks its choices and range, naming the command-line
+flag in the error (``--nms-radius: must be positive, got 0``). :func:`add_options` makes a
+command's argparse options from the same fields, so a flag's name, type, default, choices and
+help exist once. This module imports only the standard library and :mod:`synful.errors`, so
+``synful --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+
+from ..errors import SynfulError
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What a field's type does not say: help text, choices, range (inclusive ``minimum`` and
+    ``maximum``, exclusive ``above``) and the argparse metavar."""
+
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    metavar: str | tuple | None = None
+
+
+def setting(default, help: str, **spec):
+    """A dataclass field holding a setting (``spec``: the keywords of :class:`Spec`)."""
+    if isinstance(default, list | dict | set):
+        raise TypeError("a setting's default must be immutable (use a tuple)")
+    return dataclasses.field(default=default, metadata={"setting": Spec(help, **spec)})
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting: ``nms_radius`` -> ``--nms-radius``."""
+    return "--" + name.replace("_", "-")
+
+
+def settings_of(model) -> list[dataclasses.Field]:
+    """The fields of ``model`` (a class or an instance) that are settings, in order."""
+    return [f for f in dataclasses.fields(model) if "setting" in f.metadata]
+
+
+def defaults(model) -> dict:
+    """Every setting of ``model`` and its default."""
+    return {f.name: f.default for f in settings_of(model)}
+
+
+def values_from(model, args: argparse.Namespace) -> dict:
+    """The settings of ``model`` as parsed into ``args`` (keywords for the model or a stage)."""
+    return {f.name: getattr(args, f.name) for f in settings_of(model)}
+
+
+def _kind(annotation):
+    """``(element type, count, optional)``: count is None for a scalar, ``"+"`` or an int."""
+    if isinstance(annotation, str):
+        raise TypeError(
+            f"setting type {annotation!r} is a string: a settings model's module must not use "
+            "'from __future__ import annotations'"
+        )
+    optional = False
+    if isinstance(annotation, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        if len(members) != 1:
+            raise TypeError(f"unsupported setting type {annotation}")
+        annotation = members[0]
+    if typing.get_origin(annotation) is tuple:
+        items = typing.get_args(annotation)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return items[0], "+", optional
+        if len(set(items)) != 1:
+            raise TypeError(f"unsupported setting type {annotation}")
+        return items[0], len(items), optional
+    return annotation, None, optional
+
+
+def _range_text(spec: Spec) -> str | None:
+    low = None if spec.minimum is None else f"{spec.minimum:g}"
+    if low is not None and spec.maximum is not None:
+        return f"must lie in [{low}, {spec.maximum:g}]"
+    if spec.above is not None:
+        return "must be positive" if spec.above == 0 else f"must be > {spec.above:g}"
+    if low is not None:
+        return f"must be >= {low}"
+    if spec.maximum is not None:
+        return f"must be <= {spec.maximum:g}"
+    return None
+
+
+def _in_range(value: float, spec: Spec) -> bool:
+    return not (
+        (spec.minimum is not None and value < spec.minimum)
+        or (spec.maximum is not None and value > spec.maximum)
+        or (spec.above is not None and value <= spec.above)
+    )
+
+
+def _scalar(name: str, value, kind, spec: Spec):
+    if kind is bool:
+        return bool(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise SynfulError(flag(name), f"not a string: {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            raise SynfulError(
+                flag(name), f"unknown value {value!r}, expected one of {', '.join(spec.choices)}"
+            )
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SynfulError(flag(name), f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise SynfulError(flag(name), f"must be finite, got {value}")
+    if kind is int:
+        if number != int(number):
+            raise SynfulError(flag(name), f"not an integer: {value!r}")
+        number = int(number)
+    if not _in_range(number, spec):
+        raise SynfulError(flag(name), f"{_range_text(spec)}, got {number:g}")
+    return number
+
+
+def check_value(field: dataclasses.Field, value):
+    """``value`` converted to ``field``'s type, or a :class:`SynfulError` naming its flag."""
+    spec = field.metadata["setting"]
+    kind, count, optional = _kind(field.type)
+    if value is None:
+        if optional:
+            return None
+        raise SynfulError(flag(field.name), "needs a value")
+    if count is None:
+        return _scalar(field.name, value, kind, spec)
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise SynfulError(flag(field.name), f"not a list: {value!r}")
+    items = tuple(_scalar(field.name, item, kind, spec) for item in value)
+    if (count == "+" and not items) or (count != "+" and len(items) != count):
+        expected = "at least 1" if count == "+" else str(count)
+        raise SynfulError(flag(field.name), f"needs {expected} values, got {list(value)}")
+    return items
+
+
+def check_fields(instance) -> None:
+    """The validator of a frozen settings dataclass: convert and check every setting in place."""
+    for field in settings_of(instance):
+        value = check_value(field, getattr(instance, field.name))
+        object.__setattr__(instance, field.name, value)
+
+
+def add_options(parser: argparse.ArgumentParser, model, skip: tuple = ()) -> None:
+    """Add one ``--flag`` per setting of ``model`` (but those in ``skip``) to ``parser``.
+
+    The option's default is the field's; argparse converts numbers, the stage's model checks
+    ranges (so errors are the model's one line, ``synful: error: --flag: ...``).
+    """
+    for field in settings_of(model):
+        if field.name in skip:
+            continue
+        spec = field.metadata["setting"]
+        kind, count, _ = _kind(field.type)
+        if kind is bool:
+            if field.default is not False:
+                raise TypeError(f"{field.name}: a flag's default must be False")
+            parser.add_argument(flag(field.name), action="store_true", help=spec.help)
+            continue
+        options = {"default": field.default, "help": spec.help}
+        if isinstance(field.default, tuple):
+            options["default"] = list(field.default)  # as argparse would parse it
+        if kind in (int, float):
+            options["type"] = kind
+        if spec.choices is not None:
+            options["choices"] = list(spec.choices)
+        if spec.metavar is not None:
+            options["metavar"] = spec.metavar
+        if count is not None:
+            options["nargs"] = count
+        parser.add_argument(flag(field.name), **options)
