@@ -201,10 +201,26 @@ EVALUATE_SAMPLES = config["evaluate"].get(
     "samples", [name for name in LABELLED if not split_can_be_empty(name, "validation")]
 )
 CHECKPOINTS = sorted(set(config["train"]["checkpoints"]))
-for key, names in (("train.samples", TRAIN_SAMPLES), ("evaluate.samples", EVALUATE_SAMPLES)):
+# held-out test sets: group -> samples, scored at the configuration chosen on EVALUATE_SAMPLES
+TEST_GROUPS = config["evaluate"]["test"]
+TEST_SAMPLES = {name: group for group, names in TEST_GROUPS.items() for name in names}
+for key, names in (
+    ("train.samples", TRAIN_SAMPLES),
+    ("evaluate.samples", EVALUATE_SAMPLES),
+    *((f"evaluate.test.{group}", names) for group, names in TEST_GROUPS.items()),
+):
     unknown = [name for name in names if name not in LABELLED]
     if unknown:
         raise ValueError(f"config {key}: {unknown} are not labelled samples of config samples")
+for _name, _group in TEST_SAMPLES.items():
+    for key, names in (("train.samples", TRAIN_SAMPLES), ("evaluate.samples", EVALUATE_SAMPLES)):
+        if _name in names:
+            raise ValueError(
+                f"config evaluate.test.{_group}: {_name} is also in {key} "
+                "(a test sample is never trained or validated on)"
+            )
+if len(TEST_SAMPLES) != sum(len(names) for names in TEST_GROUPS.values()):
+    raise ValueError("config evaluate.test: a sample is in more than one test group")
 
 # ---- models: a multi-task setup, or a (mask, vectors) pair of single-task setups --------------
 
@@ -479,7 +495,7 @@ def prediction_stores():
             for model, parts in MODELS.items()
             for network in set(parts.values())
             for iteration in model_iterations(model)
-            for sample in EVALUATE_SAMPLES
+            for sample in [*EVALUATE_SAMPLES, *TEST_SAMPLES]
         }
     )
 
@@ -506,17 +522,29 @@ def evaluation_errors():
     return [re.sub(r"\.json$", ".errors.csv", run["metrics"]) for run in evaluation_runs()]
 
 
-def evaluation_runs():
+def evaluation_runs(samples=None):
     """Every evaluated run: model (setup or mask+vectors pair), iteration, extraction settings,
-    seg variant, sample and metrics file."""
+    seg variant, sample and metrics file; of the validation samples, or of ``samples``."""
     runs = []
     for model in MODELS:
         for iteration in model_iterations(model):
             grid = EXTRACTION.dataframe.to_dict("records")
             for settings, pattern in zip(grid, EXTRACTION.instance_patterns):
                 for seg in SEG_VARIANTS:
-                    for sample in EVALUATE_SAMPLES:
+                    for sample in EVALUATE_SAMPLES if samples is None else samples:
                         path = f"results/evaluate/{model}/{iteration}/{pattern}/seg~{seg}/{sample}.json"
                         run = {"setup": model, "iteration": iteration, **settings, "seg": seg}
                         runs.append(run | {"sample": sample, "metrics": path})
     return runs
+
+
+def test_runs():
+    """The evaluated runs of the held-out test samples, each with its test ``group``."""
+    return [run | {"group": TEST_SAMPLES[run["sample"]]} for run in evaluation_runs(TEST_SAMPLES)]
+
+
+def test_table():
+    """results/test.csv when the config names test samples (evaluate.test)."""
+    if not TEST_SAMPLES:
+        return {}
+    return {"test": report("results/test.csv", caption="../report/test.rst", category="Summary")}

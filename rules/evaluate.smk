@@ -27,8 +27,10 @@ rule evaluate:
 rule evaluate_all:
     input:
         metrics=[run["metrics"] for run in evaluation_runs()],
+        test_metrics=[run["metrics"] for run in test_runs()],
         errors=evaluation_errors(),
     output:
+        **test_table(),
         summary=report(
             "results/summary.csv",
             caption="../report/summary.rst",
@@ -58,5 +60,6 @@ rule evaluate_all:
         "../envs/synful.yaml"
     params:
         runs=evaluation_runs(),
+        test_runs=test_runs(),
     script:
         "../workflow_scripts/evaluate_all.py"

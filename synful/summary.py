@@ -6,6 +6,11 @@ differ only in the sample are combined by summing TP/FP/FN
 (:func:`synful.evaluate.combine_metrics`, as the paper did over A, B and C) into a row whose
 sample is ``all``.
 
+Held-out *test* runs (samples never trained or validated on, in named groups) are scored at
+the one configuration chosen on the validation runs (:func:`summarize_test`): the model,
+checkpoint, extraction setting, seg variant and score threshold of the best combined
+validation row, so the test numbers say how that choice does on new data.
+
 With the per-error tables ``synful evaluate --errors-csv --errors-at sweep`` wrote beside each
 metrics JSON (:func:`synful.evaluate.errors_path`), the summary also counts the errors of the
 best configuration by cause (:func:`summarize_errors`).
@@ -205,6 +210,52 @@ def summarize_errors(
     return counts, pairs
 
 
+def summarize_test(runs: Sequence[dict], test_runs: Sequence[dict], table: pd.DataFrame) -> pd.DataFrame:
+    """The held-out test samples at the configuration chosen on the validation runs.
+
+    The configuration is :func:`best_group` of ``table`` (the validation summary): its key
+    values and its best score threshold (all predictions without a sweep). Each test run with
+    those keys is read at that threshold; each group's runs are summed into a row whose
+    sample is ``all``.
+
+    Args:
+        runs: the validation runs (as for :func:`summarize_runs`).
+        test_runs: test runs: the same keys, ``sample``, ``metrics`` and ``group`` (the name of
+            the test set the sample belongs to).
+        table: the summary table of ``runs``.
+
+    Returns:
+        One row per test sample, then one ``all`` row per group: the configuration's key
+        columns, ``group``, ``sample``, ``score_threshold`` and the counts
+        (:data:`COUNTS`).
+
+    Raises:
+        SynfulError: no test run has the chosen configuration, or a test run has no sweep
+            entry at its score threshold.
+    """
+    best = best_group(table)
+    key_columns = run_keys(runs)
+    threshold = best.get("best_score_threshold")
+    threshold = None if threshold is None or pd.isna(threshold) else float(threshold)
+    keys = {k: best[k] for k in key_columns}
+    chosen = [run for run in test_runs if all(run[k] == keys[k] for k in key_columns)]
+    if not chosen:
+        raise SynfulError(None, f"no test run has the configuration chosen on validation ({keys})")
+    rows, groups = [], {}
+    for run in chosen:
+        try:
+            entry = _entry_at(read_metrics(run["metrics"]), threshold)
+        except KeyError:
+            raise SynfulError(run["metrics"], f"has no sweep entry at score >= {threshold:g}") from None
+        rows.append(keys | {"group": run["group"], "sample": run["sample"]} | entry)
+        groups.setdefault(run["group"], []).append(entry)
+    for group, entries in groups.items():
+        rows.append(keys | {"group": group, "sample": COMBINED} | combine_metrics(entries))
+    out = pd.DataFrame(rows)
+    out["score_threshold"] = np.nan if threshold is None else threshold
+    return out[[*key_columns, "group", "sample", "score_threshold", *COUNTS]]
+
+
 def write_summary(
     runs: Sequence[dict],
     table_path: str | os.PathLike,
@@ -212,6 +263,8 @@ def write_summary(
     pr_plot: str | os.PathLike,
     errors_csv: str | os.PathLike | None = None,
     error_pairs_csv: str | os.PathLike | None = None,
+    test_runs: Sequence[dict] = (),
+    test_csv: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Write the summary table (CSV), the F-score plot and the PR curve of the best run.
 
@@ -223,24 +276,37 @@ def write_summary(
         errors_csv: also write the best configuration's errors by cause per sample
             (:func:`summarize_errors`); needs the per-error table beside each metrics JSON.
         error_pairs_csv: also write those errors one per row.
+        test_runs: held-out test runs (see :func:`summarize_test`).
+        test_csv: where to write the test table (needed with ``test_runs``).
     """
+    if test_runs and test_csv is None:
+        raise SynfulError(None, "test runs given without a test table to write")
     paths = [table_path, fscore_plot, pr_plot]
-    inputs = [run["metrics"] for run in runs]
+    inputs = [run["metrics"] for run in [*runs, *test_runs]]
     if errors_csv is not None or error_pairs_csv is not None:
         inputs += [errors_path(run["metrics"]) for run in runs]
-    extra = [p for p in (errors_csv, error_pairs_csv) if p is not None]
+    extra = [p for p in (errors_csv, error_pairs_csv, test_csv) if p is not None]
     with claim([output(path, FILE) for path in paths + extra], inputs=inputs):
-        return _write_summary(runs, *paths, errors_csv, error_pairs_csv)
+        return _write_summary(runs, *paths, errors_csv, error_pairs_csv, test_runs, test_csv)
 
 
 def _write_summary(
-    runs, table_path, fscore_plot, pr_plot, errors_csv=None, error_pairs_csv=None
+    runs,
+    table_path,
+    fscore_plot,
+    pr_plot,
+    errors_csv=None,
+    error_pairs_csv=None,
+    test_runs=(),
+    test_csv=None,
 ) -> pd.DataFrame:
     table, combined = summarize_runs(runs)
-    errors = {}
+    tables = {}
     if errors_csv is not None or error_pairs_csv is not None:
         counts, pairs = summarize_errors(runs, table)
-        errors = {path: data for path, data in ((errors_csv, counts), (error_pairs_csv, pairs))}
+        tables = {errors_csv: counts, error_pairs_csv: pairs}
+    if test_csv is not None:
+        tables[test_csv] = summarize_test(runs, test_runs, table)
     best = best_group(table)
     key_columns = run_keys(runs)
     best_metrics = combined[tuple(best[k] for k in key_columns)]
@@ -249,7 +315,7 @@ def _write_summary(
     if not best_metrics.get("sweep"):
         raise SynfulError(pr_plot, "the runs have no score-threshold sweep to plot")
     write_precision_recall_plot(best_metrics, pr_plot, title=title)
-    for path, data in errors.items():
+    for path, data in tables.items():
         if path is not None:
             with atomic_output(path) as tmp:
                 data.to_csv(tmp, index=False)

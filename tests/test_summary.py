@@ -20,6 +20,7 @@ from synful.summary import (
     plot_fscore_by_iteration,
     summarize_errors,
     summarize_runs,
+    summarize_test,
     write_summary,
 )
 
@@ -108,6 +109,46 @@ def test_best_group_and_files(tmp_path):
     labels = plot_fscore_by_iteration(table, tmp_path / "f.svg")
     assert labels == ["setup=demo mode=cc score=sum"]
     assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_test_samples_are_scored_at_the_configuration_chosen_on_validation(tmp_path):
+    run_list, _ = runs(tmp_path)
+    table, combined = summarize_runs(run_list)
+    best = best_group(table)
+    assert (best["iteration"], best["best_score_threshold"]) == (10, 0.0)
+    # test samples: the two runs' predictions again, at both iterations; the test table reads
+    # iteration 10 only and at score >= 0, however the test runs of iteration 20 score
+    keys = {"setup": "demo", "mode": "cc", "score": "sum"}
+    test = [
+        keys | {"iteration": 10, "sample": "t1", "group": "clean", "metrics": tmp_path / "a.json"},
+        keys | {"iteration": 10, "sample": "t2", "group": "clean", "metrics": tmp_path / "b.json"},
+        keys | {"iteration": 10, "sample": "t3", "group": "defects", "metrics": tmp_path / "c.json"},
+        keys | {"iteration": 20, "sample": "t1", "group": "clean", "metrics": tmp_path / "c.json"},
+    ]
+    out = summarize_test(run_list, test, table)
+    assert out["sample"].tolist() == ["t1", "t2", "t3", "all", "all"]
+    assert out["group"].tolist() == ["clean", "clean", "defects", "clean", "defects"]
+    assert (out["iteration"] == 10).all() and (out["score_threshold"] == 0.0).all()
+    clean = out.iloc[3]
+    assert (clean["tp"], clean["fp"], clean["fn"]) == (5, 2, 1)
+    assert clean["fscore"] == pytest.approx(combined[("demo", "cc", "sum", 10)]["fscore"])
+    defects = out.iloc[4]
+    assert (defects["tp"], defects["fp"], defects["fn"]) == (1, 1, 2)
+    # a threshold the test runs were not swept at, and no test run of the chosen configuration
+    table.loc[table["sample"] == "all", "best_score_threshold"] = 3.0
+    with pytest.raises(SynfulError, match="no sweep entry at score >= 3"):
+        summarize_test(run_list, test, table)
+    with pytest.raises(SynfulError, match="no test run has the configuration"):
+        summarize_test(run_list, test[3:], summarize_runs(run_list)[0])
+    # written beside the summary
+    written = write_summary(
+        run_list, tmp_path / "o/s.csv", tmp_path / "o/f.png", tmp_path / "o/pr.png",
+        test_runs=test, test_csv=tmp_path / "o/test.csv",
+    )
+    assert len(written) == 5
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "o/test.csv"), summarize_test(run_list, test, written), check_dtype=False
+    )
 
 
 def test_bad_inputs(tmp_path):

@@ -214,6 +214,29 @@ def test_setups_that_cannot_produce_both_outputs_fail_at_load(tmp_path, setups, 
     assert "Job stats" not in result.stdout  # before any job is planned
 
 
+@pytest.mark.parametrize(
+    "test_groups, problem",
+    [
+        ({"new": ["tiny1"]}, "config evaluate.test.new: tiny1 is also in train.samples"),
+        ({"new": ["tiny2"]}, "config evaluate.test.new: tiny2 is also in evaluate.samples"),
+        ({"new": ["nosuch"]}, "config evaluate.test.new: ['nosuch'] are not labelled samples"),
+        ({"a": ["tiny3"], "b": ["tiny3"]}, "config evaluate.test: a sample is in more than one"),
+    ],
+)
+def test_test_samples_must_be_held_out(tmp_path, test_groups, problem):
+    shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["samples"]["tiny3"] = config["samples"]["tiny2"]
+    config["train"]["samples"] = ["tiny1"]
+    config["evaluate"]["samples"] = ["tiny1", "tiny2"]
+    config["evaluate"]["test"] = test_groups
+    write_config(tmp_path, config)
+    result = snakemake("-n", workdir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert problem in result.stdout + result.stderr
+    assert "Job stats" not in result.stdout
+
+
 @pytest.mark.slow
 def test_slurm_profile_dry_run(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")

@@ -13,5 +13,7 @@ with log_to(snakemake.log[0]):
         snakemake.output.pr_plot,
         errors_csv=snakemake.output.errors,
         error_pairs_csv=snakemake.output.error_pairs,
+        test_runs=snakemake.params.test_runs,
+        test_csv=snakemake.output.get("test"),
     )
     logging.getLogger("evaluate_all").info("summary (%d rows):\n%s", len(table), table.to_string())
