@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+from ..settings.evaluate import ErrorSettings, EvaluateSettings
+from ..settings.fields import add_options, defaults, flag, values_from
 
 NAME = "evaluate"
 HELP = "score predicted synaptic partners against ground truth (CREMI rule)"
@@ -17,17 +18,6 @@ DESCRIPTION = (
 )
 
 
-def _threshold_list(values: list[str]):
-    if values == ["auto"]:
-        return "auto"
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "--score-thresholds takes numbers or the single word 'auto'"
-        ) from None
-
-
 def add_arguments(parser) -> None:
     parser.add_argument(
         "--pred", required=True, metavar="SYNAPSES", help="predicted pairs (.parquet, .csv or CREMI .hdf)"
@@ -38,37 +28,12 @@ def add_arguments(parser) -> None:
         metavar="GT",
         help="CREMI HDF5 with neuron_ids and annotations, or a sample store X.zarr beside X.parquet",
     )
-    parser.add_argument(
-        "--matching-threshold", type=float, default=400.0, metavar="NM", help="matching threshold T (nm)"
-    )
-    parser.add_argument(
-        "--score-thresholds",
-        nargs="+",
-        default=None,
-        metavar="S",
-        help="sweep these score thresholds (kept: score >= S), or 'auto' for a deterministic "
-        "set from the prediction scores",
-    )
-    parser.add_argument(
-        "--filter-same-seg",
-        action="store_true",
-        help="drop predictions whose pre and post lie in the same ground-truth segment ('with seg')",
-    )
+    add_options(parser, EvaluateSettings)
     parser.add_argument(
         "--mask",
         default=None,
         metavar="STORE.zarr/ARRAY",
         help="evaluate only pairs whose post point lies inside this mask (e.g. X.zarr/masks/validation)",
-    )
-    parser.add_argument(
-        "--pre-only", action="store_true", help="gate and cost on the pre distance only (FAFB protocol)"
-    )
-    parser.add_argument(
-        "--merge-radius",
-        type=float,
-        default=None,
-        metavar="NM",
-        help="merge same-label predictions whose post points are within NM, keeping the best score",
     )
     parser.add_argument("--out", required=True, metavar="METRICS.json", help="metrics JSON to write")
     parser.add_argument("--sweep-csv", default=None, metavar="SWEEP.csv", help="also write the sweep as CSV")
@@ -79,12 +44,6 @@ def add_arguments(parser) -> None:
         metavar="ERRORS.csv",
         help="also write every false negative and false positive with its cause (one row each), "
         "at the best score threshold of the sweep (all predictions without a sweep)",
-    )
-    parser.add_argument(
-        "--errors-at",
-        choices=("best", "sweep"),
-        default=None,
-        help="--errors-csv at the best threshold of the sweep (default) or at every swept one",
     )
     parser.add_argument(
         "--predictions",
@@ -100,14 +59,7 @@ def add_arguments(parser) -> None:
         metavar="OTHER.zarr",
         help="take partner_vectors from this store (as for synful extract --vectors)",
     )
-    parser.add_argument(
-        "--extraction-threshold",
-        type=float,
-        default=None,
-        metavar="T",
-        help="the threshold the pairs were extracted at (synful extract --threshold; default "
-        "its default); with --predictions",
-    )
+    add_options(parser, ErrorSettings)
 
 
 def run(args) -> int:
@@ -117,36 +69,23 @@ def run(args) -> int:
     from ..io.sample_store import default_synapse_table
     from ..outputs import FILE, claim, output
 
-    thresholds = None
-    if args.score_thresholds is not None:
-        try:
-            thresholds = _threshold_list(args.score_thresholds)
-        except argparse.ArgumentTypeError as exc:
-            raise SynfulError("--score-thresholds", str(exc)) from None
-    if thresholds is None and (args.sweep_csv or args.plot):
+    if args.score_thresholds is None and (args.sweep_csv or args.plot):
         raise SynfulError(
             "--sweep-csv/--plot", "need a score-threshold sweep; pass --score-thresholds"
         )
     if args.errors_csv is None:
-        for name in ("errors_at", "predictions", "vectors", "extraction_threshold"):
+        for name in ("predictions", "vectors", *defaults(ErrorSettings)):
             if getattr(args, name) is not None:
-                raise SynfulError("--" + name.replace("_", "-"), "needs --errors-csv")
+                raise SynfulError(flag(name), "needs --errors-csv")
     if args.predictions is None:
         for name in ("vectors", "extraction_threshold"):
             if getattr(args, name) is not None:
-                raise SynfulError("--" + name.replace("_", "-"), "needs --predictions")
+                raise SynfulError(flag(name), "needs --predictions")
     outputs = [output(p, FILE) for p in (args.out, args.sweep_csv, args.plot, args.errors_csv) if p]
     inputs = [args.pred, args.gt, args.mask, args.predictions, args.vectors]
     if is_sample_store(args.gt):
         inputs.append(default_synapse_table(args.gt))
-    options = dict(
-        matching_threshold=args.matching_threshold,
-        score_thresholds=thresholds,
-        filter_same_seg=args.filter_same_seg,
-        mask=args.mask,
-        pre_only=args.pre_only,
-        merge_radius=args.merge_radius,
-    )
+    options = dict(mask=args.mask, **values_from(EvaluateSettings, args))
     errors = None
     with claim(outputs, inputs):
         if args.errors_csv is None:
@@ -155,10 +94,9 @@ def run(args) -> int:
             metrics, errors = evaluate_files_with_errors(
                 args.pred,
                 args.gt,
-                errors_at=args.errors_at or "best",
                 predictions=args.predictions,
                 vectors=args.vectors,
-                extraction_threshold=args.extraction_threshold,
+                **values_from(ErrorSettings, args),
                 **options,
             )
         write_results(

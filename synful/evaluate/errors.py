@@ -64,6 +64,7 @@ from scipy.spatial import cKDTree
 from ..io.prediction_store import read_values
 from ..io.synapse_table import POST, PRE
 from ..lookup import values_at, voxel_indices
+from ..settings.evaluate import EvaluateSettings
 from .matching import Matches
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def classify_errors(
     pred_labels,
     kept,
     matches: Matches,
-    matching_threshold: float = 400.0,
+    matching_threshold: float = EvaluateSettings.matching_threshold,
     *,
     filtered=None,
     gt_outside: pd.DataFrame | None = None,

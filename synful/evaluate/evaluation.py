@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import os
 from collections.abc import Sequence
 
@@ -12,6 +12,8 @@ import pandas as pd
 
 from ..errors import SynfulError
 from ..io.synapse_table import POST, PRE
+from ..settings.evaluate import ERRORS_AT, ErrorSettings, EvaluateSettings
+from ..settings.extract import ExtractConfig
 from .errors import classify_errors, error_table, isolated, post_indicator_near
 from .inputs import load_predictions, open_ground_truth, open_region_mask, post_points
 from .matching import candidate_edges, solve_matching
@@ -37,19 +39,17 @@ class _Prepared:
         pred_labels,
         gt: pd.DataFrame,
         gt_labels,
-        matching_threshold: float,
-        filter_same_seg: bool,
-        pre_only: bool,
-        merge_radius: float | None,
+        settings: EvaluateSettings,
     ):
+        self.settings = settings
         self.pred_labels = np.asarray(pred_labels, dtype=np.uint64).reshape(-1, 2)
         self.gt_labels = np.asarray(gt_labels, dtype=np.uint64).reshape(-1, 2)
         self.scores = pred["score"].to_numpy(dtype=np.float64) if "score" in pred.columns else None
-        self.matching_threshold = matching_threshold
-        self.merge_radius = merge_radius
+        self.matching_threshold = settings.matching_threshold
+        self.merge_radius = settings.merge_radius
         self.n_gt = len(gt)
         self.same_segment = np.zeros(len(pred), dtype=bool)
-        if filter_same_seg:
+        if settings.filter_same_seg:
             self.same_segment = same_segment(self.pred_labels)
             log.info(
                 "dropping %d of %d predictions within one segment",
@@ -64,8 +64,8 @@ class _Prepared:
             _locations(gt, PRE),
             _locations(gt, POST),
             self.gt_labels,
-            matching_threshold,
-            pre_only,
+            settings.matching_threshold,
+            settings.pre_only,
         )
 
     def scored(self, score_threshold: float | None) -> np.ndarray:
@@ -94,18 +94,7 @@ class _Prepared:
         )
 
 
-def evaluate_pairs(
-    pred: pd.DataFrame,
-    pred_labels,
-    gt: pd.DataFrame,
-    gt_labels,
-    *,
-    matching_threshold: float = 400.0,
-    score_thresholds: Sequence[float] | None = None,
-    filter_same_seg: bool = False,
-    pre_only: bool = False,
-    merge_radius: float | None = None,
-) -> dict:
+def evaluate_pairs(pred: pd.DataFrame, pred_labels, gt: pd.DataFrame, gt_labels, **settings) -> dict:
     """The metrics dict for labelled predicted and true pairs (synapse tables, absolute nm).
 
     Steps, in the FAFB order: drop same-segment predictions (``filter_same_seg``); per score
@@ -115,60 +104,49 @@ def evaluate_pairs(
     Args:
         pred, gt: synapse tables of predicted and true pairs.
         pred_labels, gt_labels: N x 2 and M x 2 ground-truth (pre, post) labels.
-        matching_threshold: T in nm (distances ``<= T`` can match).
-        score_thresholds: thresholds to sweep, or ``None``; needs a ``score`` column.
-        filter_same_seg: drop predictions whose pre and post share a ground-truth segment.
-        pre_only: gate and cost on the pre distance only (FAFB).
-        merge_radius: merge same-label predictions whose post points are this close (nm).
+        settings: fields of :class:`synful.settings.evaluate.EvaluateSettings` (each its
+            default when not given): ``matching_threshold`` T in nm (distances ``<= T`` can
+            match); ``score_thresholds`` to sweep, in the given order, or ``None`` (needs a
+            ``score`` column); ``filter_same_seg``; ``pre_only`` (FAFB); ``merge_radius`` (nm).
 
     Returns:
         The metrics dict (top-level counts for all predictions, ``sweep`` and ``best`` when
         thresholds are given, and ``settings``).
     """
-    if score_thresholds is not None and "score" not in pred.columns:
+    settings = EvaluateSettings(**settings)
+    if settings.score_thresholds is not None and "score" not in pred.columns:
         raise ValueError("the predictions have no score column to sweep thresholds over")
-    prepared = _Prepared(
-        pred,
-        pred_labels,
-        gt,
-        gt_labels,
-        matching_threshold,
-        filter_same_seg,
-        pre_only,
-        merge_radius,
-    )
-    return _metrics(prepared, score_thresholds, filter_same_seg, pre_only, merge_radius)
+    prepared = _Prepared(pred, pred_labels, gt, gt_labels, settings)
+    return _metrics(prepared, settings.score_thresholds)
 
 
-def _metrics(prepared, score_thresholds, filter_same_seg, pre_only, merge_radius) -> dict:
+def _metrics(prepared: _Prepared, score_thresholds) -> dict:
     metrics = prepared.entry(None)
     if score_thresholds is not None:
         sweep = [prepared.entry(threshold) for threshold in score_thresholds]
         metrics["sweep"] = sweep
         metrics["best"] = best_entry(sweep)
+    settings = prepared.settings
     metrics["settings"] = {
-        "filter_same_seg": bool(filter_same_seg),
-        "pre_only": bool(pre_only),
-        "merge_radius_nm": None if merge_radius is None else float(merge_radius),
+        "filter_same_seg": settings.filter_same_seg,
+        "pre_only": settings.pre_only,
+        "merge_radius_nm": settings.merge_radius,
         "score_rule": SCORE_RULE,
     }
     return metrics
 
 
-ERRORS_AT = ("best", "sweep")
-
-
-def error_thresholds(metrics: dict, errors_at: str = "best") -> list[float | None]:
-    """The score thresholds errors are classified at: the best of the sweep (``best``) or
-    every swept one (``sweep``); ``[None]`` (all predictions) without a sweep."""
-    if errors_at not in ERRORS_AT:
+def error_thresholds(metrics: dict, errors_at: str | None = ErrorSettings.errors_at) -> list[float | None]:
+    """The score thresholds errors are classified at: the best of the sweep (``best`` or
+    ``None``) or every swept one (``sweep``); ``[None]`` (all predictions) without a sweep."""
+    if errors_at is not None and errors_at not in ERRORS_AT:
         raise ValueError(f"errors_at must be one of {ERRORS_AT}, not {errors_at!r}")
     sweep = metrics.get("sweep")
     if not sweep:
         return [None]
-    if errors_at == "best":
-        return [float(metrics["best"]["score_threshold"])]
-    return [float(entry["score_threshold"]) for entry in sweep]
+    if errors_at == "sweep":
+        return [float(entry["score_threshold"]) for entry in sweep]
+    return [float(metrics["best"]["score_threshold"])]
 
 
 def _errors(
@@ -198,21 +176,12 @@ def _errors(
     return error_table(pd.concat(tables, ignore_index=True)) if tables else error_table()
 
 
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise SynfulError(name, f"must be a positive number, got {value}")
-
-
 def evaluate_files(
     pred_path: str | os.PathLike,
     gt_path: str | os.PathLike,
     *,
-    matching_threshold: float = 400.0,
-    score_thresholds: str | Sequence[float] | None = None,
-    filter_same_seg: bool = False,
     mask: str | os.PathLike | None = None,
-    pre_only: bool = False,
-    merge_radius: float | None = None,
+    **settings,
 ) -> dict:
     """Evaluate a prediction file against ground truth; returns the metrics dict.
 
@@ -220,27 +189,18 @@ def evaluate_files(
         pred_path: predicted pairs: Parquet/CSV synapse table or CREMI HDF5 annotations.
         gt_path: a CREMI HDF5 file with ``neuron_ids`` and annotations, or a sample store
             ``X.zarr`` (with ``neuron_ids``) beside its synapse table ``X.parquet``.
-        matching_threshold: T in nm.
-        score_thresholds: ``None`` (no sweep), ``"auto"`` (from the scores, deterministic) or
-            a list of numbers; a prediction is kept at ``score >= threshold``.
-        filter_same_seg: drop predictions whose pre and post share a ground-truth segment.
         mask: ``STORE.zarr/ARRAY``; both sides keep only pairs whose post point is inside.
-        pre_only: gate and cost on the pre distance only (FAFB protocol).
-        merge_radius: merge duplicate predictions within this radius (nm).
+        settings: fields of :class:`synful.settings.evaluate.EvaluateSettings` (each its
+            default when not given): ``matching_threshold`` T in nm; ``score_thresholds``:
+            ``None`` (no sweep), ``"auto"`` (from the scores, deterministic) or a list of
+            numbers (sorted, a prediction is kept at ``score >= threshold``);
+            ``filter_same_seg``; ``pre_only`` (FAFB protocol); ``merge_radius`` (nm).
 
     Raises:
-        SynfulError: bad or missing inputs (the message names the file).
+        SynfulError: bad settings (the message names the flag) or bad or missing inputs (the
+            message names the file).
     """
-    metrics, _ = _evaluate_files(
-        pred_path,
-        gt_path,
-        matching_threshold=matching_threshold,
-        score_thresholds=score_thresholds,
-        filter_same_seg=filter_same_seg,
-        mask=mask,
-        pre_only=pre_only,
-        merge_radius=merge_radius,
-    )
+    metrics, _ = _evaluate_files(pred_path, gt_path, EvaluateSettings(**settings), mask=mask)
     return metrics
 
 
@@ -248,65 +208,49 @@ def evaluate_files_with_errors(
     pred_path: str | os.PathLike,
     gt_path: str | os.PathLike,
     *,
-    errors_at: str = "best",
     predictions: str | os.PathLike | None = None,
     vectors: str | os.PathLike | None = None,
-    extraction_threshold: float | None = None,
-    **options,
+    mask: str | os.PathLike | None = None,
+    errors_at: str | None = ErrorSettings.errors_at,
+    extraction_threshold: float | None = ErrorSettings.extraction_threshold,
+    **settings,
 ) -> tuple[dict, pd.DataFrame]:
     """:func:`evaluate_files` plus every error with its cause (:mod:`synful.evaluate.errors`).
 
     Args:
-        pred_path, gt_path, options: as for :func:`evaluate_files`.
-        errors_at: ``"best"``: errors at the best score threshold of the sweep; ``"sweep"``:
-            at every swept threshold (column ``score_threshold``); without a sweep, at all
-            predictions either way.
+        pred_path, gt_path, mask, settings: as for :func:`evaluate_files`.
         predictions: the prediction store the pairs were extracted from; its
             ``post_indicator`` tells ``lost_in_extraction`` from ``below_threshold``.
         vectors: the store holding ``partner_vectors`` when it is another one (as for
             ``synful extract --vectors``).
-        extraction_threshold: the extraction threshold (default: ``synful extract``'s).
+        errors_at: ``"best"`` or ``None``: errors at the best score threshold of the sweep;
+            ``"sweep"``: at every swept threshold (column ``score_threshold``); without a
+            sweep, at all predictions either way.
+        extraction_threshold: the extraction threshold (``None``: ``synful extract``'s
+            default).
 
     Returns:
         The metrics dict and the per-error table (:data:`synful.evaluate.errors.ERROR_COLUMNS`).
     """
-    if errors_at not in ERRORS_AT:
-        raise SynfulError(
-            "--errors-at", f"must be one of {', '.join(ERRORS_AT)}, not {errors_at!r}"
-        )
+    where = ErrorSettings(errors_at=errors_at, extraction_threshold=extraction_threshold)
     if predictions is None and vectors is not None:
         raise SynfulError("--vectors", "needs --predictions")
-    if extraction_threshold is None and predictions is not None:
-        from ..extract.config import ExtractConfig
-
-        extraction_threshold = ExtractConfig.threshold
+    if where.extraction_threshold is None:
+        where = dataclasses.replace(where, extraction_threshold=ExtractConfig.threshold)
     return _evaluate_files(
         pred_path,
         gt_path,
-        errors={
-            "at": errors_at,
-            "predictions": predictions,
-            "vectors": vectors,
-            "extraction_threshold": extraction_threshold,
-        },
-        **options,
+        EvaluateSettings(**settings),
+        mask=mask,
+        errors={"where": where, "predictions": predictions, "vectors": vectors},
     )
 
 
 def _evaluate_files(
-    pred_path,
-    gt_path,
-    *,
-    matching_threshold: float = 400.0,
-    score_thresholds=None,
-    filter_same_seg: bool = False,
-    mask=None,
-    pre_only: bool = False,
-    merge_radius: float | None = None,
-    errors: dict | None = None,
+    pred_path, gt_path, settings: EvaluateSettings, *, mask=None, errors: dict | None = None
 ) -> tuple[dict, pd.DataFrame | None]:
-    _check_positive("--matching-threshold", matching_threshold)
-    _check_positive("--merge-radius", merge_radius)
+    matching_threshold = settings.matching_threshold
+    score_thresholds = settings.score_thresholds
     pred = load_predictions(pred_path)
     if score_thresholds is not None and "score" not in pred.columns:
         raise SynfulError(pred_path, "predictions have no score column, so thresholds cannot be swept")
@@ -362,17 +306,8 @@ def _evaluate_files(
             thresholds = resolve_thresholds(score_thresholds, pred["score"])
         except ValueError as exc:
             raise SynfulError("--score-thresholds", str(exc)) from None
-    prepared = _Prepared(
-        pred,
-        pred_labels,
-        gt_pairs,
-        gt_labels,
-        matching_threshold,
-        filter_same_seg,
-        pre_only,
-        merge_radius,
-    )
-    metrics = _metrics(prepared, thresholds, filter_same_seg, pre_only, merge_radius)
+    prepared = _Prepared(pred, pred_labels, gt_pairs, gt_labels, settings)
+    metrics = _metrics(prepared, thresholds)
     metrics["inputs"] = {
         "pred": os.fspath(pred_path),
         "gt": os.fspath(gt_path),
@@ -384,10 +319,10 @@ def _evaluate_files(
         prepared,
         pred,
         gt_pairs,
-        error_thresholds(metrics, errors["at"]),
+        error_thresholds(metrics, errors["where"].errors_at),
         gt_outside=gt_outside,
         pred_outside=pred_outside,
         indicator_max=indicator_max,
-        extraction_threshold=None if store is None else float(errors["extraction_threshold"]),
+        extraction_threshold=None if store is None else errors["where"].extraction_threshold,
     )
     return metrics, table

@@ -35,6 +35,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ..settings.evaluate import EvaluateSettings
+
 TIE_BONUS = 1e-9
 
 
@@ -84,8 +86,8 @@ def candidate_edges(
     gt_pre,
     gt_post,
     gt_labels,
-    threshold: float = 400.0,
-    pre_only: bool = False,
+    threshold: float = EvaluateSettings.matching_threshold,
+    pre_only: bool = EvaluateSettings.pre_only,
 ) -> Edges:
     """All (predicted, true) pairs that the rule allows to match, with their costs.
 
@@ -131,7 +133,7 @@ def candidate_edges(
     )
 
 
-def solve_matching(edges: Edges, threshold: float = 400.0, pred_keep=None) -> Matches:
+def solve_matching(edges: Edges, threshold: float = EvaluateSettings.matching_threshold, pred_keep=None) -> Matches:
     """The rule's accepted matches, solved per connected component of the candidate graph.
 
     Args:
@@ -190,8 +192,8 @@ def match_pairs(
     gt_pre,
     gt_post,
     gt_labels,
-    threshold: float = 400.0,
-    pre_only: bool = False,
+    threshold: float = EvaluateSettings.matching_threshold,
+    pre_only: bool = EvaluateSettings.pre_only,
 ) -> Matches:
     """Candidate edges and their per-component assignment in one call (see the two parts)."""
     edges = candidate_edges(

@@ -3,7 +3,8 @@
 A stage's settings are a frozen dataclass whose fields are made with :func:`setting` and whose
 ``__post_init__`` calls :func:`check_fields`, the one validator: it converts every value to the
 field's type (``float``, ``int``, ``str``, ``bool``, ``tuple[float, ...]``, ``tuple[int, int,
-int]``, each optionally ``| None``) and checks its choices and range, naming the command-line
+int]``, each optionally ``| None``; ``tuple[float, ...] | str`` also takes one word, as
+``--score-thresholds auto``, left to the stage to check) and checks its choices and range, naming the command-line
 flag in the error (``--nms-radius: must be positive, got 0``). :func:`add_options` makes a
 command's argparse options from the same fields, so a flag's name, type, default, choices and
 help exist once. This module imports only the standard library and :mod:`synful.errors`, so
@@ -61,28 +62,51 @@ def values_from(model, args: argparse.Namespace) -> dict:
     return {f.name: getattr(args, f.name) for f in settings_of(model)}
 
 
-def _kind(annotation):
-    """``(element type, count, optional)``: count is None for a scalar, ``"+"`` or an int."""
+class _Kind(typing.NamedTuple):
+    item: type  # float, int, str or bool
+    count: int | str | None  # None: a scalar; "+": a list of one or more; n: exactly n
+    optional: bool  # None is a value
+    word: bool  # a list that may be given as one word instead (e.g. 'auto'), its stage's to check
+
+
+def _kind(annotation) -> _Kind:
     if isinstance(annotation, str):
         raise TypeError(
             f"setting type {annotation!r} is a string: a settings model's module must not use "
             "'from __future__ import annotations'"
         )
-    optional = False
+    members = [annotation]
     if isinstance(annotation, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional = len(members) < len(typing.get_args(annotation))
-        if len(members) != 1:
-            raise TypeError(f"unsupported setting type {annotation}")
-        annotation = members[0]
+        members = list(typing.get_args(annotation))
+    optional = type(None) in members
+    word = str in members and len(members) - optional > 1
+    members = [m for m in members if m is not type(None) and not (word and m is str)]
+    if len(members) != 1:
+        raise TypeError(f"unsupported setting type {annotation}")
+    (annotation,) = members
     if typing.get_origin(annotation) is tuple:
         items = typing.get_args(annotation)
         if len(items) == 2 and items[1] is Ellipsis:
-            return items[0], "+", optional
+            return _Kind(items[0], "+", optional, word)
         if len(set(items)) != 1:
             raise TypeError(f"unsupported setting type {annotation}")
-        return items[0], len(items), optional
-    return annotation, None, optional
+        return _Kind(items[0], len(items), optional, word)
+    if word:
+        raise TypeError(f"unsupported setting type {annotation}")
+    return _Kind(annotation, None, optional, word)
+
+
+def _one_word(value) -> bool:
+    """A word given for a list: ``'auto'`` or ``['auto']`` (a number is not a word)."""
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
 
 
 def _range_text(spec: Spec) -> str | None:
@@ -135,18 +159,20 @@ def _scalar(name: str, value, kind, spec: Spec):
 def check_value(field: dataclasses.Field, value):
     """``value`` converted to ``field``'s type, or a :class:`SynfulError` naming its flag."""
     spec = field.metadata["setting"]
-    kind, count, optional = _kind(field.type)
+    kind = _kind(field.type)
     if value is None:
-        if optional:
+        if kind.optional:
             return None
         raise SynfulError(flag(field.name), "needs a value")
-    if count is None:
-        return _scalar(field.name, value, kind, spec)
+    if kind.count is None:
+        return _scalar(field.name, value, kind.item, spec)
+    if kind.word and _one_word(value):
+        return value if isinstance(value, str) else value[0]
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         raise SynfulError(flag(field.name), f"not a list: {value!r}")
-    items = tuple(_scalar(field.name, item, kind, spec) for item in value)
-    if (count == "+" and not items) or (count != "+" and len(items) != count):
-        expected = "at least 1" if count == "+" else str(count)
+    items = tuple(_scalar(field.name, item, kind.item, spec) for item in value)
+    if (kind.count == "+" and not items) or (kind.count != "+" and len(items) != kind.count):
+        expected = "at least 1" if kind.count == "+" else str(kind.count)
         raise SynfulError(flag(field.name), f"needs {expected} values, got {list(value)}")
     return items
 
@@ -168,8 +194,8 @@ def add_options(parser: argparse.ArgumentParser, model, skip: tuple = ()) -> Non
         if field.name in skip:
             continue
         spec = field.metadata["setting"]
-        kind, count, _ = _kind(field.type)
-        if kind is bool:
+        kind = _kind(field.type)
+        if kind.item is bool:
             if field.default is not False:
                 raise TypeError(f"{field.name}: a flag's default must be False")
             parser.add_argument(flag(field.name), action="store_true", help=spec.help)
@@ -177,12 +203,12 @@ def add_options(parser: argparse.ArgumentParser, model, skip: tuple = ()) -> Non
         options = {"default": field.default, "help": spec.help}
         if isinstance(field.default, tuple):
             options["default"] = list(field.default)  # as argparse would parse it
-        if kind in (int, float):
-            options["type"] = kind
+        if kind.item in (int, float) and not kind.word:  # a word is the model's to check
+            options["type"] = kind.item
         if spec.choices is not None:
             options["choices"] = list(spec.choices)
         if spec.metavar is not None:
             options["metavar"] = spec.metavar
-        if count is not None:
-            options["nargs"] = count
+        if kind.count is not None:
+            options["nargs"] = kind.count
         parser.add_argument(flag(field.name), **options)
