@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
+from synful.io.zarr_array import nbytes, storage
 from synful.models import build_model
 from synful.train import batch as batch_module
 from synful.train.augment import (
@@ -239,16 +240,16 @@ def test_arrays_in_memory_give_the_same_batches(tmp_path):
     input_shape, output_shape = shapes(setup)
     on_disk = open_training_sample(path, setup.voxel_size)
     loaded = load_small_arrays(on_disk, 1 << 30)
-    assert all(isinstance(v.array, np.ndarray) for v in (loaded.raw, loaded.labels))
-    assert not isinstance(on_disk.raw.array, np.ndarray)
+    assert all(isinstance(storage(v), np.ndarray) for v in (loaded.raw, loaded.labels))
+    assert not isinstance(storage(on_disk.raw), np.ndarray)
     for iteration in range(1, 4):
         a = make_batch(np.random.default_rng([0, iteration]), [on_disk], setup, input_shape, output_shape, iteration)
         b = make_batch(np.random.default_rng([0, iteration]), [loaded], setup, input_shape, output_shape, iteration)
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     # arrays above the limit stay on disk
-    small = load_small_arrays(on_disk, on_disk.raw.nbytes - 1)
-    assert not isinstance(small.raw.array, np.ndarray)
+    small = load_small_arrays(on_disk, nbytes(on_disk.raw) - 1)
+    assert not isinstance(storage(small.raw), np.ndarray)
 
 
 def test_resampling_matches_scipy_3d():
@@ -282,6 +283,65 @@ def test_intensity_and_defects():
     assert np.all(missing == 0)
     flat = augment_defects(rng, raw, DefectSettings(prob_low_contrast=1.0, contrast_scale=0.0))
     np.testing.assert_allclose(flat, np.broadcast_to(raw.mean(axis=(1, 2), keepdims=True), raw.shape), atol=1e-6)
+    # misaligned: every section moved in-plane by whole voxels (<= 3), the edge repeated
+    moved = augment_defects(rng, raw, DefectSettings(prob_misaligned=1.0, max_misaligned=3))
+    for z in range(6):
+        found = [
+            (dy, dx)
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
+            if np.array_equal(moved[z, 3:-3, 3:-3], raw[z, 3 - dy : 17 - dy, 3 - dx : 17 - dx])
+        ]
+        assert len(found) == 1
+    assert not np.array_equal(moved, raw)
+    # each kind at its own probability per section
+    mixed = augment_defects(
+        np.random.default_rng(1), rng.uniform(0.2, 0.8, (4000, 2, 2)).astype(np.float32),
+        DefectSettings(prob_missing=0.1, prob_low_contrast=0.2, contrast_scale=0.0),
+    )
+    black = np.all(mixed == 0, axis=(1, 2))
+    flat_sections = ~black & np.all(mixed == mixed[:, :1, :1], axis=(1, 2))
+    assert abs(black.mean() - 0.1) < 0.02 and abs(flat_sections.mean() - 0.2) < 0.03
+
+
+def test_slips_and_shifts_follow_gunpowder():
+    """A shift moves its section and all after it; a slip gives its one section its own whole-
+    voxel offset, replacing the shifts before it (gunpowder's ElasticAugment)."""
+    rng = np.random.default_rng(3)
+    seen_slip = seen_shift = False
+    for _ in range(20):
+        t = sample_transform(
+            rng, (30, 24, 24), VS,
+            ElasticSettings(prob_slip=0.2, prob_shift=0.2, max_misalign=4, jitter_sigma=[0, 0, 0]),
+            SimpleSettings(mirror=False, transpose=False),
+        )
+        if t.section_shifts is None:
+            continue
+        shifts = t.section_shifts
+        assert np.array_equal(shifts, np.round(shifts)) and np.abs(shifts).max() <= 16
+        steps = [z for z in range(1, 30) if not np.array_equal(shifts[z], shifts[z - 1])]
+        for z in steps:
+            # a section that differs from both neighbours while they agree is a slip
+            if 0 < z < 29 and np.array_equal(shifts[z - 1], shifts[z + 1]):
+                seen_slip = True
+                assert np.abs(shifts[z]).max() <= 4
+            else:
+                seen_shift = True
+    assert seen_slip and seen_shift
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        ({"defect": {"prob_missing": 0.6, "prob_misaligned": 0.6}}, "sum <= 1"),
+        ({"defect": {"prob_low_contrast": -0.1}}, "must be >= 0"),
+        ({"elastic": {"prob_slip": 0.7, "prob_shift": 0.7}}, "sum <= 1"),
+        ({"defect": {"max_misaligned": -1}}, "max_misaligned must be >= 0"),
+    ],
+)
+def test_bad_defect_settings_are_one_line_errors(extra, problem):
+    with pytest.raises(SynfulError, match=problem):
+        resolve_setup({**TINY_SETUP, **extra})
 
 
 def test_curriculum_sets_the_balancing_clip_per_iteration(store):

@@ -25,16 +25,17 @@ def misalign_sections(
     """
     chosen = _pick_sections(rng, raw.shape[0], fraction)
     for z in chosen:
-        shift = rng.integers(4, max_shift + 1, 2) * rng.choice([-1, 1], 2)
-        section = raw[z]
-        pad = [(max(int(s), 0), max(-int(s), 0)) for s in shift]
-        padded = np.pad(section, pad, mode="edge")
-        begin = [p[1] for p in pad]
-        shifted = padded[
-            begin[0] : begin[0] + section.shape[0], begin[1] : begin[1] + section.shape[1]
-        ]
-        raw[z] = shifted
+        raw[z] = shift_section(raw[z], rng.integers(4, max_shift + 1, 2) * rng.choice([-1, 1], 2))
     return chosen
+
+
+def shift_section(section: np.ndarray, shift) -> np.ndarray:
+    """A (y, x) section moved by ``shift`` whole voxels (y, x); the uncovered strip repeats the
+    section's edge. Also the training augmentation's raw-only misalignment."""
+    pad = [(max(int(s), 0), max(-int(s), 0)) for s in shift]
+    padded = np.pad(section, pad, mode="edge")
+    begin = [p[1] for p in pad]
+    return padded[begin[0] : begin[0] + section.shape[0], begin[1] : begin[1] + section.shape[1]]
 
 
 def blank_sections(rng: np.random.Generator, raw: np.ndarray, fraction: float) -> np.ndarray:

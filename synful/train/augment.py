@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..synthetic.defects import shift_section
 from .setup import DefectSettings, ElasticSettings, IntensitySettings, SimpleSettings
 
 
@@ -240,15 +241,19 @@ def sample_transform(
         transform.control_spacing = spacing
         transform.control_displacements = rng.normal(size=(3, *counts)) * sigma[:, None, None, None]
         transform.subsample = int(elastic.subsample)
+    # as gunpowder's ElasticAugment: whole-voxel offsets in [-max_misalign, max_misalign]; a
+    # shift moves its section and all after it, a slip sets its one section's shift to its own
+    # offset (replacing the shifts of the sections before it)
     shifts = np.zeros((shape[0], 2))
     running = np.zeros(2)
+    limit = int(elastic.max_misalign)
     for z in range(shape[0]):
         r = rng.random()
         if r < elastic.prob_slip:
-            shifts[z] = running + rng.uniform(-elastic.max_misalign, elastic.max_misalign, 2)
+            shifts[z] = rng.integers(-limit, limit + 1, 2)
             continue
         if r < elastic.prob_slip + elastic.prob_shift:
-            running = running + rng.uniform(-elastic.max_misalign, elastic.max_misalign, 2)
+            running = running + rng.integers(-limit, limit + 1, 2)
         shifts[z] = running
     if np.any(shifts):
         transform.section_shifts = shifts
@@ -267,15 +272,22 @@ def augment_intensity(rng: np.random.Generator, raw: np.ndarray, settings: Inten
 
 
 def augment_defects(rng: np.random.Generator, raw: np.ndarray, settings: DefectSettings) -> np.ndarray:
-    """Missing sections (black) and low-contrast sections, each with its probability per section."""
-    if settings.prob_missing <= 0 and settings.prob_low_contrast <= 0:
+    """Section defects of the raw only (the labels and synapses stay where they are), each with
+    its probability per section: missing (black), low contrast, misaligned (moved in-plane by
+    whole voxels, up to ``max_misaligned`` per axis, as ``synful synthesize
+    --misaligned-sections`` makes them)."""
+    probabilities = np.cumsum([settings.prob_missing, settings.prob_low_contrast, settings.prob_misaligned])
+    if probabilities[-1] <= 0:
         return raw
     raw = raw.copy()
+    limit = int(settings.max_misaligned)
     for z in range(raw.shape[0]):
         r = rng.random()
-        if r < settings.prob_missing:
+        if r < probabilities[0]:
             raw[z] = 0.0
-        elif r < settings.prob_missing + settings.prob_low_contrast:
+        elif r < probabilities[1]:
             mean = raw[z].mean()
             raw[z] = mean + (raw[z] - mean) * settings.contrast_scale
+        elif r < probabilities[2]:
+            raw[z] = shift_section(raw[z], rng.integers(-limit, limit + 1, 2))
     return raw

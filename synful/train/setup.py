@@ -57,11 +57,14 @@ class IntensitySettings:
 
 @dataclass
 class DefectSettings:
-    """Section defects (not in the original's public scripts): missing and low-contrast sections."""
+    """Section defects of the raw only (not in the original's public scripts): missing,
+    low-contrast and misaligned sections (``max_misaligned``: voxels per in-plane axis)."""
 
     prob_missing: float = 0.0
     prob_low_contrast: float = 0.0
     contrast_scale: float = 0.1
+    prob_misaligned: float = 0.0
+    max_misaligned: int = 16
 
 
 @dataclass
@@ -299,6 +302,14 @@ def _check(setup: TrainSetup, path) -> None:
         fail("elastic.control_point_spacing and elastic.jitter_sigma need 3 entries (z, y, x)")
     if len(e.rotation_interval) != 2 or e.subsample < 1:
         fail("elastic.rotation_interval needs 2 entries and elastic.subsample must be >= 1")
+    d = setup.defect
+    chances = (e.prob_slip, e.prob_shift, d.prob_missing, d.prob_low_contrast, d.prob_misaligned)
+    if min(chances) < 0 or e.prob_slip + e.prob_shift > 1:
+        fail("elastic.prob_slip and prob_shift must be >= 0 with a sum <= 1")
+    if d.prob_missing + d.prob_low_contrast + d.prob_misaligned > 1:
+        fail("defect.prob_missing, prob_low_contrast and prob_misaligned must be >= 0 with a sum <= 1")
+    if e.max_misalign < 0 or d.max_misaligned < 0:
+        fail("elastic.max_misalign and defect.max_misaligned must be >= 0 (voxels)")
     for name in ("scale", "shift"):
         if len(getattr(setup.intensity, name)) != 2:
             fail(f"intensity.{name} must be [min, max]")
