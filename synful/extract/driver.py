@@ -188,6 +188,7 @@ def run_extract_blocks(
     Returns:
         the block processor (it knows where the tables are), the task and what the run did.
     """
+    ExtractRun(block_shape=block_shape, workers=workers, scheduler=scheduler)  # validates
     inputs = [pred_store, seg_store, vectors_store]
     with claim(extract_outputs(out_path), inputs):
         return _run_extract_blocks(
@@ -205,7 +206,6 @@ def _run_extract_blocks(
     mask = predictions.post_indicator
     if seg_store is not None:
         open_segmentation(seg_store, mask.voxel_size)
-    ExtractRun(block_shape=block_shape, workers=workers, scheduler=scheduler)  # validates
     task = make_task(mask.roi, mask.voxel_size, config, block_shape)
     work = BlockwiseWork(
         work_directory(out_path), task, extract_recipe(config, pred_store, seg_store, vectors_store)
@@ -266,6 +266,7 @@ def extract_synapses(
             not synful's, another run writing ``out_path``; no output is left behind.
     """
     config = ExtractConfig(**settings)
+    ExtractRun(block_shape=block_shape, workers=workers, scheduler=scheduler)  # validates
     if config.drop_autapses and seg_store is None:
         raise SynfulError("--drop-autapses", "needs a segmentation (--seg SAMPLE.zarr)")
     with claim(extract_outputs(out_path), [pred_store, seg_store, vectors_store]):

@@ -1,0 +1,207 @@
+"""Every setting's default exists once: the workflow schema, the CLI and the stage functions
+agree with the settings models (:mod:`synful.settings`).
+
+The models are the owners; ``config/schema.yaml`` (the workflow's defaults) and the stage
+functions' keyword defaults are copies or references checked here, so changing one copy fails.
+"""
+
+import argparse
+import dataclasses
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synful import cli
+from synful.evaluate import errors as errors_module
+from synful.evaluate import evaluation, matching
+from synful.extract import components, driver, nms, split
+from synful.settings import extract as extract_settings
+from synful.settings.evaluate import ErrorSettings, EvaluateSettings
+from synful.settings.extract import ExtractConfig, ExtractRun
+from synful.settings.fields import defaults, flag, settings_of
+
+SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())
+
+#: schema keys of a section that are no stage setting (the workflow's own)
+WORKFLOW_ONLY = {
+    "extract": {"grid", "threads"},
+    "evaluate": {"samples", "test"},
+}
+#: settings with a deliberate other default in the workflow, and why
+WORKFLOW_DEFAULTS = {
+    ("evaluate", "score_thresholds"): "the workflow always sweeps one fixed list (summable over "
+    "samples); the command sweeps only when asked",
+}
+#: settings the workflow does not expose
+NOT_IN_WORKFLOW = {
+    "extract": {"nms_border", "scheduler"},
+    "evaluate": {"pre_only", "merge_radius", "errors_at", "extraction_threshold"},
+}
+MODELS = {"extract": (ExtractConfig, ExtractRun), "evaluate": (EvaluateSettings, ErrorSettings)}
+
+
+def _fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for model in MODELS[section] for f in settings_of(model)}
+
+
+def _schema_properties(section: str) -> dict:
+    properties = dict(SCHEMA["properties"][section]["properties"])
+    if section == "extract":  # the grid's keys: lists of values to try, [default] by default
+        properties.update(SCHEMA["$defs"]["grid_point"]["properties"])
+    return properties
+
+
+def _bounds(prop: dict) -> dict:
+    """The enum and range of a schema property (of its items for a list)."""
+    prop = prop.get("items", prop)
+    keys = {"enum": "choices", "minimum": "minimum", "maximum": "maximum", "exclusiveMinimum": "above"}
+    return {name: prop[key] for key, name in keys.items() if key in prop}
+
+
+def _spec_bounds(field: dataclasses.Field) -> dict:
+    spec = field.metadata["setting"]
+    out = {name: getattr(spec, name) for name in ("minimum", "maximum", "above")}
+    out["choices"] = None if spec.choices is None else list(spec.choices)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+@pytest.mark.parametrize("section", sorted(MODELS))
+def test_schema_keys_are_settings_or_listed(section):
+    keys = set(_schema_properties(section))
+    fields = set(_fields(section))
+    assert keys - fields == WORKFLOW_ONLY[section]
+    assert fields - keys == NOT_IN_WORKFLOW[section]
+
+
+@pytest.mark.parametrize("section", sorted(MODELS))
+def test_schema_defaults_equal_the_models(section):
+    fields = _fields(section)
+    grid = SCHEMA["$defs"]["grid_point"]["properties"] if section == "extract" else {}
+    for key, prop in _schema_properties(section).items():
+        if key not in fields or (section, key) in WORKFLOW_DEFAULTS:
+            continue
+        default = fields[key].default
+        expected = [default] if key in grid else default
+        if isinstance(expected, tuple):
+            expected = list(expected)
+        assert prop["default"] == expected, f"{section}.{key}: schema {prop['default']!r}, model {default!r}"
+
+
+@pytest.mark.parametrize("section", sorted(MODELS))
+def test_schema_ranges_and_choices_equal_the_models(section):
+    fields = _fields(section)
+    for key, prop in _schema_properties(section).items():
+        if key in fields and "oneOf" not in prop and "if" not in prop:
+            assert _bounds(prop) == _spec_bounds(fields[key]), f"{section}.{key}"
+
+
+def test_workflow_defaults_differ_where_listed():
+    """A listed exception that is no longer one must leave the list."""
+    for section, key in WORKFLOW_DEFAULTS:
+        assert _schema_properties(section)[key]["default"] != _fields(section)[key].default
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("section", sorted(MODELS))
+def test_cli_options_equal_the_models(section):
+    actions = {a.dest: a for a in _subparser(section)._actions}
+    for name, field in _fields(section).items():
+        action = actions[name]
+        assert action.option_strings == [flag(name)]
+        default = action.default
+        assert (tuple(default) if isinstance(default, list) else default) == field.default, name
+        spec = field.metadata["setting"]
+        assert (None if action.choices is None else tuple(action.choices)) == spec.choices, name
+
+
+STAGE_FUNCTIONS = {
+    ExtractRun: [driver.extract_synapses, driver.run_extract_blocks],
+    ErrorSettings: [evaluation.evaluate_files_with_errors, evaluation.error_thresholds],
+    EvaluateSettings: [
+        matching.candidate_edges,
+        matching.solve_matching,
+        matching.match_pairs,
+        errors_module.classify_errors,
+    ],
+}
+#: a stage function's parameter that holds a setting under another name
+ALIASES = {"threshold": "matching_threshold"}
+
+
+@pytest.mark.parametrize("model", list(STAGE_FUNCTIONS), ids=lambda m: m.__name__)
+def test_stage_function_defaults_equal_the_models(model):
+    expected = defaults(model)
+    checked = set()
+    for function in STAGE_FUNCTIONS[model]:
+        for parameter in inspect.signature(function).parameters.values():
+            name = ALIASES.get(parameter.name, parameter.name)
+            if name in expected and parameter.default is not inspect.Parameter.empty:
+                assert parameter.default == expected[name], f"{function.__name__}({parameter.name})"
+                checked.add(name)
+    assert checked  # the functions do take the model's settings
+
+
+def test_extraction_settings_are_keywords_of_the_model():
+    """extract_synapses and the evaluation functions restate no setting: they take the model's
+    fields as keywords (``**settings``)."""
+    for function, model in [
+        (driver.extract_synapses, ExtractConfig),
+        (evaluation.evaluate_files, EvaluateSettings),
+        (evaluation.evaluate_pairs, EvaluateSettings),
+    ]:
+        parameters = inspect.signature(function).parameters
+        assert not set(parameters) & set(defaults(model)), function.__name__
+        assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def test_stage_choices_equal_the_models():
+    """The stage modules' own names of their rules (they need scipy; the models must not)."""
+    assert components.SCORES == extract_settings.SCORES
+    assert components.LOCATIONS == extract_settings.LOCATIONS
+    assert nms.BORDERS == extract_settings.BORDERS
+    assert split.SPLIT_LEVELS == ExtractConfig.split_levels
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--threshold", "1.5"], "synful: error: --threshold: must lie in [0, 1], got 1.5"),
+        (["--nms-radius", "0"], "synful: error: --nms-radius: must be positive, got 0"),
+        (["--context", "-1"], "synful: error: --context: must be >= 0, got -1"),
+        (["--workers", "0"], "synful: error: --workers: must be >= 1, got 0"),
+        (["--split-levels", "0.5", "2"], "synful: error: --split-levels: must lie in [0, 1], got 2"),
+    ],
+)
+def test_extract_errors_name_the_flag(tmp_path, capsys, argv, line):
+    assert cli.main(["extract", str(tmp_path / "p.zarr"), str(tmp_path / "o.parquet"), *argv]) == 1
+    assert capsys.readouterr().err.strip() == line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--matching-threshold", "0"], "synful: error: --matching-threshold: must be positive, got 0"),
+        (["--merge-radius", "-5"], "synful: error: --merge-radius: must be positive, got -5"),
+        (["--score-thresholds", "1", "x"], "synful: error: --score-thresholds: not a number: 'x'"),
+        (
+            ["--errors-csv", "e.csv", "--predictions", "p.zarr", "--extraction-threshold", "3"],
+            "synful: error: --extraction-threshold: must lie in [0, 1], got 3",
+        ),
+    ],
+)
+def test_evaluate_errors_name_the_flag(tmp_path, capsys, argv, line):
+    pred, gt = tmp_path / "pred.parquet", tmp_path / "gt.hdf"
+    pred.touch()
+    gt.touch()
+    argv = [str(tmp_path / a) if a.endswith((".csv", ".zarr")) else a for a in argv]
+    assert cli.main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "m.json"), *argv]) == 1
+    assert capsys.readouterr().err.strip() == line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.hdf", "pred.parquet"]
