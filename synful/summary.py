@@ -322,3 +322,41 @@ def _write_summary(
     with atomic_output(table_path) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+def format_results(results: str | os.PathLike) -> str:
+    """The configuration chosen on validation and, when there is ``test.csv``, how it does on
+    each held-out test group: a few lines for the end of a run (``scripts/demo.sh``)."""
+    results = Path(results)
+    table = pd.read_csv(results / "summary.csv")
+    best = best_group(table)
+    fixed = {"setup", "iteration", "sample", "seg", *COUNTS} | {f"best_{n}" for n in BEST}
+    settings = " ".join(f"{k} {best[k]}" for k in table.columns if k not in fixed)
+    threshold = best.get("best_score_threshold")
+    cut = "" if pd.isna(threshold) else f", score >= {threshold:g}"
+    precision, recall, fscore = (
+        best[n] if pd.isna(best[f"best_{n}"]) else best[f"best_{n}"]
+        for n in ("precision", "recall", "fscore")
+    )
+    lines = [
+        f"Chosen on the validation samples: {best['setup']} at iteration {best['iteration']}, "
+        f"{settings}, seg {best.get('seg', '-')}{cut}",
+        f"  validation ({int(best['n_gt'])} true pairs): precision {precision:.3f}, "
+        f"recall {recall:.3f}, F {fscore:.3f}",
+    ]
+    if (results / "test.csv").exists():
+        test = pd.read_csv(results / "test.csv")
+        lines.append("Held-out test samples at that configuration:")
+        for _, row in test[test["sample"] == COMBINED].iterrows():
+            samples = int((test["group"] == row["group"]).sum() - 1)
+            lines.append(
+                f"  {row['group']} ({samples} sample{'s' * (samples != 1)}, {int(row['n_gt'])} true pairs): precision "
+                f"{row['precision']:.3f}, recall {row['recall']:.3f}, F {row['fscore']:.3f}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(format_results(sys.argv[1] if len(sys.argv) > 1 else "results"))

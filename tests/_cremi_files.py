@@ -34,6 +34,7 @@ REDUCED_NETWORK = {
     "input_shape": [21, 44, 44],
     "predict_input_shape": None,
     "downsample_factors": [[1, 2, 2], [1, 2, 2]],
+    "kernel_sizes": None,  # the original's 3x3x3 on each of the reduced network's levels
     "fmap_num": 2,
     "fmap_inc_factor": 2,
     "num_workers": 0,

@@ -17,6 +17,7 @@ from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cr
 from synful.io.synapse_table import make_synapses, write_synapses
 from synful.summary import (
     best_group,
+    format_results,
     plot_fscore_by_iteration,
     summarize_errors,
     summarize_runs,
@@ -146,6 +147,12 @@ def test_test_samples_are_scored_at_the_configuration_chosen_on_validation(tmp_p
         test_runs=test, test_csv=tmp_path / "o/test.csv",
     )
     assert len(written) == 5
+    (tmp_path / "o/summary.csv").write_bytes((tmp_path / "o/s.csv").read_bytes())
+    text = format_results(tmp_path / "o")
+    assert "demo at iteration 10, mode cc score sum, seg -, score >= 0" in text
+    assert "validation (6 true pairs): precision 0.714, recall 0.833, F 0.769" in text
+    assert "clean (2 samples, 6 true pairs): precision 0.714, recall 0.833, F 0.769" in text
+    assert "defects (1 sample, 3 true pairs): precision 0.500, recall 0.333, F 0.400" in text
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "o/test.csv"), summarize_test(run_list, test, written), check_dtype=False
     )

@@ -557,6 +557,41 @@ def check_pairs(tmp_path: Path, config: dict, sample: str) -> None:
 
 
 @pytest.mark.slow
+def test_demo_config_rehearsal(tmp_path):
+    """config/config.yaml (the demo) as shipped, with every synthetic sample smaller, the demo
+    network reduced and one checkpoint: the validation summary, the errors by cause and the
+    held-out test table at the configuration chosen on validation."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    small = {"shape": [16, 160, 160], "padding": [4, 48, 48]}
+    samples = {name: {"synthetic": small} for name, s in config["samples"].items() if "synthetic" in s}
+    summary = rehearse(tmp_path, "config/config.yaml", {"samples": samples}, config)
+    errors = pd.read_csv(tmp_path / "results" / "errors.csv")
+    assert errors["sample"].tolist() == [*config["evaluate"]["samples"], "all"]
+    groups = config["evaluate"].get("test", {})
+    if not groups:
+        assert not (tmp_path / "results" / "test.csv").exists()
+        return
+    test = pd.read_csv(tmp_path / "results" / "test.csv")
+    expected = [(g, s) for g, names in groups.items() for s in names] + [(g, "all") for g in groups]
+    assert list(zip(test["group"], test["sample"])) == expected
+    combined = summary[summary["sample"] == "all"]
+    best = combined.loc[combined["best_fscore"].idxmax()]
+    keys = ["setup", "iteration", "mode", "threshold", "score", "nms_radius", "seg"]
+    assert test[keys].eq(best[keys]).all().all()
+    assert (test["score_threshold"] == best["best_score_threshold"]).all()
+    for group in groups:
+        rows = test[(test["group"] == group) & (test["sample"] != "all")]
+        total = test[(test["group"] == group) & (test["sample"] == "all")].iloc[0]
+        assert total["tp"] == rows["tp"].sum() and total["fn"] == rows["fn"].sum()
+        assert (rows["n_gt"] > 0).all()
+    # test samples are predicted and scored, never trained on
+    log = next((tmp_path / "logs" / "train").rglob("*.log")).read_text()
+    for names in groups.values():
+        for name in names:
+            assert f"{name}.zarr" not in log
+
+
+@pytest.mark.slow
 def test_cremi_config_rehearsal(tmp_path):
     """config/cremi.yaml as shipped, end to end through evaluate_all, against a local server
     with small CREMI-layout files named as the real ones, reduced setups and 2 checkpoints."""
