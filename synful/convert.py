@@ -129,7 +129,7 @@ def _copy_volume(
         )
         if name == NEURON_IDS and np.any(data < 0):
             raise SynfulError(f.path, f"{VOLUME_PATHS[name]} contains negative ids")
-        volume.array[z : z + len(data)] = data.astype(dtype, copy=False)
+        volume[z : z + len(data)] = data.astype(dtype, copy=False)
 
 
 def convert_cremi(

@@ -9,10 +9,10 @@ corner of voxel (0, 0, 0). Two rules map a point ``p`` to a voxel index:
   voxel_size)`` with halves away from zero (Python 2's ``round``). The table's
   ``annotation_offset`` is already part of ``p`` here (synapse tables hold absolute nm).
 
-:func:`values_at` reads an array (numpy, zarr, h5py, or an object with ``array``, ``offset``
-and ``voxel_size`` such as :class:`synful.io.zarr_array.Volume`) at world points; what happens
-to points outside the array is the caller's choice (``outside``). Pure numpy: no torch, no
-zarr or h5py import.
+:func:`values_at` reads an array (a funlib.persistence ``Array``, or a bare numpy, zarr or
+h5py array) at world points; what happens to points outside the array is the caller's choice
+(``outside``). Pure numpy: no torch, no zarr or h5py import (an ``Array``'s storage is found
+by :func:`synful.io.zarr_array.storage`, imported when one is given).
 """
 
 from __future__ import annotations
@@ -155,9 +155,9 @@ def values_at(
     """Values of ``array`` at world points (N x 3, nm): the voxel of each point by ``rule``.
 
     Args:
-        array: an object with ``array``, ``offset`` and ``voxel_size`` (a
-            :class:`~synful.io.zarr_array.Volume`, a mask), or a bare numpy, zarr or h5py
-            array (channel axes first) with ``offset`` and ``voxel_size`` given.
+        array: a funlib.persistence ``Array`` (its storage is read directly, without
+            dask), or a bare numpy, zarr or h5py array (channel axes first) with ``offset``
+            and ``voxel_size`` given.
         points: world positions (anything that reshapes to N x 3).
         rule: ``"floor"`` or ``"cremi"`` (see :func:`voxel_indices`).
         offset, voxel_size: the array's grid (nm); default: the object's attributes.
@@ -170,10 +170,15 @@ def values_at(
     """
     if outside not in _OUTSIDE:
         raise ValueError(f"outside must be one of {_OUTSIDE}, got {outside!r}")
-    wrapped = hasattr(array, "array") and hasattr(array, "voxel_size")
-    offset = array.offset if offset is None else offset
-    voxel_size = array.voxel_size if voxel_size is None else voxel_size
-    data = array.array if wrapped else array
+    data = array
+    if hasattr(array, "voxel_size") and hasattr(array, "roi"):  # a funlib.persistence Array
+        from .io.zarr_array import storage
+
+        offset = array.offset if offset is None else offset
+        voxel_size = array.voxel_size if voxel_size is None else voxel_size
+        data = storage(array)
+        if data is None:  # lazy operations: read their dask array slab by slab
+            data = array.data
     values, inside = values_at_voxels(data, voxel_indices(points, offset, voxel_size, rule), fill)
     if outside == "raise" and not inside.all():
         raise IndexError(

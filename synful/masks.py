@@ -35,7 +35,7 @@ from .errors import SynfulError
 from .geometry import Coordinate, Roi
 from .io.sample_store import SPLITS, has_array, mask_name, open_mask, open_neuron_ids
 from .io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
-from .io.zarr_array import create_volume
+from .io.zarr_array import Array, array_path, create_volume, storage, world_array
 from .lookup import values_at, voxel_indices
 from .outputs import MASK, claim, mark, output, output_lock
 
@@ -104,67 +104,64 @@ def rule_slabs(rule: SplitRule, roi: Roi, voxel_size) -> dict[str, SlabSource]:
     return {"training": training, "validation": lambda z0, z1: 1 - training(z0, z1)}
 
 
-@dataclass
-class MaskVolume:
-    """A mask array (HDF5 dataset or zarr array) with its voxel size and offset (nm)."""
+def resampled(mask: Array, roi: Roi, voxel_size, name: str | None = None) -> SlabSource:
+    """Slab source of the 3D ``mask`` on the grid of ``roi`` (nearest voxel by voxel centre).
 
-    array: object
-    voxel_size: Coordinate
-    offset: Coordinate
-    name: str
+    ``name``: the mask in error messages (default: where the array lives).
+    """
+    source = storage(mask)
+    name = array_path(mask) if name is None else name
+    voxel_size = Coordinate(voxel_size)
+    target_shape = tuple(roi.shape / voxel_size)
+    source_shape = tuple(int(s) for s in mask.shape)
+    indices = []
+    for a in range(3):
+        # the grid is separable: the voxel centres along axis ``a``, looked up on that axis
+        centres = np.zeros((target_shape[a], 3))
+        centres[:, a] = roi.begin[a] + (np.arange(target_shape[a]) + 0.5) * voxel_size[a]
+        indices.append(voxel_indices(centres, mask.offset, mask.voxel_size, "floor")[:, a])
+    valid = [(i >= 0) & (i < n) for i, n in zip(indices, source_shape)]
+    _check_read_size(mask, name, indices, valid, target_shape, voxel_size)
 
-    def resampled(self, roi: Roi, voxel_size) -> SlabSource:
-        """Slab source of this mask on the grid of ``roi`` (nearest voxel by voxel centre)."""
-        voxel_size = Coordinate(voxel_size)
-        target_shape = tuple(roi.shape / voxel_size)
-        source_shape = tuple(int(s) for s in self.array.shape)
-        indices = []
-        for a in range(3):
-            # the grid is separable: the voxel centres along axis ``a``, looked up on that axis
-            centres = np.zeros((target_shape[a], 3))
-            centres[:, a] = roi.begin[a] + (np.arange(target_shape[a]) + 0.5) * voxel_size[a]
-            indices.append(voxel_indices(centres, self.offset, self.voxel_size, "floor")[:, a])
-        valid = [(i >= 0) & (i < n) for i, n in zip(indices, source_shape)]
-        self._check_read_size(indices, valid, target_shape, voxel_size)
-
-        def slab(z0: int, z1: int) -> np.ndarray:
-            out = np.zeros((z1 - z0,) + target_shape[1:], np.uint8)
-            idx = [indices[0][z0:z1], indices[1], indices[2]]
-            ok = [valid[0][z0:z1], valid[1], valid[2]]
-            if not all(o.any() for o in ok):
-                return out
-            lo = [int(i[o].min()) for i, o in zip(idx, ok)]
-            hi = [int(i[o].max()) + 1 for i, o in zip(idx, ok)]
-            block = np.asarray(self.array[tuple(slice(b, e) for b, e in zip(lo, hi))])
-            local = [i[o] - b for i, o, b in zip(idx, ok, lo)]
-            target = np.ix_(*[np.flatnonzero(o) for o in ok])
-            out[target] = block[np.ix_(*local)] != 0
+    def slab(z0: int, z1: int) -> np.ndarray:
+        out = np.zeros((z1 - z0,) + target_shape[1:], np.uint8)
+        idx = [indices[0][z0:z1], indices[1], indices[2]]
+        ok = [valid[0][z0:z1], valid[1], valid[2]]
+        if not all(o.any() for o in ok):
             return out
+        lo = [int(i[o].min()) for i, o in zip(idx, ok)]
+        hi = [int(i[o].max()) + 1 for i, o in zip(idx, ok)]
+        block = np.asarray(source[tuple(slice(b, e) for b, e in zip(lo, hi))])
+        local = [i[o] - b for i, o, b in zip(idx, ok, lo)]
+        target = np.ix_(*[np.flatnonzero(o) for o in ok])
+        out[target] = block[np.ix_(*local)] != 0
+        return out
 
-        return slab
+    return slab
 
-    def _check_read_size(self, indices, valid, target_shape, voxel_size) -> None:
-        """Raise before reading when one slab (:data:`SLAB` sections) would read a box of the
-        mask larger than :data:`MAX_READ_BYTES`."""
 
-        def span(values) -> int:
-            return int(values.max() - values.min() + 1) if len(values) else 0
+def _check_read_size(mask: Array, name, indices, valid, target_shape, voxel_size) -> None:
+    """Raise before reading when one slab (:data:`SLAB` sections) would read a box of the
+    mask larger than :data:`MAX_READ_BYTES`."""
 
-        spans = [span(i[v]) for i, v in zip(indices[1:], valid[1:])]
-        z_span = 0
-        for z0 in range(0, max(int(target_shape[0]), 1), SLAB):
-            z = indices[0][z0 : z0 + SLAB]
-            z_span = max(z_span, span(z[valid[0][z0 : z0 + SLAB]]))
-        itemsize = np.dtype(self.array.dtype).itemsize
-        size = z_span * spans[0] * spans[1] * itemsize
-        if size > MAX_READ_BYTES:
-            raise SynfulError(
-                self.name,
-                f"voxel size {list(self.voxel_size)} nm is much finer than the labels' "
-                f"{list(voxel_size)} nm: a slab of {SLAB} sections would read "
-                f"{size / 2**30:.1f} GiB of the mask (limit {MAX_READ_BYTES / 2**30:g} GiB); "
-                "downsample the mask first",
-            )
+    def span(values) -> int:
+        return int(values.max() - values.min() + 1) if len(values) else 0
+
+    spans = [span(i[v]) for i, v in zip(indices[1:], valid[1:])]
+    z_span = 0
+    for z0 in range(0, max(int(target_shape[0]), 1), SLAB):
+        z = indices[0][z0 : z0 + SLAB]
+        z_span = max(z_span, span(z[valid[0][z0 : z0 + SLAB]]))
+    itemsize = np.dtype(mask.dtype).itemsize
+    size = z_span * spans[0] * spans[1] * itemsize
+    if size > MAX_READ_BYTES:
+        raise SynfulError(
+            name,
+            f"voxel size {list(mask.voxel_size)} nm is much finer than the labels' "
+            f"{list(voxel_size)} nm: a slab of {SLAB} sections would read "
+            f"{size / 2**30:.1f} GiB of the mask (limit {MAX_READ_BYTES / 2**30:g} GiB); "
+            "downsample the mask first",
+        )
 
 
 def split_container_path(text: str | os.PathLike) -> tuple[Path, str]:
@@ -196,8 +193,9 @@ def _attribute(attrs, names, path, default=None):
 
 
 @contextmanager
-def open_mask_volume(text: str | os.PathLike, default_voxel_size=None) -> Iterator[MaskVolume]:
-    """Open a mask given as ``file.hdf/dataset`` or ``store.zarr/array``.
+def open_mask_volume(text: str | os.PathLike, default_voxel_size=None) -> Iterator[Array]:
+    """Open a mask given as ``file.hdf/dataset`` or ``store.zarr/array`` as an
+    :class:`~funlib.persistence.Array` (valid inside the ``with`` block).
 
     The voxel size comes from a ``resolution`` or ``voxel_size`` attribute (or
     ``default_voxel_size``), the offset from ``offset`` (default 0), both in nm.
@@ -224,14 +222,14 @@ def open_mask_volume(text: str | os.PathLike, default_voxel_size=None) -> Iterat
         yield _mask_volume(array, dict(array.attrs), text, default_voxel_size)
 
 
-def _mask_volume(array, attrs, path, default_voxel_size) -> MaskVolume:
+def _mask_volume(array, attrs, path, default_voxel_size) -> Array:
     if array.ndim != 3:
         raise SynfulError(path, f"mask must be 3D, not {array.ndim}D")
     voxel_size = _attribute(attrs, ("resolution", "voxel_size"), path, default_voxel_size)
     if any(v <= 0 for v in voxel_size):
         raise SynfulError(path, f"invalid voxel size {list(voxel_size)}")
     offset = _attribute(attrs, ("offset",), path, Coordinate((0, 0, 0)))
-    return MaskVolume(array, voxel_size, offset, str(path))
+    return world_array(array, voxel_size, offset)
 
 
 def write_mask(
@@ -244,7 +242,7 @@ def write_mask(
     chunks = (min(SLAB, shape[0]),) + tuple(min(256, s) for s in shape[1:])
     total = 0
     with atomic_output(store / mask_name(split), kind=MASK) as tmp:
-        volume = create_volume(
+        array = create_volume(
             masks,
             tmp.name,
             shape=shape,
@@ -257,7 +255,7 @@ def write_mask(
         for z0 in range(0, shape[0], chunks[0]):
             z1 = min(z0 + chunks[0], shape[0])
             slab = source(z0, z1)
-            volume.array[z0:z1] = slab
+            array[z0:z1] = slab
             total += int(slab.sum(dtype=np.int64))
     return total
 
@@ -325,7 +323,7 @@ def _given_sources(given, roi, voxel_size) -> Iterator[dict[str, SlabSource]]:
         for split, path in given.items():
             if path:
                 mask = stack.enter_context(open_mask_volume(path, default_voxel_size=voxel_size))
-                sources[split] = mask.resampled(roi, voxel_size)
+                sources[split] = resampled(mask, roi, voxel_size, name=str(path))
         for split, other in (("training", "validation"), ("validation", "training")):
             if split not in sources:
                 complement = sources[other]
@@ -334,12 +332,10 @@ def _given_sources(given, roi, voxel_size) -> Iterator[dict[str, SlabSource]]:
 
 
 def _overlap(store) -> int:
-    training, validation = open_mask(store, "training"), open_mask(store, "validation")
+    training, validation = (storage(open_mask(store, split)) for split in SPLITS)
     total = 0
     for z0 in range(0, training.shape[0], SLAB):
-        total += int(
-            np.count_nonzero(training.array[z0 : z0 + SLAB] & validation.array[z0 : z0 + SLAB])
-        )
+        total += int(np.count_nonzero(training[z0 : z0 + SLAB] & validation[z0 : z0 + SLAB]))
     return total
 
 

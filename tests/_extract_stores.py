@@ -35,7 +35,7 @@ def write_prediction_store(
         scaled=quantized,
     )
     for head, values in ((POST_INDICATOR, probabilities), (PARTNER_VECTORS, vectors)):
-        volumes[head].array[...] = prediction_store.encode(head, np.asarray(values), dtype)
+        volumes[head][volumes[head].roi] = prediction_store.encode(head, np.asarray(values), dtype)
     return path
 
 

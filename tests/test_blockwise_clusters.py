@@ -328,7 +328,7 @@ def test_predict_on_fake_gpus_equals_serial_prediction(tmp_path, monkeypatch):
     the same predictions as one process."""
     from _predict_fixtures import make_checkpoint, make_sample
 
-    from synful.io.zarr_array import Volume
+    from synful.io.zarr_array import open_array, read
     from synful.predict import predict
 
     monkeypatch.delenv(GPU_VARIABLE, raising=False)
@@ -340,7 +340,7 @@ def test_predict_on_fake_gpus_equals_serial_prediction(tmp_path, monkeypatch):
             gpus="0,1")  # fmt: skip
     for head in ("post_indicator", "partner_vectors"):
         np.testing.assert_allclose(
-            Volume.open(gpus, head).read(), Volume.open(serial, head).read(), rtol=0, atol=2e-3
+            read(open_array(gpus, head)), read(open_array(serial, head)), rtol=0, atol=2e-3
         )
 
 

@@ -17,7 +17,7 @@ from synful.blockwise import (
 )
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
-from synful.io.zarr_array import Volume, create_volume, write_volume
+from synful.io.zarr_array import create_volume, open_array, read, write_volume
 
 # worker processes cannot import this test module: ship its classes by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -41,8 +41,8 @@ class NeighbourSum:
         self.input = None
 
     def setup(self):
-        self.input = Volume.open(self.source, "raw")
-        self.output = Volume.open(self.target, "sum", mode="r+")
+        self.input = open_array(self.source, "raw")
+        self.output = open_array(self.target, "sum", mode="r+")
         open(os.path.join(self.calls_dir, f"setup-{os.getpid()}-{id(self)}"), "w").close()
 
     def process_block(self, block):
@@ -50,11 +50,11 @@ class NeighbourSum:
             done = len([p for p in os.listdir(self.calls_dir) if p.startswith("block-")])
             if done >= self.fail_after:
                 raise RuntimeError("simulated crash")
-        data = self.input.read(block.read_roi).astype(np.int64)
+        data = read(self.input, block.read_roi).astype(np.int64)
         summed = ndimage.uniform_filter(data.astype(np.float64), size=3, mode="constant") * 27
         inner = tuple(slice(1, -1) for _ in range(3))
         result = np.rint(summed[inner]).astype(np.int64)
-        self.output.write(block.write_roi, result[: block.write_roi.shape[0] // VOXEL[0]])
+        self.output[block.write_roi] = result[: block.write_roi.shape[0] // VOXEL[0]]
         open(os.path.join(self.calls_dir, f"block-{block.block_id}"), "a").write("x")
 
 
@@ -103,7 +103,7 @@ def test_blockwise_equals_whole_volume(volumes, tmp_path, scheduler, workers):
         task, processor, done_dir=done_dir, workers=workers, scheduler=scheduler, progress=False
     )
     assert (result.num_blocks, result.skipped, result.processed) == (task.num_blocks, 0, task.num_blocks)
-    np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+    np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     assert block_calls(calls) == list(range(task.num_blocks))
     # set up once per worker process (threads share one process), never per block
     assert 1 <= len(setups(calls)) <= (workers if scheduler == "processes" else 1)
@@ -118,7 +118,7 @@ def test_processor_runs_without_a_scheduler(volumes):
     processor.setup()
     block = task.block((1, 1, 1))
     processor.process_block(block)
-    written = Volume.open(target, "sum").read(block.write_roi)
+    written = read(open_array(target, "sum"), block.write_roi)
     sl = tuple(slice(b // v, e // v) for b, e, v in zip(
         block.write_roi.begin - task.total_roi.begin, block.write_roi.end - task.total_roi.begin, VOXEL))
     np.testing.assert_array_equal(written, expected[sl])
@@ -143,7 +143,7 @@ def test_resume_after_crash_redoes_no_finished_block(volumes, tmp_path, schedule
     assert (result.skipped, result.processed) == (len(first), 18 - len(first))
     assert block_calls(calls) == list(range(task.num_blocks))  # each block exactly once
     assert markers.is_complete()
-    np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+    np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     # a third run does nothing
     result = run_blockwise(task, NeighbourSum(source, target, calls), done_dir=done_dir,
                            progress=False)
@@ -242,7 +242,7 @@ def test_existing_cluster_by_address(volumes, tmp_path):
                                done_dir=tmp_path / "done", scheduler=cluster.scheduler_address,
                                progress=False)
         assert result.processed == task.num_blocks
-    np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+    np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
 
 
 def test_scheduler_file_and_unknown_scheduler(volumes, tmp_path):
@@ -256,7 +256,7 @@ def test_scheduler_file_and_unknown_scheduler(volumes, tmp_path):
         client.write_scheduler_file(str(tmp_path / "scheduler.json"))
         run_blockwise(task, NeighbourSum(source, target, calls), done_dir=tmp_path / "done",
                       scheduler=str(tmp_path / "scheduler.json"), progress=False)
-    np.testing.assert_array_equal(Volume.open(target, "sum").read(), expected)
+    np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     with pytest.raises(SynfulError, match="unknown scheduler"):
         run_blockwise(task, lambda block: None, done_dir=tmp_path / "d2", scheduler="thread")
     with pytest.raises(SynfulError, match="no such dask scheduler file"):

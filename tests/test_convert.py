@@ -10,6 +10,7 @@ from synful.geometry import Roi
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
 from synful.io.sample_store import open_neuron_ids, open_raw
 from synful.io.synapse_table import read_synapses
+from synful.io.zarr_array import read, storage
 
 
 def cremi_sample(resolution=(40, 4, 4), label_resolution=None):
@@ -50,12 +51,12 @@ def test_convert_round_trip(tmp_path, capsys):
     raw = open_raw(store)
     assert raw.dtype == np.uint8
     assert raw.roi == Roi((0, 0, 0), (400, 96, 80))
-    np.testing.assert_array_equal(raw.read(), expected.raw.data)
-    assert raw.array.chunks == (4, 8, 8)
+    np.testing.assert_array_equal(read(raw), expected.raw.data)
+    assert storage(raw).chunks == (4, 8, 8)
     labels = open_neuron_ids(store)
     assert labels.dtype == np.uint64
     assert labels.roi == Roi((80, 24, 16), (240, 48, 32))
-    np.testing.assert_array_equal(labels.read(), expected.neuron_ids.data)
+    np.testing.assert_array_equal(read(labels), expected.neuron_ids.data)
     synapses = read_synapses(table)
     assert len(synapses) == 3
     # absolute nm: annotation offset added once per point, polyadic pre site repeated
@@ -104,7 +105,7 @@ def test_rerun_replaces_outputs(tmp_path):
     store, table = tmp_path / "s.zarr", tmp_path / "s.parquet"
     convert_cremi(hdf, store, table)
     convert_cremi(hdf, store, table)
-    np.testing.assert_array_equal(open_raw(store).read(), cremi_sample().raw.data)
+    np.testing.assert_array_equal(read(open_raw(store)), cremi_sample().raw.data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.hdf", "s.parquet", "s.zarr"]
 
 

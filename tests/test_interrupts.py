@@ -20,7 +20,7 @@ from _predict_fixtures import finished_blocks, make_checkpoint, make_sample
 
 from synful.cli import main
 from synful.io.sample_store import open_raw
-from synful.io.zarr_array import Volume
+from synful.io.zarr_array import open_array, read
 from synful.outputs import lock_path
 from synful.predict import partial_path
 
@@ -91,7 +91,7 @@ def test_sigterm_ends_predict_cleanly_and_the_rerun_resumes(tmp_path):
     assert main(["--quiet", "predict", *map(str, [*args[:2], tmp_path / "straight.zarr", *args[3:]])]) == 0
     for head in ("post_indicator", "partner_vectors"):
         np.testing.assert_array_equal(
-            Volume.open(out, head).array[...], Volume.open(tmp_path / "straight.zarr", head).array[...]
+            read(open_array(out, head)), read(open_array(tmp_path / "straight.zarr", head))
         )
     assert not partial_path(out).exists()
 
@@ -123,7 +123,7 @@ def test_a_killed_runs_temporaries_are_swept_by_the_next_run(tmp_path):
     assert left and not store.exists()
     assert main(["--quiet", "convert", str(hdf), str(store), "--synapses", str(table), *SLOW]) == 0
     assert not temporaries(store) and not lock_path(store).exists()
-    np.testing.assert_array_equal(open_raw(store).read(), raw)
+    np.testing.assert_array_equal(read(open_raw(store)), raw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.hdf", "big.parquet", "big.zarr"]
 
 
@@ -141,7 +141,7 @@ def test_a_second_run_on_the_same_output_fails_naming_the_holder(tmp_path, capsy
     assert err[0].startswith(f"synful: error: {store}: is being written by another synful run ({holder}")
     assert err[0].endswith("); wait for it to end")
     assert process.wait(timeout=300) == 0, process.stderr.read()
-    np.testing.assert_array_equal(open_raw(store).read(), raw)
+    np.testing.assert_array_equal(read(open_raw(store)), raw)
     assert not lock.exists() and not (tmp_path / "other.parquet").exists()
 
 

@@ -22,7 +22,7 @@ from synful.io.volumes import (
     open_raw_array,
     pick_level,
 )
-from synful.io.zarr_array import Volume
+from synful.io.zarr_array import Array, array_path, open_array, read, storage
 from synful.predict import predict
 
 # ------------------------------------------------------------------ writers for the tests
@@ -215,23 +215,23 @@ def test_check_metadata_errors_are_one_line(metadata, shape, voxel_size, message
 
 
 def assert_volume(volume, expected, voxel_size, offset):
-    assert isinstance(volume, Volume)
+    assert isinstance(volume, Array)
     assert tuple(volume.voxel_size) == voxel_size and tuple(volume.offset) == offset
-    np.testing.assert_array_equal(volume.read(), expected)
+    np.testing.assert_array_equal(read(volume), expected)
     # a world-ROI read partly outside the array is zero-filled
     roi = volume.roi.grow(volume.voxel_size, volume.voxel_size)
-    padded = volume.read(roi)
+    padded = read(volume, roi)
     np.testing.assert_array_equal(padded[1:-1, 1:-1, 1:-1], expected)
     assert padded[0].sum() == 0 and padded[:, :, -1].sum() == 0
     # reopened by name (as workers do): the same array and metadata
-    again = open_raw_array(volume.name)
+    again = open_raw_array(array_path(volume))
     assert (again.voxel_size, again.offset) == (volume.voxel_size, volume.offset)
 
 
 def test_sample_store_opens_its_raw(tmp_path):
     store, raw = make_sample(tmp_path / "sample.zarr")
     volume = open_raw_array(store, voxel_size=VOXEL)
-    assert volume.name == str(store / "raw") and isinstance(volume.array, zarr.Array)
+    assert array_path(volume) == str(store / "raw") and isinstance(storage(volume), zarr.Array)
     assert_volume(volume, raw, VOXEL, RAW_OFFSET)
 
 
@@ -267,7 +267,7 @@ def test_n5_with_xyz_attributes_and_offset(tmp_path):
     )
     volume = open_raw_array(path, voxel_size=(40, 4, 2))
     assert_volume(volume, raw, (40, 4, 2), (800, 12, 6))
-    np.testing.assert_array_equal(volume.array[2:6, 3:9, 4:11], raw[2:6, 3:9, 4:11])
+    np.testing.assert_array_equal(storage(volume)[2:6, 3:9, 4:11], raw[2:6, 3:9, 4:11])
 
 
 def test_n5_missing_blocks_read_as_zero(tmp_path):
@@ -283,7 +283,7 @@ def test_n5_missing_blocks_read_as_zero(tmp_path):
         skip_empty=True,
     )
     assert len(list(path.rglob("*"))) < 12  # most blocks were never written
-    np.testing.assert_array_equal(open_raw_array(path).read(), raw)
+    np.testing.assert_array_equal(read(open_raw_array(path)), raw)
 
 
 # A dataset written by tensorstore 0.1.86 (an independent N5 implementation): uint8, dimensions
@@ -314,7 +314,7 @@ def test_n5_written_by_tensorstore(tmp_path):
         "dataType": "uint8", "dimensions": [5, 4, 3], "resolution": [4, 4, 40], "offset": [0, 8, 40]}))  # fmt: skip
     volume = open_raw_array(path)
     assert tuple(volume.voxel_size) == (40, 4, 4) and tuple(volume.offset) == (40, 8, 0)
-    np.testing.assert_array_equal(volume.read(), np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
+    np.testing.assert_array_equal(read(volume), np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
 
 
 def ome_image(tmp_path, version="0.4"):
@@ -333,10 +333,10 @@ def test_ome_zarr_picks_the_level_of_the_voxel_size(tmp_path, version):
     image, levels = ome_image(tmp_path, version)
     for name, expected, scale, translation in levels:
         volume = open_raw_array(image, voxel_size=scale)
-        assert volume.name == str(image / name)
+        assert array_path(volume) == str(image / name)
         assert_volume(volume, expected, scale, translation)
     # without a voxel size: the first (finest) level
-    assert open_raw_array(image).name == str(image / "s0")
+    assert array_path(open_raw_array(image)) == str(image / "s0")
     # a level array named directly takes its metadata from the image
     direct = open_raw_array(image / "s1", voxel_size=(40, 8, 8))
     assert tuple(direct.offset) == (80, 2, 2)
@@ -417,9 +417,9 @@ def reference(tmp_path_factory):
 
 def assert_same_prediction(out, reference_out):
     for head in ("post_indicator", "partner_vectors"):
-        ours, theirs = Volume.open(out, head), Volume.open(reference_out, head)
+        ours, theirs = open_array(out, head), open_array(reference_out, head)
         assert (ours.voxel_size, ours.offset) == (theirs.voxel_size, theirs.offset)
-        np.testing.assert_allclose(ours.read(), theirs.read(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(read(ours), read(theirs), rtol=0, atol=1e-6)
 
 
 def test_prediction_from_zarr_v2_array_equals_sample_store(reference, tmp_path):

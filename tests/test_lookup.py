@@ -1,9 +1,8 @@
 """synful.lookup: the point -> voxel rules against plain per-coordinate formulas, and
-``values_at`` against direct indexing, for numpy, zarr, h5py and Volume-like arrays."""
+``values_at`` against direct indexing, for numpy, zarr, h5py and funlib.persistence Arrays."""
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -12,6 +11,7 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synful.io.zarr_array import storage, world_array
 from synful.lookup import values_at, values_at_voxels, voxel_indices
 
 coordinate = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -136,9 +136,13 @@ def test_values_at_matches_direct_indexing(tmp_path, kind, channels, rule):
     )
 
 
-def test_values_at_takes_the_grid_from_a_volume_like_object():
+@pytest.mark.parametrize("lazy", [False, True])
+def test_values_at_takes_the_grid_from_an_array(lazy):
     data = np.arange(2 * 3 * 4, dtype=np.uint64).reshape(2, 3, 4) + 1
-    volume = SimpleNamespace(array=_zarr(data, (1, 2, 2)), offset=(40, -8, 0), voxel_size=(40, 4, 4))
+    volume = world_array(_zarr(data, (1, 2, 2)), (40, 4, 4), (40, -8, 0))
+    if lazy:  # behind a lazy op the storage is not read directly: dask computes the slabs
+        volume.lazy_op(lambda d: d * 1)
+        assert storage(volume) is None
     points = [[40, -8, 0], [79.9, 3.9, 15.9], [60, -6, 2], [120, 0, 0], [20, -8, 0]]
     assert values_at(volume, points, outside="fill").tolist() == [
         data[0, 0, 0], data[0, 2, 3], data[0, 0, 0], 0, 0

@@ -12,7 +12,7 @@ from synful.errors import SynfulError
 from synful.geometry import Roi
 from synful.io.sample_store import open_mask
 from synful.io.synapse_table import make_synapses, write_synapses
-from synful.io.zarr_array import write_volume
+from synful.io.zarr_array import read, write_volume
 from synful.masks import SplitRule, make_masks, split_container_path, synapses_in_split
 
 VOXEL = (40, 4, 4)
@@ -42,9 +42,9 @@ def test_default_rule_is_first_75_percent_of_z(tmp_path, capsys):
         assert mask.dtype == np.uint8
         assert mask.roi == Roi(LABEL_OFFSET, (320, 24, 20))
         assert mask.voxel_size == VOXEL
-    t = training.read()
+    t = read(training)
     assert t[:6].all() and not t[6:].any()
-    np.testing.assert_array_equal(validation.read(), 1 - t)
+    np.testing.assert_array_equal(read(validation), 1 - t)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == {"training": {"voxels": 6 * 30}, "validation": {"voxels": 2 * 30}}
 
@@ -66,8 +66,8 @@ def test_split_rules(tmp_path, capsys, argv, training_slices):
     expected = np.zeros(LABEL_SHAPE, np.uint8)
     for s in training_slices:
         expected[s] = 1
-    np.testing.assert_array_equal(open_mask(store, "training").read(), expected)
-    np.testing.assert_array_equal(open_mask(store, "validation").read(), 1 - expected)
+    np.testing.assert_array_equal(read(open_mask(store, "training")), expected)
+    np.testing.assert_array_equal(read(open_mask(store, "validation")), 1 - expected)
 
 
 def test_given_hdf5_masks_are_aligned_by_world_coordinates(tmp_path, capsys):
@@ -97,10 +97,10 @@ def test_given_hdf5_masks_are_aligned_by_world_coordinates(tmp_path, capsys):
     # z centres 100..380, the fine mask covers z [40, 440): all label sections
     expected = np.zeros(LABEL_SHAPE, np.uint8)
     expected[:, 2:5, :] = 1
-    np.testing.assert_array_equal(open_mask(store, "training").read(), expected)
+    np.testing.assert_array_equal(read(open_mask(store, "training")), expected)
     expected = np.zeros(LABEL_SHAPE, np.uint8)
     expected[7:] = 1  # z 360..400 is the last label section; the rest of the mask is outside
-    np.testing.assert_array_equal(open_mask(store, "validation").read(), expected)
+    np.testing.assert_array_equal(read(open_mask(store, "validation")), expected)
 
 
 def test_one_given_zarr_mask_and_its_complement(tmp_path, capsys):
@@ -113,17 +113,17 @@ def test_one_given_zarr_mask_and_its_complement(tmp_path, capsys):
         capsys, "masks", store, "--validation-mask", tmp_path / "masks.zarr" / "validation"
     )
     assert code == 0, err
-    np.testing.assert_array_equal(open_mask(store, "validation").read(), data)
-    np.testing.assert_array_equal(open_mask(store, "training").read(), 1 - data)
+    np.testing.assert_array_equal(read(open_mask(store, "validation")), data)
+    np.testing.assert_array_equal(read(open_mask(store, "training")), 1 - data)
 
 
 def test_rerun_is_idempotent_and_replaces(tmp_path):
     store = make_store(tmp_path)
     make_masks(store, SplitRule(training_fraction=0.5))
     make_masks(store, SplitRule(training_fraction=0.5))
-    first = open_mask(store, "training").read()
+    first = read(open_mask(store, "training"))
     make_masks(store, SplitRule(training_fraction=0.25))
-    assert open_mask(store, "training").read().sum() < first.sum()
+    assert read(open_mask(store, "training")).sum() < first.sum()
     assert sorted(p.name for p in (store / "masks").iterdir()) == [
         "training",
         "validation",
@@ -142,7 +142,7 @@ def test_failure_leaves_previous_mask(tmp_path):
 
     with pytest.raises(OSError):
         write_mask(store, "training", Roi(LABEL_OFFSET, (320, 24, 20)), VOXEL, broken)
-    assert open_mask(store, "training").read()[:4].all()
+    assert read(open_mask(store, "training"))[:4].all()
     assert sorted(p.name for p in (store / "masks").iterdir()) == [
         "training",
         "validation",

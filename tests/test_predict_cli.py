@@ -15,7 +15,7 @@ from _predict_fixtures import finished_blocks, make_checkpoint, make_sample
 
 import synful.predict.run as predict_run
 from synful.cli import main
-from synful.io.zarr_array import Volume, write_volume
+from synful.io.zarr_array import open_array, write_volume
 from synful.predict import PredictBlock, partial_path
 
 
@@ -39,8 +39,8 @@ def test_cli_writes_a_prediction_store(inputs, tmp_path, capsys):
     code, err = run_cli(capsys, checkpoint, sample, out, "--block-shape", 1, 1, 1,
                         "--dtype", "float16", "--device", "cpu")
     assert code == 0, err
-    assert Volume.open(out, "post_indicator").dtype == np.float16
-    assert Volume.open(out, "partner_vectors").array.shape == (3, 13, 30, 34)
+    assert open_array(out, "post_indicator").dtype == np.float16
+    assert open_array(out, "partner_vectors").shape == (3, 13, 30, 34)
 
 
 class Evil:

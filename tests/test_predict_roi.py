@@ -9,7 +9,7 @@ from synful.cli import main
 from synful.commands._args import parse_roi
 from synful.errors import SynfulError
 from synful.geometry import Roi
-from synful.io.zarr_array import Volume, write_volume
+from synful.io.zarr_array import open_array, storage, world_array, write_volume
 from synful.predict import partial_path
 from synful.predict.roi import nonzero_bounding_box, resolve_roi
 
@@ -68,21 +68,26 @@ def test_resolve_mask_is_the_bounding_box_of_a_non_cuboid_mask(store):
 
 
 def test_bounding_box_reads_slab_by_slab(store):
-    volume = Volume.open(store, "masks/validation")
+    opened = open_array(store, "masks/validation")
     reads = []
 
     class Recording:
         def __init__(self, array):
             self.array = array
             self.shape, self.dtype, self.chunks = array.shape, array.dtype, array.chunks
+            self.ndim = array.ndim
             self.shards = None
+
+        def __dask_tokenize__(self):  # else dask pickles this local class to name the array
+            return id(self)
 
         def __getitem__(self, key):
             data = self.array[key]
             reads.append(data.shape)
             return data
 
-    volume.array = Recording(volume.array)
+    volume = world_array(Recording(storage(opened)), opened.voxel_size, opened.offset)
+    reads.clear()  # dask's look at the array (a zero-size read) when wrapping it
     section = LABELS_SHAPE[1] * LABELS_SHAPE[2]
     assert nonzero_bounding_box(volume, slab_bytes=3 * section) == MASK_BOX
     assert reads == [(2, 20, 24)] * 4  # whole chunks along z, never the whole mask
@@ -128,7 +133,7 @@ def test_cli_predicts_the_mask_box_grown_to_the_block_grid(checkpoint, store, tm
     out = tmp_path / "pred.zarr"
     code, err = run_cli(capsys, checkpoint, store, out, "--roi", roi, "--block-shape", 1, 1, 1)
     assert code == 0, err
-    assert Volume.open(out, "post_indicator").roi == MASK_BLOCKS
+    assert open_array(out, "post_indicator").roi == MASK_BLOCKS
 
 
 @pytest.mark.parametrize("mask, problem", [(None, "no such mask array"),

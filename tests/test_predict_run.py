@@ -9,7 +9,9 @@ import synful.predict.run as predict_run
 from synful.blockwise import BlockwiseError
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
-from synful.io.zarr_array import Volume
+from synful.io import zarr_array
+from synful.io.prediction_store import read_values, scale
+from synful.io.zarr_array import open_array
 from synful.predict import PredictBlock, partial_path, predict, predict_raw
 
 
@@ -34,7 +36,7 @@ def whole_volume(model, raw):
 
 
 def read(store, head):
-    return Volume.open(store, head).read()
+    return zarr_array.read(open_array(store, head))
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +90,16 @@ def test_uint8_output_is_the_quantised_float_output(inputs, tmp_path):
     predict(checkpoint, sample, reference, block_shape=(1, 1, 1), dtype="float32", progress=False)
     out = tmp_path / "pred.zarr"
     predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
-    mask, vectors = Volume.open(out, "post_indicator"), Volume.open(out, "partner_vectors")
-    assert mask.dtype == np.uint8 and mask.scale == 255
-    assert vectors.dtype == np.int8 and vectors.scale == 0.25
+    mask, vectors = open_array(out, "post_indicator"), open_array(out, "partner_vectors")
+    assert mask.dtype == np.uint8 and scale(mask) == 255
+    assert vectors.dtype == np.int8 and scale(vectors) == 0.25
     assert mask.offset == RAW_OFFSET and mask.voxel_size == VOXEL
     expected_mask = read(reference, "post_indicator")
-    np.testing.assert_array_equal(mask.read(), np.rint(expected_mask * 255).astype(np.uint8))
+    np.testing.assert_array_equal(zarr_array.read(mask), np.rint(expected_mask * 255).astype(np.uint8))
     expected_vectors = np.clip(np.rint(read(reference, "partner_vectors") * 0.25), -128, 127)
-    np.testing.assert_array_equal(vectors.read(), expected_vectors.astype(np.int8))
-    assert np.isin(vectors.read(), [-128, 127]).any()  # clipped at +-512 nm
-    np.testing.assert_allclose(mask.read_values(), expected_mask, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(zarr_array.read(vectors), expected_vectors.astype(np.int8))
+    assert np.isin(zarr_array.read(vectors), [-128, 127]).any()  # clipped at +-512 nm
+    np.testing.assert_allclose(read_values(mask), expected_mask, atol=0.5 / 255 + 1e-6)
     mark = zarr.open_group(str(out), mode="r").attrs["synful"]
     assert mark["kind"] == "predictions" and len(mark["recipe"]) == 64 and mark["creation_id"]
 
@@ -108,11 +110,11 @@ def test_roi_predicts_the_same_values_in_a_sub_region(inputs, reference, tmp_pat
     roi = Roi(Coordinate(RAW_OFFSET) + Coordinate(30, 2, 2), (4, 4, 4))
     predict(checkpoint, sample, out, roi=roi, block_shape=(1, 1, 1), dtype="float32",
             progress=False)
-    part = Volume.open(out, "post_indicator")
+    part = open_array(out, "post_indicator")
     # grown to the block (6, 20, 20) voxels = (24, 40, 40) nm containing it
     assert part.roi == Roi(Coordinate(RAW_OFFSET) + Coordinate(24, 0, 0), (24, 40, 40))
-    full = Volume.open(reference, "post_indicator")
-    np.testing.assert_allclose(part.read(), full.read(part.roi), atol=1e-6)
+    full = open_array(reference, "post_indicator")
+    np.testing.assert_allclose(zarr_array.read(part), zarr_array.read(full, part.roi), atol=1e-6)
 
 
 def test_only_the_heads_of_the_setup_are_written(tmp_path):
@@ -185,7 +187,7 @@ def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, mo
     predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False,
             restart=True)
     assert sorted(CrashAfter.calls) == list(range(12))
-    assert Volume.open(out, "post_indicator").dtype == np.float32
+    assert open_array(out, "post_indicator").dtype == np.float32
     assert not partial_path(out).exists()
 
 
@@ -215,7 +217,7 @@ def test_a_complete_store_is_not_predicted_again(inputs, tmp_path, monkeypatch):
     assert CrashAfter.calls == [0]  # same inputs and options: nothing to do
     predict(checkpoint, sample, out, dtype="float16", progress=False)
     assert CrashAfter.calls == [0, 0]  # other options: predicted again, replacing the store
-    assert Volume.open(out, "post_indicator").dtype == np.float16
+    assert open_array(out, "post_indicator").dtype == np.float16
 
 
 def test_existing_dask_cluster_by_address(inputs, reference, tmp_path):

@@ -21,9 +21,10 @@ from synful.io.prediction_store import (
     encode,
     head_scale,
     open_predictions,
+    read_values,
     stored_dtype,
 )
-from synful.io.zarr_array import Volume, create_volume
+from synful.io.zarr_array import array_path, create_volume, open_array, read, storage
 from synful.outputs import MARK_KEY, PREDICTIONS, is_kind, mark
 
 SHAPE, VOXEL, OFFSET = (4, 8, 12), (40, 4, 4), (80, -8, 12)
@@ -56,7 +57,7 @@ def _old_writer(path, values, dtype, attrs, chunks, shards):
             offset=OFFSET, chunks=lead + chunks, shards=None if shards is None else lead + shards,
             channels=channels, attrs={"scale": scale},
         )  # fmt: skip
-        volume.array[...] = stored
+        storage(volume)[...] = stored
     return path
 
 
@@ -73,7 +74,7 @@ def _old_test_store(path, probabilities, vectors):
             group, name, shape=data.shape, dtype=data.dtype, voxel_size=VOXEL, offset=OFFSET,
             channels=channels, attrs={"scale": scale},
         )  # fmt: skip
-        volume.array[...] = data
+        storage(volume)[...] = data
     return path
 
 
@@ -164,10 +165,11 @@ def test_floats_are_stored_as_they_are():
         stored_dtype(POST_INDICATOR, "int8")
 
 
-def test_volume_read_values_is_decode(tmp_path, values):
+def test_read_values_is_decode(tmp_path, values):
     path = _old_writer(tmp_path / "p.zarr", values, "uint8", None, SHAPE, None)
-    volume = Volume.open(path, PARTNER_VECTORS)
-    np.testing.assert_array_equal(volume.read_values(), decode(volume.read(), 0.25))
+    volume = open_array(path, PARTNER_VECTORS)
+    assert prediction_store.scale(volume) == 0.25
+    np.testing.assert_array_equal(read_values(volume), decode(read(volume), 0.25))
 
 
 # --- create / open --------------------------------------------------------------------------
@@ -187,19 +189,19 @@ def test_create_writes_what_the_previous_writer_wrote(tmp_path, values, dtype, c
     )  # fmt: skip
     assert list(volumes) == [POST_INDICATOR, PARTNER_VECTORS]
     for head, volume in volumes.items():
-        volume.write(volume.roi, encode(head, values[head], dtype))
+        volume[volume.roi] = encode(head, values[head], dtype)
     assert _files(old) == _files(tmp_path / "new.zarr")  # every byte, metadata and chunks
 
     # the old store opens as before: same arrays, attributes and values
     opened = open_predictions(old)
     for head in (POST_INDICATOR, PARTNER_VECTORS):
         volume = getattr(opened, head)
-        assert volume.name == str(old / head)
+        assert array_path(volume) == str(old / head)
         assert volume.voxel_size == VOXEL and volume.offset == OFFSET
         assert volume.dtype == stored_dtype(head, dtype)
-        assert volume.scale == head_scale(head, dtype)
+        assert prediction_store.scale(volume) == head_scale(head, dtype)
         np.testing.assert_array_equal(
-            volume.read_values(), decode(encode(head, values[head], dtype), volume.scale)
+            read_values(volume), decode(encode(head, values[head], dtype), prediction_store.scale(volume))
         )
 
 
@@ -215,8 +217,8 @@ def test_old_test_helper_store_decodes_like_the_new_one(tmp_path, values):
     assert old.post_indicator.attrs["scale"] == 255  # an integer scale attribute opens too
     for head in (POST_INDICATOR, PARTNER_VECTORS):
         a, b = getattr(old, head), getattr(new, head)
-        assert a.roi == b.roi and a.dtype == b.dtype and a.scale == b.scale
-        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.roi == b.roi and a.dtype == b.dtype and prediction_store.scale(a) == prediction_store.scale(b)
+        np.testing.assert_array_equal(read(a), read(b))
 
 
 def test_create_marks_the_store_with_a_new_creation_id(tmp_path):
@@ -242,7 +244,7 @@ def test_unscaled_float_stores_open_and_unscaled_integers_do_not(tmp_path, value
                      dtype="float32", scaled=False)  # fmt: skip
     assert all("scale" not in v.attrs for v in volumes.values())
     opened = open_predictions(tmp_path / "f.zarr")
-    assert opened.post_indicator.scale is None
+    assert prediction_store.scale(opened.post_indicator) is None
     with pytest.raises(ValueError, match="needs a float dtype"):
         create(tmp_path / "u.zarr", shape=SHAPE, voxel_size=VOXEL, offset=OFFSET, scaled=False)
     group = zarr.open_group(str(tmp_path / "f.zarr"), mode="r+")

@@ -34,7 +34,7 @@ from _original_unet import original_unet_features
 
 from synful.checkpoint import load_checkpoint
 from synful.cli import main
-from synful.io.zarr_array import Volume, write_volume
+from synful.io.zarr_array import open_array, read, write_volume
 from synful.models import build_model, normalize_raw
 from synful.models.unet import centre_crop
 from synful.tf_import import TFCheckpoint
@@ -378,7 +378,7 @@ def test_mask_only_vanilla_matches_tensorflow_and_predicts(mask_only, tmp_path, 
     pred = tmp_path / "pred.zarr"
     assert main(["predict", str(out), str(sample), str(pred), "--dtype", "float32", "--workers", "1",
                  "--device", "cpu", "--quiet"]) == 0
-    stored = np.asarray(Volume.open(pred, "post_indicator").array[...])
+    stored = np.asarray(read(open_array(pred, "post_indicator")))
     shape = tuple(int(s) for s in setup["input_shape"])
     context = model.context(shape)
     grid = model.output_grid

@@ -9,6 +9,7 @@ from synful.checkpoint import load_checkpoint
 from synful.convert import convert_cremi
 from synful.io.cremi import write_cremi
 from synful.io.sample_store import open_raw
+from synful.io.zarr_array import read
 from synful.models import PARTNER_VECTORS, POST_INDICATOR, normalize_raw
 from synful.synthetic import synthesize_sample
 from synful.train import train
@@ -28,7 +29,7 @@ def test_train_on_a_synthetic_sample(tmp_path):
     checkpoint = load_checkpoint(last)
     assert checkpoint.iteration == 2
     shape = tuple(checkpoint.setup["input_shape"])
-    raw = open_raw(store).array[: shape[0], : shape[1], : shape[2]]
+    raw = read(open_raw(store))[: shape[0], : shape[1], : shape[2]]
     with torch.no_grad():
         out = checkpoint.model(torch.from_numpy(normalize_raw(raw))[None, None])
     output_shape = checkpoint.model.output_shape(shape)

@@ -15,7 +15,7 @@ from ..io.synapse_table import POST, PRE
 from ..settings.evaluate import ERRORS_AT, ErrorSettings, EvaluateSettings
 from ..settings.extract import ExtractConfig
 from .errors import classify_errors, error_table, isolated, post_indicator_near
-from .inputs import load_predictions, open_ground_truth, open_region_mask, post_points
+from .inputs import in_region, load_predictions, open_ground_truth, open_region_mask, post_points
 from .matching import candidate_edges, solve_matching
 from .score import best_entry, metrics_from_counts
 from .sweep import kept_at, resolve_thresholds
@@ -264,10 +264,10 @@ def _evaluate_files(
     with open_ground_truth(gt_path) as gt:
         gt_pairs = gt.pairs
         if region is not None:
-            inside = region.contains(post_points(pred))
+            inside = in_region(region, post_points(pred))
             pred_outside = pred[~inside].reset_index(drop=True)
             pred = pred[inside].reset_index(drop=True)
-            inside = region.contains(post_points(gt_pairs))
+            inside = in_region(region, post_points(gt_pairs))
             gt_outside = gt_pairs[~inside].reset_index(drop=True)
             gt_pairs = gt_pairs[inside].reset_index(drop=True)
         pred_labels = np.stack(

@@ -16,6 +16,7 @@ from ..errors import SynfulError
 from ..io.cremi import VOLUME_PATHS, CremiFile
 from ..io.sample_store import default_synapse_table, open_neuron_ids, open_volume
 from ..io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
+from ..io.zarr_array import Array, world_array
 from ..lookup import values_at
 from .labels import labels_at_points
 
@@ -26,15 +27,24 @@ log = logging.getLogger(__name__)
 class GroundTruth:
     """True pairs (a synapse table in absolute nm) and the segmentation that labels points.
 
-    ``segmentation`` is a lazily read 3D array (h5py dataset or zarr array); it is valid only
-    inside the :func:`open_ground_truth` block.
+    ``segmentation`` is the ``neuron_ids`` :class:`~funlib.persistence.Array` (over the
+    h5py dataset or the zarr array, read lazily); it is valid only inside the
+    :func:`open_ground_truth` block.
     """
 
     path: Path
     pairs: pd.DataFrame
-    segmentation: object
-    offset: tuple[float, float, float]
-    voxel_size: tuple[float, float, float]
+    segmentation: Array
+
+    @property
+    def offset(self) -> tuple[float, float, float]:
+        """The segmentation's offset (nm)."""
+        return tuple(float(o) for o in self.segmentation.offset)
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        """The segmentation's voxel size (nm)."""
+        return tuple(float(v) for v in self.segmentation.voxel_size)
 
     def labels(self, points, what: str = "points") -> np.ndarray:
         """(N,) labels at world points by the CREMI rounding rule (0 outside, with a warning)."""
@@ -60,15 +70,9 @@ def open_ground_truth(path: str | os.PathLike) -> Iterator[GroundTruth]:
         table_path = default_synapse_table(path)
         if not table_path.exists():
             raise SynfulError(path, f"no synapse table {table_path.name} beside the sample store")
-        volume = open_neuron_ids(path)
+        segmentation = open_neuron_ids(path)
         pairs = read_synapses(table_path)
-        yield GroundTruth(
-            path,
-            pairs,
-            volume.array,
-            tuple(float(o) for o in volume.offset),
-            tuple(float(v) for v in volume.voxel_size),
-        )
+        yield GroundTruth(path, pairs, segmentation)
         return
     if path.suffix.lower() not in HDF5_SUFFIXES:
         raise SynfulError(path, "ground truth must be a CREMI HDF5 file or a sample store (.zarr)")
@@ -78,13 +82,17 @@ def open_ground_truth(path: str | os.PathLike) -> Iterator[GroundTruth]:
                 path, f"ground truth has no {VOLUME_PATHS['neuron_ids']} to label the pairs with"
             )
         pairs = read_synapses(path)
-        yield GroundTruth(
-            path,
-            pairs,
-            f._dataset("neuron_ids"),
-            f.volume_offset("neuron_ids"),
-            f.volume_resolution("neuron_ids"),
+        offset, resolution = f.volume_offset("neuron_ids"), f.volume_resolution("neuron_ids")
+        if any(float(v) != round(float(v)) for v in (*offset, *resolution)):
+            raise SynfulError(
+                path,
+                f"{VOLUME_PATHS['neuron_ids']} resolution {list(resolution)} and offset "
+                f"{list(offset)} must be whole nm",
+            )
+        segmentation = world_array(
+            f._dataset("neuron_ids"), [round(v) for v in resolution], [round(o) for o in offset]
         )
+        yield GroundTruth(path, pairs, segmentation)
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
@@ -108,28 +116,21 @@ def split_mask_path(text: str | os.PathLike) -> tuple[Path, str]:
     return Path(*parts[: i + 1]), "/".join(parts[i + 1 :])
 
 
-@dataclass
-class RegionMask:
-    """A 0/1 mask array in a store; a point is inside where its (floor) voxel is non-zero."""
-
-    path: str
-    array: object
-    offset: tuple
-    voxel_size: tuple
-
-    def contains(self, points) -> np.ndarray:
-        """Boolean mask of world points (N x 3) inside the region; points off the array are out."""
-        values, inside = values_at(self, points, "floor", outside="fill", fill=0, return_inside=True)
-        return inside & (values != 0)
+def in_region(mask: Array, points) -> np.ndarray:
+    """Boolean mask of world points (N x 3) inside a 0/1 region ``mask``: where the point's
+    (floor) voxel is non-zero; points off the array are out."""
+    values, inside = values_at(mask, points, "floor", outside="fill", fill=0, return_inside=True)
+    return inside & (values != 0)
 
 
-def open_region_mask(text: str | os.PathLike) -> RegionMask:
-    """Open ``STORE.zarr/ARRAY`` as a :class:`RegionMask`."""
+def open_region_mask(text: str | os.PathLike) -> Array:
+    """Open ``STORE.zarr/ARRAY`` (a 3D 0/1 mask) as an :class:`~funlib.persistence.Array`
+    for :func:`in_region`."""
     store, name = split_mask_path(text)
-    volume = open_volume(store, name)
-    if volume.channels:
+    mask = open_volume(store, name)
+    if mask.channel_dims:
         raise SynfulError(text, "a mask must be a 3D array without channels")
-    return RegionMask(str(text), volume.array, tuple(volume.offset), tuple(volume.voxel_size))
+    return mask
 
 
 def post_points(pairs: pd.DataFrame) -> np.ndarray:

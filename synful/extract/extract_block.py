@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..geometry import Roi, points_in_roi
+from ..io.prediction_store import scale
 from ..io.synapse_table import make_synapses
-from ..io.zarr_array import Volume
+from ..io.zarr_array import Array, read
 from ..lookup import values_at, voxel_indices
 from .candidates import Candidates
 from .components import cc_candidates
@@ -92,7 +93,7 @@ def assemble_synapses(
     config: ExtractConfig,
     vectors_at: Callable[[np.ndarray], np.ndarray],
     owned_roi: Roi | None = None,
-    seg: Volume | None = None,
+    seg: Array | None = None,
 ) -> pd.DataFrame:
     """Turn candidates found in an array at ``origin`` (nm) into a synapse table.
 
@@ -140,7 +141,7 @@ def extract_block(
     predictions: Predictions,
     write_roi: Roi,
     read_roi: Roi,
-    seg: Volume | None = None,
+    seg: Array | None = None,
 ) -> pd.DataFrame:
     """The synapses whose post point lies in ``write_roi``, found in ``read_roi``.
 
@@ -160,9 +161,9 @@ def extract_block(
     inside = read_roi.intersect(mask.roi)
     if inside.empty:
         return empty_table(with_seg=seg is not None)
-    stored = mask.read(inside)
+    stored = read(mask, inside)
     candidates = find_candidates(
-        stored, mask.voxel_size, config, mask.scale, volume_faces(inside, mask.roi)
+        stored, mask.voxel_size, config, scale(mask), volume_faces(inside, mask.roi)
     )
     return assemble_synapses(
         candidates,
@@ -172,7 +173,7 @@ def extract_block(
         config,
         _vector_reader(
             config, mask.voxel_size,
-            lambda points: to_values(values_at(mask, points, "floor", outside="fill"), mask.scale),
+            lambda points: to_values(values_at(mask, points, "floor", outside="fill"), scale(mask)),
             lambda points: read_vectors(predictions.partner_vectors, points),
         ),
         owned_roi=write_roi,

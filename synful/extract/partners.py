@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..io.zarr_array import Volume
+from ..io.prediction_store import scale
+from ..io.zarr_array import Array, array_path
 from ..lookup import values_at
 from .values import to_values
 
@@ -47,11 +48,11 @@ def far_enough(pre, post, min_distance: float) -> np.ndarray:
     return distance >= min_distance
 
 
-def read_vectors(vectors: Volume, post) -> np.ndarray:
+def read_vectors(vectors: Array, post) -> np.ndarray:
     """Partner vectors (N x 3, nm, ``scale`` honoured) at the post locations' voxels."""
-    if vectors.channels != 1 or vectors.array.shape[0] != 3:
-        raise ValueError(f"{vectors.name}: expected shape (3, z, y, x)")
-    return to_values(values_at(vectors, post, "floor", outside="fill"), vectors.scale).astype(np.float64)
+    if vectors.channel_dims != 1 or vectors.shape[0] != 3:
+        raise ValueError(f"{array_path(vectors)}: expected shape (3, z, y, x)")
+    return to_values(values_at(vectors, post, "floor", outside="fill"), scale(vectors)).astype(np.float64)
 
 
 def averaging_offsets(radius: float, voxel_size: Sequence[float]) -> np.ndarray:

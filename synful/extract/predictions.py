@@ -8,16 +8,16 @@ import os
 from ..errors import SynfulError
 from ..io.prediction_store import Predictions, open_predictions
 from ..io.sample_store import open_neuron_ids
-from ..io.zarr_array import Volume
+from ..io.zarr_array import Array, array_path
 
 __all__ = ["Predictions", "open_predictions", "open_segmentation"]
 
 
-def open_segmentation(store: str | os.PathLike, voxel_size) -> Volume:
+def open_segmentation(store: str | os.PathLike, voxel_size) -> Array:
     """The ``neuron_ids`` of a sample store, checked to have the predictions' voxel size."""
     seg = open_neuron_ids(store)
-    if seg.channels != 0:
-        raise SynfulError(seg.name, f"expected 3 axes (z, y, x), got shape {seg.array.shape}")
+    if seg.channel_dims != 0:
+        raise SynfulError(array_path(seg), f"expected 3 axes (z, y, x), got shape {seg.shape}")
     if tuple(seg.voxel_size) != tuple(voxel_size):
         raise SynfulError(
             store,

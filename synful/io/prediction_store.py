@@ -19,6 +19,9 @@ The group of a store that ``synful predict`` writes carries the ``synful`` mark
 (:func:`synful.outputs.mark`, kind ``predictions``) with a new creation id and the digest
 of the work that wrote it (``recipe``).
 
+Arrays are funlib.persistence :class:`~funlib.persistence.Array` s; :func:`scale` reads an
+array's ``scale`` and :func:`read_values` reads a region decoded.
+
 Torch-free: the network (:mod:`synful.models`) takes the head names from here.
 """
 
@@ -33,10 +36,11 @@ import numpy as np
 import zarr
 
 from ..errors import SynfulError
+from ..geometry import Roi
 from ..identity import CREATION_ID, new_creation_id
 from ..outputs import MARK_KEY, PREDICTIONS, mark
 from .sample_store import has_array, open_volume
-from .zarr_array import Volume, create_volume
+from .zarr_array import Array, array_path, create_volume, read
 
 POST_INDICATOR = "post_indicator"
 PARTNER_VECTORS = "partner_vectors"
@@ -93,6 +97,17 @@ def decode(stored: np.ndarray, scale: float | None) -> np.ndarray:
     return stored.astype(np.float32) / np.float32(scale)
 
 
+def scale(array: Array) -> float | None:
+    """An array's ``scale`` attribute (``None`` when it has none: values as stored)."""
+    value = array.attrs.get("scale")
+    return None if value is None else float(value)
+
+
+def read_values(array: Array, roi: Roi | None = None, fill_value=0) -> np.ndarray:
+    """Read ``roi`` of a prediction array (zero-filled outside) and :func:`decode` it."""
+    return decode(read(array, roi, fill_value), scale(array))
+
+
 def create(
     path: str | os.PathLike,
     *,
@@ -106,7 +121,7 @@ def create(
     recipe: str | None = None,
     attrs: dict | None = None,
     scaled: bool = True,
-) -> dict[str, Volume]:
+) -> dict[str, Array]:
     """Create a new (empty) prediction store at ``path`` (anything there is replaced).
 
     Args:
@@ -168,39 +183,39 @@ class Predictions:
         partner_vectors: vectors (3, z, y, x), nm, from the post voxel to its partner.
     """
 
-    post_indicator: Volume
-    partner_vectors: Volume
+    post_indicator: Array
+    partner_vectors: Array
 
 
-def _check_scale(volume: Volume) -> None:
-    scale = volume.attrs.get("scale")
-    if scale is None:
-        if volume.dtype.kind != "f":
-            raise SynfulError(volume.name, f"{volume.dtype} array without a scale attribute")
+def _check_scale(array: Array) -> None:
+    value = array.attrs.get("scale")
+    if value is None:
+        if array.dtype.kind != "f":
+            raise SynfulError(array_path(array), f"{array.dtype} array without a scale attribute")
         return
     try:
-        ok = float(scale) > 0
+        ok = float(value) > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise SynfulError(volume.name, f"scale attribute must be a positive number, got {scale!r}")
+        raise SynfulError(array_path(array), f"scale attribute must be a positive number, got {value!r}")
 
 
-def _open_post_indicator(store: Path) -> Volume:
+def _open_post_indicator(store: Path) -> Array:
     mask = open_volume(store, POST_INDICATOR)
-    if mask.channels != 0:
-        raise SynfulError(mask.name, f"expected 3 axes (z, y, x), got shape {mask.array.shape}")
+    if mask.channel_dims != 0:
+        raise SynfulError(array_path(mask), f"expected 3 axes (z, y, x), got shape {mask.shape}")
     return mask
 
 
-def _open_partner_vectors(store: Path) -> Volume:
+def _open_partner_vectors(store: Path) -> Array:
     vectors = open_volume(store, PARTNER_VECTORS)
-    if vectors.channels != 1 or vectors.array.shape[0] != 3:
-        raise SynfulError(vectors.name, f"expected shape (3, z, y, x), got {vectors.array.shape}")
+    if vectors.channel_dims != 1 or vectors.shape[0] != 3:
+        raise SynfulError(array_path(vectors), f"expected shape (3, z, y, x), got {vectors.shape}")
     return vectors
 
 
-def _check_vector_store(vectors_store: Path, vectors: Volume, mask: Volume, store: Path) -> None:
+def _check_vector_store(vectors_store: Path, vectors: Array, mask: Array, store: Path) -> None:
     """A separate vector store: same voxel size, same grid, covering the post_indicator ROI."""
     if vectors.voxel_size != mask.voxel_size:
         raise SynfulError(
@@ -258,7 +273,7 @@ def open_predictions(
         vectors = _open_partner_vectors(store)
         if vectors.voxel_size != mask.voxel_size:
             raise SynfulError(
-                vectors.name,
+                array_path(vectors),
                 f"voxel size {list(vectors.voxel_size)} differs from {POST_INDICATOR}'s "
                 f"{list(mask.voxel_size)}",
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 import zarr
 
 from ..errors import SynfulError
-from .zarr_array import Volume
+from .zarr_array import Array, open_array
 
 RAW = "raw"
 NEURON_IDS = "neuron_ids"
@@ -32,20 +32,21 @@ def has_array(path: str | os.PathLike, name: str) -> bool:
     return (Path(path) / name / "zarr.json").exists()
 
 
-def open_volume(path: str | os.PathLike, name: str, mode: str = "r") -> Volume:
-    """Open array ``name`` of a store as a :class:`Volume`, with a clear error if missing."""
+def open_volume(path: str | os.PathLike, name: str, mode: str = "r") -> Array:
+    """Open array ``name`` of a store as an :class:`~funlib.persistence.Array`, with a clear
+    error if missing."""
     if not Path(path).exists():
         raise SynfulError(path, "no such zarr store")
     if not has_array(path, name):
         raise SynfulError(path, f"missing array {name}")
-    return Volume.open(path, name, mode=mode)
+    return open_array(path, name, mode=mode)
 
 
-def open_raw(path) -> Volume:
+def open_raw(path) -> Array:
     return open_volume(path, RAW)
 
 
-def open_neuron_ids(path) -> Volume:
+def open_neuron_ids(path) -> Array:
     return open_volume(path, NEURON_IDS)
 
 
@@ -55,7 +56,7 @@ def mask_name(split: str) -> str:
     return f"masks/{split}"
 
 
-def open_mask(path, split: str) -> Volume | None:
+def open_mask(path, split: str) -> Array | None:
     """The training or validation mask of a store, or ``None`` when the store has none."""
     name = mask_name(split)
     return open_volume(path, name) if has_array(path, name) else None

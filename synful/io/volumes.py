@@ -1,7 +1,7 @@
 """Existing raw volumes as input, without conversion: zarr v2/v3, N5 and OME-Zarr.
 
 :func:`open_raw_array` is the one place that turns a raw *spec* (a local path) into a
-:class:`~synful.io.zarr_array.Volume` with a voxel size and offset in nm, axes (z, y, x):
+:class:`~funlib.persistence.Array` with a voxel size and offset in nm, axes (z, y, x):
 
 * ``SAMPLE.zarr``: a group with a ``raw`` array (a synful sample store): its ``raw``.
 * ``CONTAINER.zarr/path/to/array``: a zarr v2 or v3 array with funlib attributes
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SynfulError
-from .zarr_array import Volume
+from .zarr_array import Array, world_array
 
 SPATIAL = ("z", "y", "x")
 RAW = "raw"
@@ -436,23 +436,6 @@ class N5Array:
 # ---------------------------------------------------------------------------- opening
 
 
-class _WorldView:
-    """An array (zarr or N5) with funlib attributes derived from its metadata, for
-    :class:`Volume`; reads pass through unchanged."""
-
-    def __init__(self, array, attrs: dict):
-        self._array = array
-        self.attrs = attrs
-
-    def __getattr__(self, name):
-        if name == "_array":
-            raise AttributeError(name)
-        return getattr(self._array, name)
-
-    def __getitem__(self, key):
-        return self._array[key]
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -494,7 +477,7 @@ def _ome_metadata_of_array(path: Path) -> WorldMetadata | None:
 
 def _open_array(
     path: Path, fmt: str, attrs: dict, spec, metadata: WorldMetadata | None, voxel_size
-) -> Volume:
+) -> Array:
     if fmt == "n5":
         array = N5Array(path, attrs)
         metadata = metadata or n5_metadata(attrs, spec)
@@ -507,25 +490,10 @@ def _open_array(
             raise SynfulError(path, f"not a readable zarr array ({type(exc).__name__})") from None
         metadata = metadata or funlib_metadata(attrs, spec) or _ome_metadata_of_array(path)
     size, offset = check_metadata(metadata, array.shape, spec, voxel_size)
-    plain = (
-        fmt != "n5" and metadata.source == "funlib"
-        and [int(v) for v in attrs["voxel_size"]] == list(size) and attrs.get("units") in (None, "nm", ["nm"] * 3)
-        and [o for o in attrs.get("offset", [])] == list(offset)
-    )  # fmt: skip
-    if plain:  # a funlib array in whole nm (a synful sample store's raw): no view needed
-        return Volume(array, name=str(path))
     names = (
         metadata.axis_names if metadata.axis_names and len(metadata.axis_names) == 3 else SPATIAL
     )
-    world = dict(attrs)
-    world.update(
-        voxel_size=list(size),
-        offset=list(offset),
-        axis_names=list(names),
-        units=["nm"] * 3,
-        types=["space"] * 3,
-    )
-    return Volume(_WorldView(array, world), name=str(path))
+    return world_array(array, size, offset, axis_names=names)
 
 
 def _is_container(path: Path) -> bool:
@@ -547,7 +515,7 @@ def _missing(spec: Path) -> SynfulError:
     return SynfulError(spec, "no such zarr store")
 
 
-def open_raw_array(spec: str | os.PathLike, voxel_size: Sequence[int] | None = None) -> Volume:
+def open_raw_array(spec: str | os.PathLike, voxel_size: Sequence[int] | None = None) -> Array:
     """Open a raw volume given as a path (see the module docstring for the forms).
 
     Args:
@@ -558,9 +526,10 @@ def open_raw_array(spec: str | os.PathLike, voxel_size: Sequence[int] | None = N
             the OME-Zarr level, and any other voxel size is an error naming both.
 
     Returns:
-        A read-only :class:`Volume` (3 axes, whole-nm voxel size and offset) whose ``name``
-        is the opened array's path: ``open_raw_array(volume.name)`` opens the same array with
-        the same metadata (workers reopen it this way).
+        An :class:`~funlib.persistence.Array` (3 axes, whole-nm voxel size and offset, opened
+        read-only) whose :func:`~synful.io.zarr_array.array_path` is the opened array's path:
+        ``open_raw_array(array_path(array))`` opens the same array with the same metadata
+        (workers reopen it this way).
 
     Raises:
         SynfulError: a missing or unsupported node, not 3 spatial axes, no or non-integer

@@ -12,7 +12,7 @@ import os
 
 from ..io import prediction_store
 from ..io.prediction_store import DTYPES
-from ..io.zarr_array import Volume
+from ..io.zarr_array import Array, open_array
 from .plan import PredictPlan
 
 __all__ = ["DTYPES", "MAX_CHUNK", "chunking", "create_prediction_store", "open_prediction"]
@@ -58,5 +58,5 @@ def create_prediction_store(
     )
 
 
-def open_prediction(path: str | os.PathLike, head: str, mode: str = "r") -> Volume:
-    return Volume.open(path, head, mode=mode)
+def open_prediction(path: str | os.PathLike, head: str, mode: str = "r") -> Array:
+    return open_array(path, head, mode=mode)

@@ -20,7 +20,7 @@ import numpy as np
 from ..geometry import roi_to_slices
 from ..io.prediction_store import POST_INDICATOR, encode
 from ..io.volumes import open_raw_array
-from ..io.zarr_array import Volume
+from ..io.zarr_array import open_array, read
 from ..models import mask_probability, normalize_raw
 
 
@@ -152,13 +152,13 @@ class PredictBlock:
             torch.backends.cudnn.benchmark = True  # every block has the same input shape
         self._model = prepare_model(load_checkpoint(self.checkpoint).model, self._device)
         self._raw = open_raw_array(self.sample)
-        self._outputs = {head: Volume.open(self.out_store, head, mode="r+") for head in self.heads}
+        self._outputs = {head: open_array(self.out_store, head, mode="r+") for head in self.heads}
 
     def process_block(self, block) -> None:
         """Predict ``block.read_roi`` and write its write ROI (cropped to the output arrays)."""
         if self._model is None:
             self.setup()
-        raw = self._raw.read(block.read_roi, fill_value=0)
+        raw = read(self._raw, block.read_roi, fill_value=0)
         predictions = predict_raw(self._model, raw, self._device, self.bf16)
         for head in self.heads:
             output = self._outputs[head]
@@ -168,7 +168,7 @@ class PredictBlock:
             values = predictions[head]
             crop = roi_to_slices(target, block.write_roi.begin, output.voxel_size)
             values = values[(slice(None),) * (values.ndim - 3) + crop]
-            output.write(target, encode(head, values, self.dtype))
+            output[target] = encode(head, values, self.dtype)
 
 
 def default_threads(workers: int) -> int:

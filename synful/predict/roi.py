@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, is_region_name
 from ..io.sample_store import NEURON_IDS, has_array, open_volume
-from ..io.zarr_array import Volume
+from ..io.zarr_array import Array, array_path, storage
 
 RAW = "raw"
 LABELS = "labels"
@@ -33,15 +33,15 @@ SLAB_BYTES = 64 * 2**20  # at most this much of a mask is read at once (whole ch
 RoiSpec = Roi | str | None
 
 
-def nonzero_bounding_box(volume: Volume, slab_bytes: int = SLAB_BYTES) -> Roi | None:
+def nonzero_bounding_box(volume: Array, slab_bytes: int = SLAB_BYTES) -> Roi | None:
     """The world ROI of the smallest box holding every nonzero voxel of ``volume``.
 
     The array is read in z-slabs of whole chunks (shards when sharded) of at most about
     ``slab_bytes``; ``None`` when every voxel is zero.
     """
-    array = volume.array
-    if volume.channels:
-        raise SynfulError(volume.name, "a mask must have 3 axes (z, y, x)")
+    if volume.channel_dims:
+        raise SynfulError(array_path(volume), "a mask must have 3 axes (z, y, x)")
+    array = storage(volume)
     depth, height, width = array.shape
     unit = int((getattr(array, "shards", None) or array.chunks)[0])
     section = max(1, height * width * array.dtype.itemsize)

@@ -38,6 +38,7 @@ from ..identity import (
     store_identity,
 )
 from ..io.volumes import node_info, open_raw_array
+from ..io.zarr_array import array_path
 from ..outputs import MARK_KEY, PREDICTIONS, claim, mark, output
 from .output_store import DTYPES, create_prediction_store
 from .plan import plan_prediction
@@ -72,7 +73,7 @@ def raw_identity(sample_store: Path, raw) -> str:
     """The raw array by content: a sample store's ``raw`` by its creation id and metadata
     (:func:`synful.identity.store_identity`); another array (zarr, N5, OME-Zarr level) by
     its attributes, ROI, voxel size and dtype (chunk data is never read)."""
-    array = Path(raw.name)
+    array = Path(array_path(raw))
     if array == sample_store / "raw":
         return store_identity(sample_store, "raw")
     return recipe_identity({
@@ -171,7 +172,7 @@ def _predict(
     # network's voxel size); 3 axes at the network's voxel size, else a one-line error
     raw = open_raw_array(sample_store, voxel_size=voxel_size)
     if raw.dtype != "uint8":
-        raise SynfulError(raw.name, f"raw must be uint8, not {raw.dtype}")
+        raise SynfulError(array_path(raw), f"raw must be uint8, not {raw.dtype}")
     roi = resolve_roi(roi, sample_store)
     plan = plan_prediction(
         loaded.model, setup, raw.roi, roi=roi, block_shape=block_shape, source=str(checkpoint)
@@ -221,7 +222,7 @@ def _predict(
     )
     processor = PredictBlock(
         checkpoint=str(checkpoint),
-        sample=raw.name,
+        sample=array_path(raw),
         out_store=str(partial),
         heads=heads,
         dtype=dtype,

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import Coordinate, Roi, points_in_roi
+from ..io.zarr_array import read
 from ..targets import balance_weights, partner_vectors, post_indicator
 from .augment import SpatialTransform, augment_defects, augment_intensity, sample_transform
 from .sampling import TrainingSample, choose_output_window
@@ -51,13 +52,13 @@ def render_sample(
     source_roi = Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs))
     local = coords - low[:, None, None, None].astype(np.float32)
 
-    raw_source = sample.raw.read(source_roi).astype(np.float32) / np.float32(255.0)
+    raw_source = read(sample.raw, source_roi).astype(np.float32) / np.float32(255.0)
     raw = _interpolate_linear(raw_source, local)
     raw = augment_intensity(rng, raw, setup.intensity)
     raw = augment_defects(rng, raw, setup.defect)
     raw = raw * np.float32(2.0) - np.float32(1.0)
 
-    labels = _lookup_nearest(sample.labels.read(source_roi), local)
+    labels = _lookup_nearest(read(sample.labels, source_roi), local)
 
     # the synapses near the source region, moved into the augmented window
     margin = int(np.ceil(max(setup.blob_radius, setup.d_blob_radius))) + int(vs.max())

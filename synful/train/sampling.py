@@ -18,7 +18,7 @@ from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, points_in_roi
 from ..io import sample_store
 from ..io.synapse_table import POST, PRE, read_synapses
-from ..io.zarr_array import Volume
+from ..io.zarr_array import Array, array_path, in_memory, nbytes, read
 from ..lookup import values_at, voxel_indices
 
 MAX_TRIES = 200
@@ -39,9 +39,9 @@ class TrainingSample:
     """
 
     path: Path
-    raw: Volume
-    labels: Volume
-    mask: Volume | None
+    raw: Array
+    labels: Array
+    mask: Array | None
     region: Roi
     pre: np.ndarray
     post: np.ndarray
@@ -70,9 +70,9 @@ def open_training_sample(path: str | os.PathLike, voxel_size=None, synapses=None
     vs = labels.voxel_size
     for volume in [raw] + ([mask] if mask is not None else []):
         if volume.voxel_size != vs:
-            raise SynfulError(path, f"{volume.name} has voxel size {list(volume.voxel_size)}, neuron_ids {list(vs)}")
+            raise SynfulError(path, f"{array_path(volume)} has voxel size {list(volume.voxel_size)}, neuron_ids {list(vs)}")
         if (volume.offset - labels.offset) % vs != Coordinate((0, 0, 0)):
-            raise SynfulError(path, f"{volume.name} is not on the voxel grid of neuron_ids")
+            raise SynfulError(path, f"{array_path(volume)} is not on the voxel grid of neuron_ids")
     if voxel_size is not None and Coordinate(voxel_size) != vs:
         raise SynfulError(path, f"voxel size {list(vs)} differs from the setup's voxel_size {list(voxel_size)}")
     region = labels.roi if mask is None else labels.roi.intersect(mask.roi)
@@ -93,7 +93,7 @@ def load_small_arrays(sample: TrainingSample, max_bytes: int) -> TrainingSample:
     stay zarr-backed); reading a window from memory saves the per-read zarr overhead."""
 
     def load(volume):
-        return volume.in_memory() if volume is not None and volume.nbytes <= max_bytes else volume
+        return in_memory(volume) if volume is not None and nbytes(volume) <= max_bytes else volume
 
     return replace(sample, raw=load(sample.raw), labels=load(sample.labels), mask=load(sample.mask))
 
@@ -149,6 +149,6 @@ def choose_output_window(
     )
 
 
-def _masked_fraction(mask: Volume, roi: Roi) -> float:
-    data = mask.read(roi)
+def _masked_fraction(mask: Array, roi: Roi) -> float:
+    data = read(mask, roi)
     return float(np.count_nonzero(data)) / max(data.size, 1)
