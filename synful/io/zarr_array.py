@@ -198,15 +198,17 @@ def read(array: Array, roi: Roi | None = None, fill_value=0) -> np.ndarray:
         return array.to_ndarray(array.roi if roi is None else roi, fill_value)
     if roi is None:
         return source[...]
-    channels = (slice(None),) * array.channel_dims
-    inside = roi.intersect(array.roi)
+    # funlib's metadata properties are rebuilt on every access: read them once
+    voxel_size, offset = array.voxel_size, array.offset
+    lead = tuple(source.shape[: source.ndim - len(voxel_size)])
+    channels = (slice(None),) * len(lead)
+    inside = roi.intersect(Roi(offset, voxel_size * Coordinate(source.shape[len(lead) :])))
     if inside == roi:
-        return source[channels + roi_to_slices(roi, array.offset, array.voxel_size)]
-    lead = tuple(array.shape[: array.channel_dims])
-    out = np.full(lead + tuple(roi.shape / array.voxel_size), fill_value, dtype=array.dtype)
+        return source[channels + roi_to_slices(roi, offset, voxel_size)]
+    out = np.full(lead + tuple(roi.shape / voxel_size), fill_value, dtype=source.dtype)
     if not inside.empty:
-        target = channels + roi_to_slices(inside, roi.begin, array.voxel_size)
-        out[target] = source[channels + roi_to_slices(inside, array.offset, array.voxel_size)]
+        target = channels + roi_to_slices(inside, roi.begin, voxel_size)
+        out[target] = source[channels + roi_to_slices(inside, offset, voxel_size)]
     return out
 
 
