@@ -62,7 +62,7 @@ def whole_volume_copy(hdf: Path, store: Path) -> None:
                 offset=[int(o) for o in offset],
                 chunks=DEFAULT_CHUNKS,
             )
-            volume.array[...] = data
+            volume[volume.roi] = data
 
 
 def measure(function, *args) -> tuple[float, float, int]:

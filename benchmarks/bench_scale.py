@@ -408,6 +408,7 @@ def predict_direct_section(root: Path, blocks: int) -> dict:
 
     from synful.geometry import Roi
     from synful.io.volumes import open_raw_array
+    from synful.io.zarr_array import read
     from synful.predict import PredictBlock
     from synful.predict.output_store import create_prediction_store
     from synful.predict.plan import plan_prediction
@@ -446,7 +447,7 @@ def predict_direct_section(root: Path, blocks: int) -> dict:
 
     real = processor("real")
     full, full_cpu = per_block(real.process_block)
-    raw_block = np.asarray(raw.read(task.block_by_id(0).read_roi, fill_value=0))
+    raw_block = np.asarray(read(raw, task.block_by_id(0).read_roi, fill_value=0))
     forward, forward_cpu = per_block(lambda block: predict_raw(real._model, raw_block, "cpu"))
     stub = processor("stub")
     stub._model = StubNet(plan.block_shape, heads)  # everything but the network
@@ -459,6 +460,7 @@ def predict_direct_section(root: Path, blocks: int) -> dict:
 def fafb_block_section(root: Path) -> dict:
     """The GPU-free part of one FAFB-size p_setup52 block (and of its vector network's)."""
     from synful.io.volumes import open_raw_array
+    from synful.io.zarr_array import read
     from synful.predict import PredictBlock
     from synful.predict.output_store import create_prediction_store
     from synful.predict.plan import plan_prediction
@@ -483,7 +485,7 @@ def fafb_block_section(root: Path) -> dict:
     raw_times, normalize_times = [], []
     for _ in range(2):
         start = time.perf_counter()
-        data = raw.read(block.read_roi, fill_value=0)
+        data = read(raw, block.read_roi, fill_value=0)
         raw_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         normalize_raw(data)
@@ -536,6 +538,7 @@ def write_blobs(pred, vectors, centres, voxel_size) -> None:
     import numpy as np
 
     from synful.geometry import Coordinate, Roi
+    from synful.io.zarr_array import read
 
     zz, yy, xx = np.mgrid[-1:2, -6:7, -6:7]
     ball = ((zz / 1.5) ** 2 + (yy / 6.5) ** 2 + (xx / 6.5) ** 2) <= 1
@@ -546,8 +549,8 @@ def write_blobs(pred, vectors, centres, voxel_size) -> None:
         roi = Roi(Coordinate(int(c) - r for c, r in zip(centre, (1, 6, 6))) * voxel_size,
                   Coordinate(ball.shape) * voxel_size)  # fmt: skip
         roi = roi.shift(pred.roi.begin)
-        pred.write(roi, np.maximum(stored, pred.read(roi)))
-        vectors.write(roi, vector)
+        pred[roi] = np.maximum(stored, read(pred, roi))
+        vectors[roi] = vector
 
 
 def sparse_store(path: Path, shape, blobs: int, chunk_block) -> dict:
@@ -614,6 +617,7 @@ def extract_block_section(root: Path) -> dict:
     from synful.extract.config import ExtractConfig
     from synful.extract.driver import ExtractBlocks, make_task
     from synful.geometry import Coordinate, Roi
+    from synful.io.zarr_array import read
     from synful.predict.output_store import open_prediction
 
     block = (48, 864, 864)
@@ -625,7 +629,7 @@ def extract_block_section(root: Path) -> dict:
     pred = open_prediction(store, "post_indicator", "r+")
     # dense: a low-probability background everywhere (below the 0.5 threshold), as a network's
     noise = np.random.default_rng(4).integers(0, 60, size=shape, dtype=np.uint8)
-    pred.array[...] = np.maximum(noise, pred.array[...])
+    pred[pred.roi] = np.maximum(noise, read(pred))
     # one block whose read ROI (block + context) is the whole store
     inner = Roi(
         pred.roi.begin + config.context_for(FAFB_VOXEL), Coordinate(block) * Coordinate(FAFB_VOXEL)
