@@ -9,9 +9,13 @@ is emulated and slower than float32, so it is not used.
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 
 import torch
+
+#: the oneDNN instruction-set cap that keeps bfloat16 training off AMX on one thread
+NO_AMX_ISA = "AVX512_CORE_BF16"
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -36,3 +40,24 @@ def bf16_autocast(device: torch.device, enabled: bool = True):
     if enabled and native_bf16(device):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+def avoid_single_thread_amx_backward(device: torch.device, bf16: bool) -> bool:
+    """Keep oneDNN off AMX for bfloat16 training on one CPU thread; returns whether it did.
+
+    With torch 2.13 (oneDNN 3.x), the AMX kernel for convolution weight gradients
+    (``brgconv_bwd_w:avx10_1_512_amx``) crashes the process (SIGSEGV) when torch runs on one
+    thread, e.g. a 1x1x1 ``Conv3d(6, 1)`` over a 4x128x128 bfloat16 input; with two or more
+    threads, and without AMX, it does not. On one thread this caps oneDNN at AVX512-BF16
+    (``ONEDNN_MAX_CPU_ISA``, read when oneDNN first dispatches a primitive, so call this
+    before the first convolution): bfloat16 training then runs without AMX, still about 2x
+    faster than float32. A cap the user set is left alone.
+    """
+    if not bf16 or device.type != "cpu" or torch.get_num_threads() > 1:
+        return False
+    if "ONEDNN_MAX_CPU_ISA" in os.environ or "DNNL_MAX_CPU_ISA" in os.environ:
+        return False
+    if not bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()):
+        return False
+    os.environ["ONEDNN_MAX_CPU_ISA"] = NO_AMX_ISA
+    return True

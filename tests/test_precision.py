@@ -1,5 +1,7 @@
 """bfloat16 autocast is used only where the device computes in bfloat16 natively."""
 
+import os
+
 import pytest
 import torch
 
@@ -36,3 +38,52 @@ def test_autocast_only_when_enabled_and_native(monkeypatch, native, enabled, exp
         out = conv(torch.ones(1, 1, 3, 3, 3))
     assert out.dtype == (torch.bfloat16 if expected else torch.float32)
     assert not torch.is_autocast_enabled("cpu")
+
+
+ONE_THREAD_WEIGHT_GRADIENT = """
+import sys, torch
+from synful.precision import avoid_single_thread_amx_backward
+torch.set_num_threads(1)
+if sys.argv[1] == "guarded":
+    avoid_single_thread_amx_backward(torch.device("cpu"), bf16=True)
+x = torch.rand(1, 6, 4, 128, 128).bfloat16().requires_grad_()
+w = torch.rand(1, 6, 1, 1, 1).bfloat16().requires_grad_()
+torch.nn.functional.conv3d(x, w).float().sum().backward()
+print("finite", bool(torch.isfinite(w.grad.float()).all()))
+"""
+
+
+def test_one_thread_bf16_weight_gradients_do_not_crash():
+    """On CPUs with AMX, torch 2.13's oneDNN crashes computing bfloat16 weight gradients on
+    one thread; the guard keeps oneDNN off AMX there (a real crash, in a child process)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", ONE_THREAD_WEIGHT_GRADIENT, "guarded"],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if "MAX_CPU_ISA" not in k},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "finite True" in run.stdout
+
+
+def test_the_amx_guard_acts_on_one_cpu_thread_only(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        torch.set_num_threads(1)
+        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), False)
+        assert not precision.avoid_single_thread_amx_backward(torch.device("cuda"), True)
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the user's cap stays
+        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+        assert precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        assert os.environ["ONEDNN_MAX_CPU_ISA"] == precision.NO_AMX_ISA
+    finally:
+        torch.set_num_threads(threads)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
