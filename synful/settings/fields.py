@@ -184,15 +184,13 @@ def check_fields(instance) -> None:
         object.__setattr__(instance, field.name, value)
 
 
-def add_options(parser: argparse.ArgumentParser, model, skip: tuple = ()) -> None:
-    """Add one ``--flag`` per setting of ``model`` (but those in ``skip``) to ``parser``.
+def add_options(parser: argparse.ArgumentParser, model) -> None:
+    """Add one ``--flag`` per setting of ``model`` to ``parser``, in the fields' order.
 
     The option's default is the field's; argparse converts numbers, the stage's model checks
     ranges (so errors are the model's one line, ``synful: error: --flag: ...``).
     """
     for field in settings_of(model):
-        if field.name in skip:
-            continue
         spec = field.metadata["setting"]
         kind = _kind(field.type)
         if kind.item is bool:
