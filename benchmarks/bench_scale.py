@@ -585,9 +585,9 @@ def extract_direct_section(root: Path, block_shape, blocks: int) -> dict:
     """Per-block time of ``ExtractBlocks.process_block`` without any scheduler."""
     import numpy as np
 
-    from synful.extract.config import ExtractConfig
     from synful.extract.driver import ExtractBlocks, make_task
     from synful.predict.output_store import open_prediction
+    from synful.settings.extract import ExtractConfig
 
     store = root / "sparse.zarr"
     pred = open_prediction(store, "post_indicator")
@@ -614,11 +614,11 @@ def extract_block_section(root: Path) -> dict:
     """One FAFB-size extraction block (p_setup52's default prediction block) of a dense map."""
     import numpy as np
 
-    from synful.extract.config import ExtractConfig
     from synful.extract.driver import ExtractBlocks, make_task
     from synful.geometry import Coordinate, Roi
     from synful.io.zarr_array import read
     from synful.predict.output_store import open_prediction
+    from synful.settings.extract import ExtractConfig
 
     block = (48, 864, 864)
     config = ExtractConfig()

@@ -4,9 +4,9 @@ The stage function is :func:`extract_synapses`; :func:`extract_block` and
 :func:`extract_from_arrays` run without a scheduler. This package never imports torch.
 """
 
+from ..settings.extract import ExtractConfig
 from .candidates import Candidates
 from .components import cc_candidates
-from .config import ExtractConfig
 from .driver import extract_synapses, run_extract_blocks, work_directory
 from .extract_block import extract_block, extract_from_arrays, synapse_ids
 from .nms import nms_candidates

@@ -31,12 +31,10 @@ import edt
 import numpy as np
 from scipy import ndimage
 
+from ..settings.extract import LOCATIONS, SCORES
 from .candidates import Candidates
 from .values import above_threshold, tiles_above_threshold, to_values
 
-SCORES = ("sum", "mean", "max", "count")
-#: CC location rules: ``interior`` (fanc_evaluation branch, default) and ``master``
-LOCATIONS = ("interior", "master")
 TILE = (2, 16, 16)
 
 

@@ -38,7 +38,7 @@ from ..geometry import Coordinate
 from ..identity import store_identity
 from ..io.synapse_table import merge_synapse_tables
 from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
-from .config import ExtractConfig, ExtractRun
+from ..settings.extract import ExtractConfig, ExtractRun
 from .extract_block import empty_table, extract_block
 from .predictions import open_predictions, open_segmentation
 

@@ -22,9 +22,9 @@ from ..io.prediction_store import scale
 from ..io.synapse_table import make_synapses
 from ..io.zarr_array import Array, read
 from ..lookup import values_at, voxel_indices
+from ..settings.extract import ExtractConfig
 from .candidates import Candidates
 from .components import cc_candidates
-from .config import ExtractConfig
 from .nms import nms_candidates
 from .partners import averaged_vectors, far_enough, partner_locations, read_vectors
 from .predictions import Predictions

@@ -29,13 +29,12 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..settings.extract import BORDERS
 from .candidates import Candidates
 from .components import label_components
 from .values import above_threshold, to_values
 
 SPARSE_FRACTION = 0.125
-#: what the maximum filter sees beyond the volume's faces
-BORDERS = ("constant", "reflect")
 
 
 def voxel_radius(

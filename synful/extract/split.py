@@ -23,12 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..settings.extract import SPLIT_LEVELS
 from .candidates import Candidates
 from .components import component_score, foreground_regions, label_components, most_interior_voxels
 from .values import to_values
-
-#: the default levels above the threshold at which components are tested for splitting
-SPLIT_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def split_component(
