@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-bash scripts/setup_env.sh
+# the demo needs the runtime only (scripts/test.sh adds the test tools)
+SYNFUL_EXTRAS="${SYNFUL_EXTRAS-}" bash scripts/setup_env.sh
 venv="${SYNFUL_VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
 snakemake --cores "${CORES:-all}" "$@"

@@ -7,7 +7,7 @@
 #                 machines). An environment whose torch is 2.6 or newer (e.g. your own CUDA
 #                 build) keeps it. Before 2.6, torch.load(weights_only=True) can still run code
 #                 from a crafted checkpoint (CVE-2025-32434), so an older torch is upgraded.
-#   SYNFUL_EXTRAS extras to install (default: dev,slurm)
+#   SYNFUL_EXTRAS extras to install (unset: dev,slurm; empty: none, the runtime only)
 set -euo pipefail
 
 # the oldest torch synful accepts (pyproject.toml says the same)
@@ -51,7 +51,8 @@ main() {
     echo "torch $have is older than $MIN_TORCH (weights_only checkpoint loading is unsafe before $MIN_TORCH): installing $spec" >&2
     "$venv/bin/python" -m pip install --quiet --upgrade "$spec"
   fi
-  "$venv/bin/python" -m pip install --quiet -e ".[${SYNFUL_EXTRAS:-dev,slurm}]"
+  local extras="${SYNFUL_EXTRAS-dev,slurm}"
+  "$venv/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"
   "$venv/bin/python" -c "import torch, synful; print(f'synful {synful.__version__} with torch {torch.__version__} in $venv')"
 }
 
