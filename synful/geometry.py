@@ -24,9 +24,23 @@ __all__ = [
     "is_region_name",
 ]
 
-#: regions named after a sample store's arrays (``synful predict --roi``), besides masks/NAME
-REGION_NAMES = ("raw", "labels")
-_MASK_REGION = re.compile(r"^masks/[A-Za-z0-9_.-]+$")
+# The regions named after a sample store's arrays (``synful predict --roi``), defined here
+# only: all of raw, the labelled region (the ROI of ``neuron_ids``) and ``masks/NAME`` (the
+# bounding box of a mask's nonzero voxels; resolved by :func:`synful.predict.roi.resolve_roi`).
+RAW_REGION = "raw"
+LABELS_REGION = "labels"
+MASK_REGION_PREFIX = "masks/"
+#: the named regions besides ``masks/NAME``
+REGION_NAMES = (RAW_REGION, LABELS_REGION)
+#: how messages and help texts list the region names
+REGION_NAMES_TEXT = f"{RAW_REGION}, {LABELS_REGION} or {MASK_REGION_PREFIX}NAME"
+#: the workflow's ``predict.roi`` choices (config/schema.yaml's enum) -> the region predicted
+WORKFLOW_REGIONS = {
+    "labels": LABELS_REGION,
+    "raw": RAW_REGION,
+    "validation": f"{MASK_REGION_PREFIX}validation",
+}
+_MASK_REGION = re.compile("^" + re.escape(MASK_REGION_PREFIX) + r"[A-Za-z0-9_.-]+$")
 
 
 def is_region_name(text: str) -> bool:

@@ -1,10 +1,8 @@
 # ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
 from pathlib import Path
 
-import torch
 from _synful import run_synful
 
-torch.set_num_threads(snakemake.threads)
 run_synful(
     snakemake,
     "train",
@@ -20,4 +18,6 @@ run_synful(
     snakemake.input.previous or "scratch",
     "--device",
     snakemake.params.device,
+    "--threads",
+    snakemake.threads,
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._args import parse_roi, zyx
+from ..geometry import LABELS_REGION, MASK_REGION_PREFIX, RAW_REGION, WORKFLOW_REGIONS
+from ._args import parse_roi, set_threads, threads_option, zyx
 
 NAME = "predict"
 HELP = "predict post-synaptic indicator and partner vectors blockwise (resumable)"
@@ -29,9 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", metavar="OUT.zarr", help="prediction store to write")
     parser.add_argument(
         "--roi", type=parse_roi, default=None, metavar="ROI",
-        help="region to predict, grown to the block grid: z0:z1,y0:y1,x0:x1 in nm; 'raw' "
-        "(all of raw, the default); 'labels' (the sample's neuron_ids ROI); or 'masks/NAME', "
-        "e.g. masks/validation (the bounding box of that mask's nonzero voxels)",
+        help="region to predict, grown to the block grid: z0:z1,y0:y1,x0:x1 in nm; "
+        f"'{RAW_REGION}' (all of raw, the default); '{LABELS_REGION}' (the sample's neuron_ids "
+        f"ROI); or '{MASK_REGION_PREFIX}NAME', e.g. {WORKFLOW_REGIONS['validation']} (the "
+        "bounding box of that mask's nonzero voxels)",
     )
     zyx(parser, "--block-shape",
         "write block in voxels, rounded up to a multiple of the network output shape "
@@ -70,6 +72,7 @@ def add_arguments(parser) -> None:
         help="uint8: probability x255 (uint8) and vectors x0.25 nm (int8) as the original",
     )
     parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16 (autocast)")
+    threads_option(parser)
     parser.add_argument(
         "--restart", action="store_true",
         help="discard the unfinished work of an earlier run (.OUT.zarr.partial) and start fresh; "
@@ -89,6 +92,7 @@ def run(args) -> int:
     from ..predict import predict
 
     cluster = None if args.cluster is None else load_cluster_config(args.cluster)
+    set_threads(args.threads)
     predict(
         args.checkpoint,
         args.sample,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import set_threads, threads_option
+
 NAME = "train"
 HELP = "train a network (resumes from the newest checkpoint in --out made with the same recipe)"
 DESCRIPTION = (
@@ -28,6 +30,7 @@ def add_arguments(parser) -> None:
         help="train until iteration N (without it: the setup's max_iteration)",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    threads_option(parser)
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--restart",
@@ -47,6 +50,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..train import train
 
+    set_threads(args.threads)
     path = train(args.setup, args.samples, args.out, iterations=getattr(args, "iterations", None), device=args.device,
                  progress=not getattr(args, "quiet", False), restart=args.restart, start_from=args.start_from)
     print(path)
