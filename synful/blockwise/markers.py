@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import TMP_MARK, remove_path, sweep_directory, sweep_temporaries, temporary_sibling
+from ..atomic import TMP_MARK, atomic_output, remove_path, sweep_directory, sweep_temporaries
 from ..errors import SynfulError
 from .task import Block, BlockwiseTask
 
@@ -48,12 +48,6 @@ OLD_TASK_FILE = "task.json"
 
 def _is_temporary(name: str) -> bool:
     return name.startswith(".") and TMP_MARK in name
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = temporary_sibling(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _array_metadata(num_blocks: int) -> dict:
@@ -170,15 +164,9 @@ class DoneMarkers:
 
     def _create(self, identity: dict, num_blocks: int) -> None:
         """Create the directory atomically: it appears with its identity and store, or not."""
-        self.done_dir.parent.mkdir(parents=True, exist_ok=True)
-        building = temporary_sibling(self.done_dir)
-        try:
+        with atomic_output(self.done_dir) as building:
             building.mkdir()
             _write_store(building, identity, num_blocks)
-            os.replace(building, self.done_dir)
-        except BaseException:
-            remove_path(building)
-            raise
 
     def initialise(self, task: BlockwiseTask, recipe: dict | None = None) -> None:
         """Write a new done store into ``done_dir``, a directory being built by the caller

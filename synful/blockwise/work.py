@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..atomic import discard, remove_path, temporary_sibling
+from ..atomic import atomic_output, discard, remove_path
 from ..errors import SynfulError
 from ..identity import recipe_identity
 from .markers import DoneMarkers, differences, identity_of
@@ -120,19 +120,13 @@ class BlockwiseWork:
                         "rerun with --restart to start fresh",
                     )
                 return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        building = temporary_sibling(self.path)
-        try:
+        with atomic_output(self.path) as building:
             if create is not None:
                 create(building)
             building.mkdir(exist_ok=True)
             DoneMarkers(building / self.done_dir.relative_to(self.path)).initialise(
                 self.task, self.recipe
             )
-            os.replace(building, self.path)
-        except BaseException:
-            discard(building)
-            raise
         self.created = True
         return False
 

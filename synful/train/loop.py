@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import remove_path, temporary_sibling
+from ..atomic import atomic_output, remove_path
 from ..checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
 from ..errors import SynfulError
 from ..identity import file_identity
@@ -263,16 +263,10 @@ def _truncate_log(log_path: Path, iteration: int) -> None:
         return
     with open(log_path, newline="") as f:
         rows = [row for row in csv.DictReader(f) if int(row["iteration"]) <= iteration]
-    tmp = temporary_sibling(log_path)
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, log_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(log_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _progress(enabled: bool, start: int, total: int):
