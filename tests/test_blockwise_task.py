@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from synful.blockwise import BlockwiseTask
-from synful.geometry import Coordinate, Roi
+from synful.geometry import Coordinate, Roi, points_in_roi
 
 
 def make_task(fit="shrink", shape=(10, 20, 30), block=(4, 8, 12), context=(1, 2, 3)):
@@ -55,7 +55,7 @@ def test_every_point_has_exactly_one_owner(fit):
     points = np.vstack([points, face])
     owners = task.owner_block_ids(points)
     blocks = list(task.blocks())
-    owns = np.stack([b.owns(points) for b in blocks], axis=1)
+    owns = np.stack([points_in_roi(points, b.write_roi) for b in blocks], axis=1)
     assert (owns.sum(axis=1) == 1).all()
     assert (np.argmax(owns, axis=1) == owners).all()
     assert task.block_by_id(owners[-1]).index == (1, 0, 0)
@@ -67,11 +67,10 @@ def test_points_outside_have_no_owner():
     assert (task.owner_block_ids(outside) == -1).all()
 
 
-def test_block_by_id_round_trips_and_dict_round_trips():
+def test_block_by_id_round_trips():
     task = make_task()
     for b in task.blocks():
         assert task.block_by_id(b.block_id) == b
-    assert BlockwiseTask.from_dict(task.to_dict()) == task
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from synful.errors import SynfulError
 from synful.extract import ExtractConfig, cc_candidates, extract_from_arrays, nms_candidates
-from synful.extract.components import most_interior_voxel
+from synful.extract.components import most_interior_voxels
 from synful.extract.nms import ellipsoid_footprint, local_maxima, voxel_radius
 from synful.extract.partners import (
     averaged_vectors,
@@ -74,9 +74,9 @@ def test_most_interior_voxel_is_anisotropic_and_ties_go_to_c_order():
     voxel is 12 nm inside, so the distance is limited in-plane: the whole middle column ties
     and the first one in C order (z = 0) wins."""
     box = np.ones((3, 5, 5), bool)
-    assert most_interior_voxel(box, (40, 4, 4)) == (0, 2, 2)
+    assert tuple(most_interior_voxels([box], (40, 4, 4))[0]) == (0, 2, 2)
     # isotropic 5 x 5 x 5: the centre is strictly most interior
-    assert most_interior_voxel(np.ones((5, 5, 5), bool), (4, 4, 4)) == (2, 2, 2)
+    assert tuple(most_interior_voxels([np.ones((5, 5, 5), bool)], (4, 4, 4))[0]) == (2, 2, 2)
 
 
 def test_cc_location_uses_whole_component_not_bounding_box():

@@ -8,11 +8,10 @@ Geometry (:mod:`synful.blockwise.task`), all in world nm::
     task.num_blocks, task.grid_shape, task.total_write_roi, task.total_read_roi
     task.block(index), task.block_by_id(block_id)
     task.owner_block_ids(points)   # owning block per point (half-open write ROIs), -1 outside
-    block.owns(points)             # mask of points in this block's write ROI
 
 Blocks tile ``total_roi`` on the grid ``total_roi.begin + k * block_shape``; read ROI = write
 ROI grown by ``context`` on each side (it may leave the total ROI: read zero-filled, e.g.
-``Volume.read``). Border blocks are cut to ``total_roi`` (``fit="shrink"``) or keep their full
+``synful.io.zarr_array.read``). Border blocks are cut to ``total_roi`` (``fit="shrink"``) or keep their full
 shape (``fit="overhang"``). Write ROIs always begin on the grid, so an output array with
 offset ``total_roi.begin`` and chunks/shards of ``block_shape / voxel_size`` voxels gets
 chunk-aligned writes only (unaligned parallel writes to sharded zarr arrays lose data).

@@ -319,13 +319,6 @@ class ClusterConfig:
         except SynfulError as exc:
             raise SynfulError(source, exc.problem) from None
 
-    def to_mapping(self) -> dict[str, Any]:
-        """The settings as JSON-able data (``from_mapping`` reads them back)."""
-        data = dataclasses.asdict(self)
-        for name in ("job_extra_directives", "job_script_prologue"):
-            data[name] = list(data[name])
-        return data
-
     def jobqueue_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the dask-jobqueue cluster (and job) class."""
         per_job = self.workers_per_job

@@ -267,10 +267,6 @@ class DoneMarkers:
         else:
             view[np.asarray(ids, dtype=np.int64)] = 1
 
-    def mark_done(self, block: Block, seconds: float | None = None) -> None:
-        """Mark one block done (see :meth:`mark`)."""
-        self.mark(block.block_id)
-
     def unmark(self, ids) -> None:
         """Mark blocks as not done (they are redone by the next run)."""
         if isinstance(ids, Block):

@@ -87,10 +87,6 @@ class Block:
             self.read_roi.end - self.write_roi.end,
         )
 
-    def owns(self, points) -> np.ndarray:
-        """Boolean mask of world points (N x 3, nm) inside this block's half-open write ROI."""
-        return points_in_roi(points, self.write_roi)
-
     def __eq__(self, other) -> bool:
         if not isinstance(other, Block):
             return NotImplemented
@@ -295,14 +291,3 @@ class BlockwiseTask:
             "voxel_size": list(self.voxel_size),
             "fit": self.fit,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BlockwiseTask:
-        roi = data["total_roi"]
-        return cls(
-            total_roi=Roi(Coordinate(roi["offset"]), Coordinate(roi["shape"])),
-            block_shape=Coordinate(data["block_shape"]),
-            context=Coordinate(data["context"]),
-            voxel_size=Coordinate(data["voxel_size"]),
-            fit=data.get("fit", "shrink"),
-        )

@@ -34,6 +34,3 @@ class Candidates:
     def empty(cls) -> Candidates:
         return cls(np.zeros((0, 3), np.int64), np.zeros(0, np.float64))
 
-    def select(self, keep: np.ndarray) -> Candidates:
-        """The candidates where the boolean (or index) array ``keep`` selects."""
-        return Candidates(self.voxels[keep], self.scores[keep])

@@ -94,11 +94,6 @@ def most_interior_voxels(
     return out
 
 
-def most_interior_voxel(component: np.ndarray, voxel_size: Sequence[float]) -> tuple[int, ...]:
-    """Index of the voxel of one boolean ``component`` farthest from its outside (see above)."""
-    return tuple(int(i) for i in most_interior_voxels([np.asarray(component, bool)], voxel_size)[0])
-
-
 def master_boundaries(labels: np.ndarray) -> np.ndarray:
     """Label transitions of ``labels`` on the doubled grid (shape ``2 n - 1`` per axis).
 
