@@ -14,7 +14,8 @@ from contextlib import nullcontext
 
 import torch
 
-#: the oneDNN instruction-set cap that keeps bfloat16 training off AMX on one thread
+#: the oneDNN instruction-set cap that keeps bfloat16 training off AMX (see
+#: :func:`avoid_amx_weight_gradient_crash`)
 NO_AMX_ISA = "AVX512_CORE_BF16"
 
 
@@ -42,18 +43,20 @@ def bf16_autocast(device: torch.device, enabled: bool = True):
     return nullcontext()
 
 
-def avoid_single_thread_amx_backward(device: torch.device, bf16: bool) -> bool:
-    """Keep oneDNN off AMX for bfloat16 training on one CPU thread; returns whether it did.
+def avoid_amx_weight_gradient_crash(device: torch.device, bf16: bool, batch_size: int) -> bool:
+    """Keep oneDNN off AMX for bfloat16 training where its weight-gradient kernel crashes;
+    returns whether it did.
 
     With torch 2.13 (oneDNN 3.x), the AMX kernel for convolution weight gradients
-    (``brgconv_bwd_w:avx10_1_512_amx``) crashes the process (SIGSEGV) when torch runs on one
-    thread, e.g. a 1x1x1 ``Conv3d(6, 1)`` over a 4x128x128 bfloat16 input; with two or more
-    threads, and without AMX, it does not. On one thread this caps oneDNN at AVX512-BF16
-    (``ONEDNN_MAX_CPU_ISA``, read when oneDNN first dispatches a primitive, so call this
-    before the first convolution): bfloat16 training then runs without AMX, still about 2x
-    faster than float32. A cap the user set is left alone.
+    (``brgconv_bwd_w:avx10_1_512_amx``) crashes the process (SIGSEGV) when torch runs on no
+    more threads than the batch has samples, e.g. a 1x1x1 ``Conv3d(6, 1)`` over 4x128x128
+    bfloat16 inputs: batch 2 on 1 or 2 threads, batch 3 on 2, batch 4 on 4 (and batch 1 on
+    one thread, though not every time); batch 1 on 2-4 threads, batch 2 on 3-4 and batch 4 on
+    8 ran. There this caps oneDNN at AVX512-BF16 (``ONEDNN_MAX_CPU_ISA``, read when oneDNN
+    first dispatches a primitive, so call it before the first convolution): bfloat16 training
+    then runs without AMX. A cap the user set is left alone.
     """
-    if not bf16 or device.type != "cpu" or torch.get_num_threads() > 1:
+    if not bf16 or device.type != "cpu" or torch.get_num_threads() > batch_size:
         return False
     if "ONEDNN_MAX_CPU_ISA" in os.environ or "DNNL_MAX_CPU_ISA" in os.environ:
         return False

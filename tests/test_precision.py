@@ -40,27 +40,28 @@ def test_autocast_only_when_enabled_and_native(monkeypatch, native, enabled, exp
     assert not torch.is_autocast_enabled("cpu")
 
 
-ONE_THREAD_WEIGHT_GRADIENT = """
+WEIGHT_GRADIENT = """
 import sys, torch
-from synful.precision import avoid_single_thread_amx_backward
-torch.set_num_threads(1)
+from synful.precision import avoid_amx_weight_gradient_crash
+torch.set_num_threads(2)
 if sys.argv[1] == "guarded":
-    avoid_single_thread_amx_backward(torch.device("cpu"), bf16=True)
-x = torch.rand(1, 6, 4, 128, 128).bfloat16().requires_grad_()
+    avoid_amx_weight_gradient_crash(torch.device("cpu"), True, batch_size=2)
+x = torch.rand(2, 6, 4, 128, 128).bfloat16().requires_grad_()
 w = torch.rand(1, 6, 1, 1, 1).bfloat16().requires_grad_()
 torch.nn.functional.conv3d(x, w).float().sum().backward()
 print("finite", bool(torch.isfinite(w.grad.float()).all()))
 """
 
 
-def test_one_thread_bf16_weight_gradients_do_not_crash():
-    """On CPUs with AMX, torch 2.13's oneDNN crashes computing bfloat16 weight gradients on
-    one thread; the guard keeps oneDNN off AMX there (a real crash, in a child process)."""
+def test_bf16_weight_gradients_of_a_batch_of_two_on_two_threads_do_not_crash():
+    """On CPUs with AMX, torch 2.13's oneDNN crashes computing bfloat16 weight gradients when
+    the batch has as many samples as torch has threads; the guard keeps oneDNN off AMX there
+    (a real crash, in a child process)."""
     import subprocess
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-c", ONE_THREAD_WEIGHT_GRADIENT, "guarded"],
+        [sys.executable, "-c", WEIGHT_GRADIENT, "guarded"],
         capture_output=True, text=True, timeout=120,
         env={k: v for k, v in os.environ.items() if "MAX_CPU_ISA" not in k},
     )
@@ -68,22 +69,26 @@ def test_one_thread_bf16_weight_gradients_do_not_crash():
     assert "finite True" in run.stdout
 
 
-def test_the_amx_guard_acts_on_one_cpu_thread_only(monkeypatch):
+def test_the_amx_guard_acts_where_threads_do_not_exceed_the_batch(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     threads = torch.get_num_threads()
     try:
+        guard = precision.avoid_amx_weight_gradient_crash
         torch.set_num_threads(2)
-        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        assert not guard(torch.device("cpu"), True, batch_size=1)
         torch.set_num_threads(1)
-        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), False)
-        assert not precision.avoid_single_thread_amx_backward(torch.device("cuda"), True)
+        assert not guard(torch.device("cpu"), False, batch_size=1)
+        assert not guard(torch.device("cuda"), True, batch_size=1)
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the user's cap stays
-        assert not precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        assert not guard(torch.device("cpu"), True, batch_size=1)
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-        assert precision.avoid_single_thread_amx_backward(torch.device("cpu"), True)
+        assert guard(torch.device("cpu"), True, batch_size=1)
         assert os.environ["ONEDNN_MAX_CPU_ISA"] == precision.NO_AMX_ISA
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+        torch.set_num_threads(2)
+        assert guard(torch.device("cpu"), True, batch_size=2)
     finally:
         torch.set_num_threads(threads)
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)

@@ -42,7 +42,7 @@ from ..identity import file_identity
 from ..io.sample_store import default_synapse_table
 from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability
 from ..outputs import SNAPSHOT, TRAINING, claim, is_kind, mark_directory, output
-from ..precision import NO_AMX_ISA, avoid_single_thread_amx_backward, native_bf16
+from ..precision import NO_AMX_ISA, avoid_amx_weight_gradient_crash, native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
@@ -171,8 +171,11 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
     use_cuda = torch_device.type == "cuda"
     bf16 = setup.mixed_precision and native_bf16(torch_device)
     logger.info("training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32")
-    if avoid_single_thread_amx_backward(torch_device, bf16):
-        logger.info("one thread: oneDNN kept off AMX (ONEDNN_MAX_CPU_ISA=%s)", NO_AMX_ISA)
+    if avoid_amx_weight_gradient_crash(torch_device, bf16, setup.batch_size):
+        logger.info(
+            "%d threads for batches of %d: oneDNN kept off AMX (ONEDNN_MAX_CPU_ISA=%s)",
+            torch.get_num_threads(), setup.batch_size, NO_AMX_ISA,
+        )
 
     def forward(raw: torch.Tensor) -> dict:
         with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bf16):
