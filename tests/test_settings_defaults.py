@@ -17,10 +17,13 @@ from synful import cli
 from synful.evaluate import errors as errors_module
 from synful.evaluate import evaluation, matching
 from synful.extract import components, driver, nms, split
+from synful.io import prediction_store
+from synful.predict import run as predict_run
 from synful.settings import extract as extract_settings
 from synful.settings.evaluate import ErrorSettings, EvaluateSettings
 from synful.settings.extract import ExtractConfig, ExtractRun
 from synful.settings.fields import defaults, flag, settings_of
+from synful.settings.predict import DTYPES, PredictConfig, PredictRun
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())
 
@@ -28,6 +31,8 @@ SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").r
 WORKFLOW_ONLY = {
     "extract": {"grid", "threads"},
     "evaluate": {"samples", "test"},
+    # predict.roi names a workflow region (geometry.WORKFLOW_REGIONS, tests/test_regions.py)
+    "predict": {"roi", "threads"},
 }
 #: settings with a deliberate other default in the workflow, and why
 WORKFLOW_DEFAULTS = {
@@ -38,8 +43,13 @@ WORKFLOW_DEFAULTS = {
 NOT_IN_WORKFLOW = {
     "extract": {"nms_border", "scheduler"},
     "evaluate": {"pre_only", "merge_radius", "errors_at", "extraction_threshold"},
+    "predict": {"gpus", "bf16"},
 }
-MODELS = {"extract": (ExtractConfig, ExtractRun), "evaluate": (EvaluateSettings, ErrorSettings)}
+MODELS = {
+    "extract": (ExtractConfig, ExtractRun),
+    "evaluate": (EvaluateSettings, ErrorSettings),
+    "predict": (PredictRun, PredictConfig),
+}
 
 
 def _fields(section: str) -> dict[str, dataclasses.Field]:
@@ -122,6 +132,8 @@ def test_cli_options_equal_the_models(section):
 
 
 STAGE_FUNCTIONS = {
+    PredictRun: [predict_run.predict],
+    PredictConfig: [predict_run.predict],
     ExtractRun: [driver.extract_synapses, driver.run_extract_blocks],
     ErrorSettings: [evaluation.evaluate_files_with_errors, evaluation.error_thresholds],
     EvaluateSettings: [
@@ -167,6 +179,17 @@ def test_stage_choices_are_the_models():
     assert components.LOCATIONS is extract_settings.LOCATIONS
     assert nms.BORDERS is extract_settings.BORDERS
     assert split.SPLIT_LEVELS is extract_settings.SPLIT_LEVELS
+    assert prediction_store.DTYPES is DTYPES
+
+
+def test_predict_function_takes_every_setting():
+    """predict() has a keyword for each predict setting, defaulting to the model's (the command
+    passes the models' fields as keywords); its workers default is the command's (None)."""
+    parameters = inspect.signature(predict_run.predict).parameters
+    for model in (PredictRun, PredictConfig):
+        for name, default in defaults(model).items():
+            assert parameters[name].default == default, name
+    assert parameters["workers"].default is None
 
 
 @pytest.mark.parametrize(
@@ -205,3 +228,19 @@ def test_evaluate_errors_name_the_flag(tmp_path, capsys, argv, line):
     assert cli.main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "m.json"), *argv]) == 1
     assert capsys.readouterr().err.strip() == line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.hdf", "pred.parquet"]
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--block-shape", "0", "1", "1"], "synful: error: --block-shape: must be >= 1, got 0"),
+        (["--workers", "0"], "synful: error: --workers: must be >= 1, got 0"),
+        (["--device", "tpu"], "synful: error: unknown device 'tpu': expected auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_predict_errors_name_the_flag(tmp_path, capsys, argv, line):
+    """The model checks the settings before the checkpoint is read or anything is written."""
+    args = [str(tmp_path / name) for name in ("c.pt", "s.zarr", "p.zarr")]
+    assert cli.main(["predict", *args, "--quiet", *argv]) == 1
+    assert capsys.readouterr().err.strip() == line
+    assert list(tmp_path.iterdir()) == []

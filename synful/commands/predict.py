@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ..geometry import LABELS_REGION, MASK_REGION_PREFIX, RAW_REGION, WORKFLOW_REGIONS
-from ._args import parse_roi, set_threads, threads_option, zyx
+from ..settings.fields import add_options, values_from
+from ..settings.predict import PredictConfig, PredictRun
+from ._args import parse_roi, set_threads, threads_option
 
 NAME = "predict"
 HELP = "predict post-synaptic indicator and partner vectors blockwise (resumable)"
@@ -35,43 +37,8 @@ def add_arguments(parser) -> None:
         f"ROI); or '{MASK_REGION_PREFIX}NAME', e.g. {WORKFLOW_REGIONS['validation']} (the "
         "bounding box of that mask's nonzero voxels)",
     )
-    zyx(parser, "--block-shape",
-        "write block in voxels, rounded up to a multiple of the network output shape "
-        "(1 1 1 = one network output per block); None: the multiple that recomputes the least "
-        "context with at most ~2 GiB of network activations")
-    parser.add_argument(
-        "--workers", type=int, default=None,
-        help="local workers (one model each); None: one per GPU, or 1 (serial, in this process)",
-    )
-    parser.add_argument(
-        "--scheduler", default=None,
-        help="'threads' or 'processes' for a local dask cluster of --workers workers, or the "
-        "address (tcp://host:8786) or scheduler file (*.json) of an existing dask cluster "
-        "(e.g. dask-jobqueue on SLURM); "
-        "None: serial for 1 worker, else local processes",
-    )
-    parser.add_argument(
-        "--gpus", default=None, metavar="LIST",
-        help="GPUs for local worker processes, e.g. 0,1,2,3: one worker per GPU, each started "
-        "with its own CUDA_VISIBLE_DEVICES (numbers count the GPUs this process sees; more "
-        "--workers than GPUs share them round-robin); None: every visible GPU when there are "
-        "several workers",
-    )
-    parser.add_argument(
-        "--cluster", default=None, metavar="CLUSTER.yaml",
-        help="start a dask-jobqueue cluster of batch jobs for this run and cancel it after "
-        "(also on failure or SIGTERM): a YAML file of cluster settings (kind slurm|pbs|lsf|"
-        "sge, jobs, gpus_per_job, cores, memory, walltime, partition, account, "
-        "job_extra_directives, job_script_prologue, python, ...; docs/clusters.md) or the "
-        "same inline ('{kind: slurm, jobs: 4, gpus_per_job: 4}'); one worker per GPU; needs "
-        "the cluster extra (pip install 'synful[cluster]')",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--dtype", choices=("uint8", "float16", "float32"), default="uint8",
-        help="uint8: probability x255 (uint8) and vectors x0.25 nm (int8) as the original",
-    )
-    parser.add_argument("--bf16", action="store_true", help="run the network in bfloat16 (autocast)")
+    add_options(parser, PredictRun)
+    add_options(parser, PredictConfig)
     threads_option(parser)
     parser.add_argument(
         "--restart", action="store_true",
@@ -91,22 +58,17 @@ def run(args) -> int:
     from ..blockwise.clusters import load_cluster_config
     from ..predict import predict
 
-    cluster = None if args.cluster is None else load_cluster_config(args.cluster)
+    settings = values_from(PredictRun, args) | values_from(PredictConfig, args)
+    if settings["cluster"] is not None:
+        settings["cluster"] = load_cluster_config(settings["cluster"])
     set_threads(args.threads)
     predict(
         args.checkpoint,
         args.sample,
         args.out,
         roi=args.roi,
-        block_shape=args.block_shape,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        device=args.device,
-        dtype=args.dtype,
-        bf16=args.bf16,
         progress=not args.quiet,
         restart="stale" if args.restart_stale else args.restart,
-        gpus=args.gpus,
-        cluster=cluster,
+        **settings,
     )
     return 0

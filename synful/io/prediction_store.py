@@ -28,6 +28,7 @@ Torch-free: the network (:mod:`synful.models`) takes the head names from here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,14 +40,13 @@ from ..errors import SynfulError
 from ..geometry import Roi
 from ..identity import CREATION_ID, new_creation_id
 from ..outputs import MARK_KEY, PREDICTIONS, mark
+from ..settings.predict import DTYPES  # the output dtype options, a setting of synful predict
 from .sample_store import has_array, open_volume
 from .zarr_array import Array, array_path, create_volume, read
 
 POST_INDICATOR = "post_indicator"
 PARTNER_VECTORS = "partner_vectors"
 HEADS = (POST_INDICATOR, PARTNER_VECTORS)
-#: the output dtype options (``uint8``: uint8 indicator and int8 vectors, scaled)
-DTYPES = ("uint8", "float16", "float32")
 POST_INDICATOR_SCALE = 255.0
 PARTNER_VECTORS_SCALE = 0.25
 #: the key in the store's ``synful`` mark holding the digest of the work that wrote it
@@ -172,6 +172,18 @@ def create(
 
 
 # --- opening ----------------------------------------------------------------------------
+
+
+def recorded_recipe(store: str | os.PathLike) -> str | None:
+    """The digest of the work that wrote ``store`` (its ``synful`` mark's ``recipe``), if any;
+    read from the group's ``zarr.json`` without opening the store."""
+    try:
+        attributes = json.loads((Path(store) / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return None
+    recorded = attributes.get(MARK_KEY)
+    return recorded.get(RECIPE_KEY) if isinstance(recorded, dict) else None
+
 
 
 @dataclasses.dataclass

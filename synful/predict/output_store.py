@@ -40,10 +40,12 @@ def create_prediction_store(
     heads,
     dtype: str,
     attrs: dict | None = None,
+    recipe: str | None = None,
 ) -> None:
     """Create the (empty) prediction arrays for ``heads`` in a new zarr store at ``path``
     (:func:`synful.io.prediction_store.create` on the plan's grid, one chunk or shard per
-    block; ``attrs``: group attributes, e.g. the ``synful`` mark)."""
+    block; ``recipe``: the digest of the work, marked with a new creation id; ``attrs``: more
+    group attributes)."""
     chunks, shards = chunking(plan.block_shape)
     prediction_store.create(
         path,
@@ -54,6 +56,7 @@ def create_prediction_store(
         dtype=dtype,
         chunks=chunks,
         shards=shards,
+        recipe=recipe,
         attrs=attrs,
     )
 

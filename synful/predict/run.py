@@ -21,26 +21,22 @@ its done store, so a rerun resumes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import remove_path, replace_path
 from ..blockwise import BlockwiseWork
 from ..blockwise.clusters import LocalGpus, scheduler_for
 from ..errors import SynfulError
-from ..identity import (
-    CREATION_ID,
-    file_identity,
-    new_creation_id,
-    recipe_identity,
-    store_identity,
-)
+from ..identity import file_identity, recipe_identity, store_identity
+from ..io.prediction_store import recorded_recipe
 from ..io.volumes import node_info, open_raw_array
 from ..io.zarr_array import array_path
-from ..outputs import MARK_KEY, PREDICTIONS, claim, mark, output
-from .output_store import DTYPES, create_prediction_store
+from ..outputs import PREDICTIONS, claim, output
+from ..settings.predict import PredictConfig, PredictRun
+from .output_store import create_prediction_store
 from .plan import plan_prediction
 from .predict_block import PredictBlock, default_threads
 from .roi import RoiSpec, resolve_roi
@@ -48,8 +44,6 @@ from .roi import RoiSpec, resolve_roi
 logger = logging.getLogger(__name__)
 
 MARKERS = ".blocks_done"
-#: the key in the store's ``synful`` mark holding the digest of its identity
-RECIPE_KEY = "recipe"
 LOCAL_SCHEDULERS = (None, "serial", "threads", "processes")
 
 
@@ -57,16 +51,6 @@ def partial_path(out_store: str | os.PathLike) -> Path:
     """Where an unfinished prediction of ``out_store`` lives."""
     out_store = Path(out_store)
     return out_store.with_name(f".{out_store.name}.partial")
-
-
-def _recorded_digest(store: Path) -> str | None:
-    """The identity digest recorded in a prediction store's ``synful`` mark, if any."""
-    try:
-        attributes = json.loads((store / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return None
-    recorded = attributes.get(MARK_KEY)
-    return recorded.get(RECIPE_KEY) if isinstance(recorded, dict) else None
 
 
 def raw_identity(sample_store: Path, raw) -> str:
@@ -91,16 +75,16 @@ def predict(
     out_store,
     *,
     roi: RoiSpec = None,
-    block_shape=None,
-    workers: int | None = 1,
-    scheduler=None,
-    device: str = "auto",
-    dtype: str = "uint8",
-    bf16: bool = False,
+    block_shape: Sequence[int] | None = PredictRun.block_shape,
+    workers: int | None = PredictRun.workers,
+    scheduler=PredictRun.scheduler,
+    device: str = PredictRun.device,
+    dtype: str = PredictConfig.dtype,
+    bf16: bool = PredictConfig.bf16,
     progress: bool = True,
     restart: bool = False,
-    gpus=None,
-    cluster=None,
+    gpus=PredictRun.gpus,
+    cluster=PredictRun.cluster,
 ) -> None:
     """Predict ``sample_store``'s raw blockwise with a checkpoint into ``out_store``.
 
@@ -132,15 +116,18 @@ def predict(
             YAML file of them (see :func:`synful.blockwise.clusters.load_cluster_config`).
 
     Raises:
-        SynfulError: bad checkpoint or sample, voxel size mismatch, a missing or empty mask
+        SynfulError: bad settings (:mod:`synful.settings.predict`: ``block_shape``,
+            ``workers``, ``device``, ``dtype`` are checked first), bad checkpoint or sample, voxel size mismatch, a missing or empty mask
             (or neuron_ids) named by ``roi``, failed blocks, an output that is (or holds) an
             input or is not a prediction store, another run writing ``out_store``, a
             partial store of another identity without ``restart``.
     """
-    if dtype not in DTYPES:
-        raise SynfulError(None, f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
-        raise SynfulError(None, f"unknown device {device!r}: expected auto, cpu, cuda or cuda:N")
+    config = PredictConfig(dtype=dtype, bf16=bf16)
+    # scheduler, gpus and cluster may also be objects here (a Client, a list, a ClusterConfig):
+    # scheduler_for checks them
+    run = PredictRun(block_shape=block_shape, workers=workers, device=device)
+    block_shape, workers, device = run.block_shape, run.workers, run.device
+    dtype, bf16 = config.dtype, config.bf16
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()
     out_store = Path(os.path.abspath(out_store))  # not resolved: a link OUT is refused, not followed
@@ -202,15 +189,14 @@ def _predict(
     }
     partial = partial_path(out_store)
     work = BlockwiseWork(partial, plan.task, recipe, done=MARKERS)
-    if out_store.exists() and _recorded_digest(out_store) == work.digest:
+    if out_store.exists() and recorded_recipe(out_store) == work.digest:
         logger.info("%s is already complete for these inputs and options", out_store)
         remove_path(out_store / MARKERS)  # left by a run killed while finishing
         return
 
     def create(path: Path) -> None:
-        attrs = {MARK_KEY: mark(PREDICTIONS, **{CREATION_ID: new_creation_id(),
-                                                RECIPE_KEY: work.digest})}  # fmt: skip
-        create_prediction_store(path, plan, heads, dtype, attrs=attrs)
+        # marked as synful's predictions with a new creation id and the work's digest
+        create_prediction_store(path, plan, heads, dtype, recipe=work.digest)
 
     work.prepare(create, restart=restart)
     logger.info(
