@@ -22,12 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SynfulError
-from ..geometry import Coordinate, Roi, is_region_name
+from ..geometry import LABELS_REGION, RAW_REGION, REGION_NAMES_TEXT, Coordinate, Roi, is_region_name
 from ..io.sample_store import NEURON_IDS, has_array, open_volume
 from ..io.zarr_array import Array, array_path, storage
 
-RAW = "raw"
-LABELS = "labels"
 SLAB_BYTES = 64 * 2**20  # at most this much of a mask is read at once (whole chunks along z)
 
 RoiSpec = Roi | str | None
@@ -81,13 +79,13 @@ def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
     if spec is None or isinstance(spec, Roi):
         return spec
     parsed = str(spec).strip()
-    if parsed == RAW:
+    if parsed == RAW_REGION:
         return None
-    if parsed == LABELS:
+    if parsed == LABELS_REGION:
         return open_volume(sample_store, NEURON_IDS).roi
     if not is_region_name(parsed):
         raise SynfulError(
-            None, f"unknown ROI {parsed!r}: expected a box (nm), raw, labels or masks/NAME"
+            None, f"unknown ROI {parsed!r}: expected a box (nm), {REGION_NAMES_TEXT}"
         )
     if not has_array(sample_store, parsed):
         if not Path(sample_store).exists():
