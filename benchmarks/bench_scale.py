@@ -279,7 +279,7 @@ def plan_section(root: Path) -> dict:
     from synful.io.volumes import open_raw_array
     from synful.predict.output_store import create_prediction_store
     from synful.predict.plan import plan_prediction
-    from synful.predict.run import MARKERS, partial_path, raw_identity
+    from synful.predict.volume import MARKERS, partial_path, raw_identity
 
     out = {"rss_after_imports_mib": status_mib("VmRSS")}
     spec, out["create_virtual_raw_s"] = virtual_raw(root)
@@ -410,9 +410,9 @@ def predict_direct_section(root: Path, blocks: int) -> dict:
     from synful.io.volumes import open_raw_array
     from synful.io.zarr_array import read
     from synful.predict import PredictBlock
+    from synful.predict.block import predict_raw
     from synful.predict.output_store import create_prediction_store
     from synful.predict.plan import plan_prediction
-    from synful.predict.predict_block import predict_raw
 
     torch.set_num_threads(1)
     info = json.loads((root / "predict_info.json").read_text())
@@ -585,7 +585,7 @@ def extract_direct_section(root: Path, block_shape, blocks: int) -> dict:
     """Per-block time of ``ExtractBlocks.process_block`` without any scheduler."""
     import numpy as np
 
-    from synful.extract.driver import ExtractBlocks, make_task
+    from synful.extract.volume import ExtractBlocks, make_task
     from synful.predict.output_store import open_prediction
     from synful.settings.extract import ExtractConfig
 
@@ -614,7 +614,7 @@ def extract_block_section(root: Path) -> dict:
     """One FAFB-size extraction block (p_setup52's default prediction block) of a dense map."""
     import numpy as np
 
-    from synful.extract.driver import ExtractBlocks, make_task
+    from synful.extract.volume import ExtractBlocks, make_task
     from synful.geometry import Coordinate, Roi
     from synful.io.zarr_array import read
     from synful.predict.output_store import open_prediction
@@ -764,24 +764,24 @@ def report(args, root: Path) -> None:
     small_run = predict_cli(info["small_roi"], root / "small-predictions.zarr")
     startup, startup_cpu = small_run["seconds"], small_run["cpu_s"]
     loads.append(load_text())
-    predict_run = predict_cli(info["roi"], out)
+    predict_volume = predict_cli(info["roi"], out)
     import zarr
 
     written = zarr.open_array(str(out / "post_indicator"))
     assert written.nchunks_initialized > 0
     direct = section("predict-direct", root, "--direct-blocks", str(args.direct_blocks))
     blocks = direct["num_blocks"]
-    steady = (predict_run["seconds"] - startup) / (blocks - 2)
+    steady = (predict_volume["seconds"] - startup) / (blocks - 2)
     # CPU seconds of all processes (client and workers) per block after start-up: what a block
     # costs whatever else runs on the machine's cores
-    cpu = (predict_run["cpu_s"] - startup_cpu) / (blocks - 2)
+    cpu = (predict_volume["cpu_s"] - startup_cpu) / (blocks - 2)
     print(f"\n## 2. Prediction, tiny network ({info['unit']} voxels per block, context "
           f"{info['context']}), {blocks:,} blocks of a FAFB sub-volume, {W} local workers "
           f"(1 torch thread each), CPU; load {loads[-1]}")  # fmt: skip
-    print(f"  synful predict: {predict_run['seconds']:.1f} s = {1000 * predict_run['seconds'] / blocks:.2f}"
+    print(f"  synful predict: {predict_volume['seconds']:.1f} s = {1000 * predict_volume['seconds'] / blocks:.2f}"
           f" ms/block wall; after {startup:.1f} s start-up (a 2-block run) {1000 * steady:.2f} "
           f"ms/block wall, {1000 * cpu:.2f} ms CPU (all processes); peak RSS largest "
-          f"process {predict_run['maxrss_mib']:.0f} MiB, all processes {predict_run['tree_peak_mib']:.0f} MiB")  # fmt: skip
+          f"process {predict_volume['maxrss_mib']:.0f} MiB, all processes {predict_volume['tree_peak_mib']:.0f} MiB")  # fmt: skip
     print(f"  without a scheduler, {direct['blocks_timed']} blocks, CPU (wall) per block: "
           f"process_block {1000 * direct['process_block_cpu_s']:.2f} ({1000 * direct['process_block_s']:.2f}) ms;"
           f" network forward alone {1000 * direct['forward_cpu_s']:.2f} ({1000 * direct['forward_s']:.2f}) ms;"

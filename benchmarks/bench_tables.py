@@ -62,7 +62,7 @@ def write_blocks(directory: Path, n_blocks: int, rows_per_block: int, seed: int 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synful.extract.extract_block import empty_table
+    from synful.extract.block import empty_table
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -5,7 +5,7 @@ Measured in one run, against baselines measured in the same run:
 
 * **compute only**: forward + backward + Adam step on one fixed batch held in memory (the
   speed the loop would reach if data were free), in float32 (the baseline) and, where the
-  device computes in bfloat16 natively (``synful/precision.py``), under bfloat16 autocast,
+  device computes in bfloat16 natively (``synful/train/precision.py``), under bfloat16 autocast,
   as training runs with ``mixed_precision: true``;
 * **data only**: ``make_batch`` (sampling, augmentation, targets) in the main process, with
   the sample arrays read through zarr for every batch (the baseline) and read into memory
@@ -37,10 +37,10 @@ from synful.io.sample_store import default_synapse_table
 from synful.io.synapse_table import make_synapses, write_synapses
 from synful.io.zarr_array import write_volume
 from synful.models import build_model
-from synful.precision import bf16_autocast, native_bf16
 from synful.train.batch import make_batch
 from synful.train.loop import resolve_device, train_setup
 from synful.train.losses import training_loss
+from synful.train.precision import bf16_autocast, native_bf16
 from synful.train.sampling import load_small_arrays, open_training_sample
 from synful.train.setup import load_setup, resolve_setup
 

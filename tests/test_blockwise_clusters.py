@@ -245,7 +245,7 @@ class WhereAmI:
             "nthreads": worker.state.nthreads,
         }
         if self.torch_device:
-            from synful.predict.predict_block import resolve_device
+            from synful.predict.block import resolve_device
 
             record["device"] = resolve_device("auto")
         with open(os.path.join(self.out_dir, f"block-{block.block_id}.json"), "w") as f:

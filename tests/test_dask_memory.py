@@ -10,7 +10,7 @@ import pytest
 from distributed.system import MEMORY_LIMIT
 
 from synful.blockwise import BlockwiseError, BlockwiseTask, DoneMarkers, dask_client, run_blockwise
-from synful.blockwise.run import worker_memory_limit
+from synful.blockwise.scheduler import worker_memory_limit
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
 

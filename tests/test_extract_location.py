@@ -26,8 +26,8 @@ from synful.extract import (
     work_directory,
 )
 from synful.extract.components import master_boundaries, master_location
-from synful.extract.driver import IDENTITY_FILE
 from synful.extract.nms import ellipsoid_footprint, local_maxima, pad_map, reflected_faces
+from synful.extract.volume import IDENTITY_FILE
 from synful.io.synapse_table import read_synapses
 
 VS = (40, 4, 4)

@@ -201,6 +201,6 @@ def test_mismatched_or_missing_vector_stores_are_errors(tmp_path, prob, vectors)
     fails(vector_only("shape.zarr", vectors[:2]), r"\(3, z, y, x\)")
     # a float-less integer vector array needs its scale, as in one store
     fails(vector_only("int.zarr", vectors.astype(np.int16)), "without a scale")
-    # the check happens when opening, also outside the driver
+    # the check happens when opening, also outside the blockwise run
     with pytest.raises(SynfulError, match="does not cover"):
         open_predictions(mask_store, smaller)

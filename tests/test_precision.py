@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from synful import precision
-from synful.precision import bf16_autocast, native_bf16
+from synful.train import precision
+from synful.train.precision import bf16_autocast, native_bf16
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -42,7 +42,7 @@ def test_autocast_only_when_enabled_and_native(monkeypatch, native, enabled, exp
 
 WEIGHT_GRADIENT = """
 import sys, torch
-from synful.precision import avoid_amx_weight_gradient_crash
+from synful.train.precision import avoid_amx_weight_gradient_crash
 torch.set_num_threads(2)
 if sys.argv[1] == "guarded":
     avoid_amx_weight_gradient_crash(torch.device("cpu"), True, batch_size=2)

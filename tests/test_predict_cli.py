@@ -13,7 +13,7 @@ import torch
 import zarr
 from _predict_fixtures import finished_blocks, make_checkpoint, make_sample
 
-import synful.predict.run as predict_run
+import synful.predict.volume as predict_volume
 from synful.cli import main
 from synful.io.zarr_array import open_array, write_volume
 from synful.predict import PredictBlock, partial_path
@@ -150,7 +150,7 @@ def test_killed_run_resumes_and_redoes_no_finished_block(tmp_path, monkeypatch):
     finished = finished_blocks(out)
     assert 3 <= len(finished) < 48
     Counting.calls = []
-    monkeypatch.setattr(predict_run, "PredictBlock", Counting)
+    monkeypatch.setattr(predict_volume, "PredictBlock", Counting)
     assert main(["predict", *args]) == 0
     assert not set(Counting.calls) & finished
     assert sorted(set(Counting.calls) | finished) == list(range(48))

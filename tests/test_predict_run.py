@@ -5,7 +5,7 @@ import pytest
 import zarr
 from _predict_fixtures import RAW_OFFSET, VOXEL, make_checkpoint, make_sample
 
-import synful.predict.run as predict_run
+import synful.predict.volume as predict_volume
 from synful.blockwise import BlockwiseError
 from synful.errors import SynfulError
 from synful.geometry import Coordinate, Roi
@@ -143,7 +143,7 @@ def test_a_failed_run_resumes_without_redoing_finished_blocks(inputs, reference,
                                                               monkeypatch):
     checkpoint, sample, *_ = inputs
     out = tmp_path / "pred.zarr"
-    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    monkeypatch.setattr(predict_volume, "PredictBlock", CrashAfter)
     CrashAfter.calls = []
     with pytest.raises(BlockwiseError, match="7 of 12 blocks failed"):
         predict(checkpoint, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
@@ -170,7 +170,7 @@ def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, mo
     own = tmp_path / "checkpoint.pt"
     shutil.copy(checkpoint, own)
     out = tmp_path / "pred.zarr"
-    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    monkeypatch.setattr(predict_volume, "PredictBlock", CrashAfter)
     CrashAfter.calls, CrashAfter.limit = [], 3
     with pytest.raises(BlockwiseError):
         predict(own, sample, out, block_shape=(1, 1, 1), progress=False)
@@ -197,7 +197,7 @@ def test_a_rewritten_sample_is_another_recipe(inputs, tmp_path, monkeypatch):
     sample, _ = make_sample(tmp_path / "sample.zarr")
     zarr.open_group(str(sample), mode="r+").attrs["synful"] = {"kind": "sample", "creation_id": "a"}
     out = tmp_path / "pred.zarr"
-    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    monkeypatch.setattr(predict_volume, "PredictBlock", CrashAfter)
     CrashAfter.calls, CrashAfter.limit = [], 3
     with pytest.raises(BlockwiseError):
         predict(checkpoint, sample, out, block_shape=(1, 1, 1), progress=False)
@@ -209,7 +209,7 @@ def test_a_rewritten_sample_is_another_recipe(inputs, tmp_path, monkeypatch):
 def test_a_complete_store_is_not_predicted_again(inputs, tmp_path, monkeypatch):
     checkpoint, sample, *_ = inputs
     out = tmp_path / "pred.zarr"
-    monkeypatch.setattr(predict_run, "PredictBlock", CrashAfter)
+    monkeypatch.setattr(predict_volume, "PredictBlock", CrashAfter)
     CrashAfter.calls, CrashAfter.limit = [], 10**6
     predict(checkpoint, sample, out, progress=False)
     assert CrashAfter.calls == [0]

@@ -16,9 +16,10 @@ import yaml
 from synful import cli
 from synful.evaluate import errors as errors_module
 from synful.evaluate import evaluation, matching
-from synful.extract import components, driver, nms, split
+from synful.extract import components, nms, split
+from synful.extract import volume as extract_volume
 from synful.io import prediction_store
-from synful.predict import run as predict_run
+from synful.predict import volume as predict_volume
 from synful.settings import extract as extract_settings
 from synful.settings.evaluate import ErrorSettings, EvaluateSettings
 from synful.settings.extract import ExtractConfig, ExtractRun
@@ -132,9 +133,9 @@ def test_cli_options_equal_the_models(section):
 
 
 STAGE_FUNCTIONS = {
-    PredictRun: [predict_run.predict],
-    PredictConfig: [predict_run.predict],
-    ExtractRun: [driver.extract_synapses, driver.run_extract_blocks],
+    PredictRun: [predict_volume.predict],
+    PredictConfig: [predict_volume.predict],
+    ExtractRun: [extract_volume.extract_synapses, extract_volume.run_extract_blocks],
     ErrorSettings: [evaluation.evaluate_files_with_errors, evaluation.error_thresholds],
     EvaluateSettings: [
         matching.candidate_edges,
@@ -164,7 +165,7 @@ def test_extraction_settings_are_keywords_of_the_model():
     """extract_synapses and the evaluation functions restate no setting: they take the model's
     fields as keywords (``**settings``)."""
     for function, model in [
-        (driver.extract_synapses, ExtractConfig),
+        (extract_volume.extract_synapses, ExtractConfig),
         (evaluation.evaluate_files, EvaluateSettings),
         (evaluation.evaluate_pairs, EvaluateSettings),
     ]:
@@ -185,7 +186,7 @@ def test_stage_choices_are_the_models():
 def test_predict_function_takes_every_setting():
     """predict() has a keyword for each predict setting, defaulting to the model's (the command
     passes the models' fields as keywords); its workers default is the command's (None)."""
-    parameters = inspect.signature(predict_run.predict).parameters
+    parameters = inspect.signature(predict_volume.predict).parameters
     for model in (PredictRun, PredictConfig):
         for name, default in defaults(model).items():
             assert parameters[name].default == default, name

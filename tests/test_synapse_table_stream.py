@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import synful.io.synapse_table as st
-from synful.extract.extract_block import empty_table
+from synful.extract.block import empty_table
 from synful.io.synapse_table import make_synapses, merge_synapse_tables, write_synapses
 from synful.outputs import MARK_KEY
 

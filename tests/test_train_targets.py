@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from synful.targets import balance_weights, ball_offsets, partner_vectors, post_indicator
+from synful.train.targets import balance_weights, ball_offsets, partner_vectors, post_indicator
 
 VS = (40, 4, 4)
 

@@ -16,7 +16,7 @@ shape (``fit="overhang"``). Write ROIs always begin on the grid, so an output ar
 offset ``total_roi.begin`` and chunks/shards of ``block_shape / voxel_size`` voxels gets
 chunk-aligned writes only (unaligned parallel writes to sharded zarr arrays lose data).
 
-Running (:mod:`synful.blockwise.run`)::
+Running (:mod:`synful.blockwise.scheduler`)::
 
     result = run_blockwise(task, processor, done_dir=..., workers=1, scheduler=None,
                            progress=True, max_retries=2, recipe=None, restart=False)
@@ -34,7 +34,7 @@ or scheduler file (``*.json`` from ``dask scheduler --scheduler-file``); or a
 writes ``done_dir``.
 
 Blocks are handed to the workers lazily, in batches sized to ~0.2 s of work, with a bounded
-window in flight (:mod:`.run`). Done blocks are one byte each in a memory-mapped file
+window in flight (:mod:`.scheduler`). Done blocks are one byte each in a memory-mapped file
 (:mod:`synful.blockwise.markers`, a few files whatever the number of blocks), written by this
 process when a batch's result arrives; a rerun skips done blocks (after ``kill -9`` it redoes
 at most the blocks in flight). A failing block is retried ``max_retries`` times; when blocks
@@ -49,7 +49,7 @@ recipe, the run, and the atomic finalisation into the output.
 """
 
 from .markers import DoneMarkers
-from .run import (
+from .scheduler import (
     BlockwiseError,
     BlockwiseResult,
     dask_client,

@@ -37,7 +37,7 @@ from ..atomic import atomic_output, discard, remove_path
 from ..errors import SynfulError
 from ..identity import recipe_identity
 from .markers import DoneMarkers, differences, identity_of
-from .run import BlockwiseError, BlockwiseResult, run_blockwise
+from .scheduler import BlockwiseError, BlockwiseResult, run_blockwise
 from .task import BlockwiseTask
 
 #: ``prepare(restart=STALE)``: start fresh only when the unfinished work is of another recipe

@@ -5,14 +5,14 @@ scheduler=None, device="auto", dtype="uint8", bf16=False, progress=True)`` write
 prediction store ``post_indicator`` / ``partner_vectors`` (:mod:`synful.io.prediction_store`,
 one chunk or shard per block: :mod:`.output_store`) on the blocks of :mod:`.plan` (``roi``:
 a box or a region named after the sample store's arrays, see :mod:`.roi`), through
-:func:`synful.blockwise.run_blockwise` (:mod:`.run`).
+:func:`synful.blockwise.run_blockwise` (:mod:`.volume`).
 """
 
+from .block import PredictBlock, predict_raw, prepare_model, resolve_device
 from .output_store import DTYPES, create_prediction_store
 from .plan import PredictPlan, network_input_shape, plan_prediction
-from .predict_block import PredictBlock, predict_raw, prepare_model, resolve_device
 from .roi import nonzero_bounding_box, resolve_roi
-from .run import partial_path, predict
+from .volume import partial_path, predict
 
 __all__ = [
     "DTYPES",

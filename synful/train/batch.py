@@ -16,10 +16,10 @@ from scipy import ndimage
 
 from ..geometry import Coordinate, Roi, points_in_roi
 from ..io.zarr_array import read
-from ..targets import balance_weights, partner_vectors, post_indicator
 from .augment import SpatialTransform, augment_defects, augment_intensity, sample_transform
 from .sampling import TrainingSample, choose_output_window
 from .setup import TrainSetup
+from .targets import balance_weights, partner_vectors, post_indicator
 
 SAMPLE_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "neuron_ids")
 

@@ -42,10 +42,10 @@ from ..identity import file_identity
 from ..io.sample_store import default_synapse_table
 from ..models import MASK_ACTIVATION, POST_INDICATOR, build_model, mask_probability
 from ..outputs import SNAPSHOT, TRAINING, claim, is_kind, mark_directory, output
-from ..precision import NO_AMX_ISA, avoid_amx_weight_gradient_crash, native_bf16
 from . import batchnorm
 from .dataset import TrainingBatches, batch_loader
 from .losses import training_loss
+from .precision import NO_AMX_ISA, avoid_amx_weight_gradient_crash, native_bf16
 from .resume import plan_start, training_identity
 from .sampling import open_training_sample
 from .setup import TrainSetup, load_setup

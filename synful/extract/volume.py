@@ -39,7 +39,7 @@ from ..identity import store_identity
 from ..io.synapse_table import merge_synapse_tables
 from ..outputs import EXTRACT_WORK, SYNAPSE_TABLE, Output, claim, output
 from ..settings.extract import ExtractConfig, ExtractRun
-from .extract_block import empty_table, extract_block
+from .block import empty_table, extract_block
 from .predictions import open_predictions, open_segmentation
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def work_directory(out_path: str | os.PathLike) -> Path:
 
 
 class ExtractBlocks:
-    """Block processor for :func:`synful.blockwise.run.run_blockwise` (picklable).
+    """Block processor for :func:`synful.blockwise.scheduler.run_blockwise` (picklable).
 
     Args:
         pred_store: the prediction store.

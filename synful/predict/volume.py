@@ -36,9 +36,9 @@ from ..io.volumes import node_info, open_raw_array
 from ..io.zarr_array import array_path
 from ..outputs import PREDICTIONS, claim, output
 from ..settings.predict import PredictConfig, PredictRun
+from .block import PredictBlock, default_threads
 from .output_store import create_prediction_store
 from .plan import plan_prediction
-from .predict_block import PredictBlock, default_threads
 from .roi import RoiSpec, resolve_roi
 
 logger = logging.getLogger(__name__)

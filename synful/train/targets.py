@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .lookup import voxel_indices
+from ..lookup import voxel_indices
 
 DEFAULT_BALANCE_CLIP = (7e-4, 0.9993)
 
