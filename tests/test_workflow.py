@@ -71,10 +71,11 @@ def test_lint_clean():
     "configfile, jobs",
     [
         (
-            # 7 samples (6 for training); 1 checkpoint x 3 validation samples, evaluated
-            # with 2 modes x 2 thresholds
+            # 11 samples (6 for training, 3 validation, 4 held-out test); 1 checkpoint x 7
+            # evaluated samples x 3 grid points (split 0.5 and 0.9, CC 0.9)
             "config/config.yaml",
-            {"synthesize": 7, "convert": 7, "masks": 7, "train": 1, "predict": 3, "evaluate": 12},
+            {"synthesize": 11, "convert": 11, "masks": 11, "train": 1, "predict": 7, "extract": 21,
+             "evaluate": 21},
         ),
         # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
         # 7 extraction settings x 2 checkpoints x 3 samples, each evaluated with and without
