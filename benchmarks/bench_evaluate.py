@@ -35,7 +35,9 @@ def labels_of(points: np.ndarray, segment_nm: float) -> np.ndarray:
     return (cells[:, 0] * 1_000_003 + cells[:, 1] * 1009 + cells[:, 2]).astype(np.uint64)
 
 
-def synthetic(n: int, seed: int = 0, density: float = PAIRS_PER_CUBIC_UM, segment_nm: float = SEGMENT_NM):
+def synthetic(
+    n: int, seed: int = 0, density: float = PAIRS_PER_CUBIC_UM, segment_nm: float = SEGMENT_NM
+):
     rng = np.random.default_rng(seed)
     side = (n / density) ** (1 / 3) * 1000.0
     gt_pre = rng.uniform(0, side, (n, 3))
@@ -44,16 +46,25 @@ def synthetic(n: int, seed: int = 0, density: float = PAIRS_PER_CUBIC_UM, segmen
     gt_post = gt_pre + direction * rng.uniform(100, 300, (n, 1))
     n_true = int(0.7 * n)
     copy = rng.choice(n, n_true, replace=False)
-    pred_pre = np.concatenate([gt_pre[copy] + rng.normal(0, 80, (n_true, 3)), rng.uniform(0, side, (n - n_true, 3))])
+    pred_pre = np.concatenate(
+        [gt_pre[copy] + rng.normal(0, 80, (n_true, 3)), rng.uniform(0, side, (n - n_true, 3))]
+    )
     pred_post = np.concatenate(
-        [gt_post[copy] + rng.normal(0, 80, (n_true, 3)), pred_pre[n_true:] + rng.normal(0, 150, (n - n_true, 3))]
+        [
+            gt_post[copy] + rng.normal(0, 80, (n_true, 3)),
+            pred_pre[n_true:] + rng.normal(0, 150, (n - n_true, 3)),
+        ]
     )
     scores = rng.random(n)
 
     def lab(pre, post):
         return np.stack([labels_of(pre, segment_nm), labels_of(post, segment_nm)], axis=1)
 
-    return (pred_pre, pred_post, lab(pred_pre, pred_post)), (gt_pre, gt_post, lab(gt_pre, gt_post)), scores
+    return (
+        (pred_pre, pred_post, lab(pred_pre, pred_post)),
+        (gt_pre, gt_post, lab(gt_pre, gt_post)),
+        scores,
+    )
 
 
 def dense_rule(pred, gt) -> int:
@@ -84,30 +95,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dense-size", type=int, default=2500)
     parser.add_argument("--large-size", type=int, default=20000)
-    parser.add_argument("--density", type=float, default=PAIRS_PER_CUBIC_UM, help="true pairs per um^3")
-    parser.add_argument("--segment-nm", type=float, default=SEGMENT_NM, help="size of the label grid cells")
+    parser.add_argument(
+        "--density", type=float, default=PAIRS_PER_CUBIC_UM, help="true pairs per um^3"
+    )
+    parser.add_argument(
+        "--segment-nm", type=float, default=SEGMENT_NM, help="size of the label grid cells"
+    )
     args = parser.parse_args()
 
     pred, gt, _ = synthetic(args.dense_size, 0, args.density, args.segment_nm)
     dense_s, dense_tp = best_of(1, lambda: dense_rule(pred, gt))
     grouped_s, matches = best_of(3, lambda: match_pairs(*pred, *gt, threshold=T))
-    print(f"{args.dense_size} x {args.dense_size} pairs: dense rule {dense_s:.3f} s, grouped {grouped_s:.4f} s, "
-          f"speed-up {dense_s / grouped_s:.1f}x; accepted matches dense {dense_tp}, grouped {len(matches)}"
-          f" ({'same' if dense_tp == len(matches) else 'DIFFERENT'})")
+    print(
+        f"{args.dense_size} x {args.dense_size} pairs: dense rule {dense_s:.3f} s, grouped {grouped_s:.4f} s, "
+        f"speed-up {dense_s / grouped_s:.1f}x; accepted matches dense {dense_tp}, grouped {len(matches)}"
+        f" ({'same' if dense_tp == len(matches) else 'DIFFERENT'})"
+    )
 
     pred, gt, scores = synthetic(args.large_size, 1, args.density, args.segment_nm)
     large_s, matches = best_of(1, lambda: match_pairs(*pred, *gt, threshold=T))
     per_pair = grouped_s / args.dense_size
-    print(f"{args.large_size} x {args.large_size} pairs: grouped {large_s:.3f} s ({len(matches)} matches); "
-          f"time per pair relative to the {args.dense_size}-pair run {large_s / args.large_size / per_pair:.2f}")
+    print(
+        f"{args.large_size} x {args.large_size} pairs: grouped {large_s:.3f} s ({len(matches)} matches); "
+        f"time per pair relative to the {args.dense_size}-pair run {large_s / args.large_size / per_pair:.2f}"
+    )
     thresholds = auto_thresholds(scores)
     start = time.perf_counter()
     edges = candidate_edges(*pred, *gt, threshold=T)
     for threshold in thresholds:
         solve_matching(edges, T, kept_at(scores, threshold))
     sweep_s = time.perf_counter() - start
-    print(f"{args.large_size} pairs, sweep over {len(thresholds)} thresholds: {sweep_s:.3f} s "
-          f"({sweep_s / large_s:.1f}x one evaluation)")
+    print(
+        f"{args.large_size} pairs, sweep over {len(thresholds)} thresholds: {sweep_s:.3f} s "
+        f"({sweep_s / large_s:.1f}x one evaluation)"
+    )
 
 
 if __name__ == "__main__":

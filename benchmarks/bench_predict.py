@@ -174,8 +174,16 @@ def run_memory(setup_name, volume, block_shape):
     """Peak RSS of predict() in a fresh process; the inputs are written by this process."""
     with tempfile.TemporaryDirectory() as tmp:
         _, checkpoint, sample, _ = write_inputs(Path(tmp), make_setup(setup_name), volume)
-        command = [sys.executable, __file__, "--memory-child", str(checkpoint), str(sample),
-                   str(Path(tmp) / "pred.zarr"), "--block-shape", *map(str, block_shape)]
+        command = [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            str(checkpoint),
+            str(sample),
+            str(Path(tmp) / "pred.zarr"),
+            "--block-shape",
+            *map(str, block_shape),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -201,8 +209,10 @@ def main() -> None:
     unit = model.output_shape(setup["input_shape"])
     volume = args.volume or [2 * u for u in unit]
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads")
-    print(f"setup {args.setup}: input {tuple(setup['input_shape'])} -> output {unit}, "
-          f"volume {tuple(volume)} voxels")
+    print(
+        f"setup {args.setup}: input {tuple(setup['input_shape'])} -> output {unit}, "
+        f"volume {tuple(volume)} voxels"
+    )
 
     peak = matmul_peak(device)
     print(f"matmul peak (float32 2048^2): {peak / 1e9:.1f} GFLOP/s")
@@ -219,10 +229,12 @@ def main() -> None:
         whole_flops = conv_flops(model, padded.shape)
         whole_seconds, whole = timed_forward(model, padded, device)
         voxels = int(np.prod(volume))
-        print(f"whole-volume forward: input {padded.shape}, {whole_flops / 1e9:.1f} GFLOP in "
-              f"{whole_seconds:.2f} s = {whole_flops / whole_seconds / 1e9:.1f} GFLOP/s = "
-              f"{whole_flops / whole_seconds / peak:.0%} of matmul peak; "
-              f"{voxels / whole_seconds:.3g} voxels/s")
+        print(
+            f"whole-volume forward: input {padded.shape}, {whole_flops / 1e9:.1f} GFLOP in "
+            f"{whole_seconds:.2f} s = {whole_flops / whole_seconds / 1e9:.1f} GFLOP/s = "
+            f"{whole_flops / whole_seconds / peak:.0%} of matmul peak; "
+            f"{voxels / whole_seconds:.3g} voxels/s"
+        )
 
         # one block's bare forward pass
         block_input = tuple(plan.block_input_shape)
@@ -233,18 +245,31 @@ def main() -> None:
         num_blocks = plan.task.num_blocks
 
         start = time.perf_counter()
-        predict(checkpoint, sample, Path(tmp) / "pred.zarr", block_shape=args.block_shape,
-                device=device, dtype="float32", progress=False)
+        predict(
+            checkpoint,
+            sample,
+            Path(tmp) / "pred.zarr",
+            block_shape=args.block_shape,
+            device=device,
+            dtype="float32",
+            progress=False,
+        )
         blockwise_seconds = time.perf_counter() - start
-        print(f"blockwise predict: {num_blocks} blocks of {tuple(plan.block_shape)} voxels "
-              f"(input {block_input}) in {blockwise_seconds:.2f} s = "
-              f"{voxels / blockwise_seconds:.3g} voxels/s; one block forward "
-              f"{block_seconds:.2f} s = {block_flops / block_seconds / peak:.0%} of peak")
-        print(f"  overhead over one whole-volume forward: "
-              f"{blockwise_seconds / whole_seconds - 1:+.0%} (context recomputation: blocks do "
-              f"{num_blocks * block_flops / whole_flops:.2f}x the whole volume's FLOPs)")
-        print(f"  overhead of the mechanism over its bare block forwards: "
-              f"{blockwise_seconds / (num_blocks * block_seconds) - 1:+.0%}")
+        print(
+            f"blockwise predict: {num_blocks} blocks of {tuple(plan.block_shape)} voxels "
+            f"(input {block_input}) in {blockwise_seconds:.2f} s = "
+            f"{voxels / blockwise_seconds:.3g} voxels/s; one block forward "
+            f"{block_seconds:.2f} s = {block_flops / block_seconds / peak:.0%} of peak"
+        )
+        print(
+            f"  overhead over one whole-volume forward: "
+            f"{blockwise_seconds / whole_seconds - 1:+.0%} (context recomputation: blocks do "
+            f"{num_blocks * block_flops / whole_flops:.2f}x the whole volume's FLOPs)"
+        )
+        print(
+            f"  overhead of the mechanism over its bare block forwards: "
+            f"{blockwise_seconds / (num_blocks * block_seconds) - 1:+.0%}"
+        )
         stored = zarr.open_group(str(Path(tmp) / "pred.zarr"), mode="r")
         crop = tuple(slice(0, s) for s in volume)
         diff = np.abs(stored["post_indicator"][...] - whole["post_indicator"][crop]).max()
@@ -254,11 +279,15 @@ def main() -> None:
             bf16_seconds, bf16 = timed_forward(model, padded, device, bf16=True)
             dp = np.abs(bf16["post_indicator"] - whole["post_indicator"])
             dv = np.abs(bf16["partner_vectors"] - whole["partner_vectors"])
-            steps = np.abs(np.rint(bf16["post_indicator"] * 255) - np.rint(whole["post_indicator"] * 255))
-            print(f"bf16 autocast: {bf16_seconds:.3f} s ({whole_seconds / bf16_seconds:.2f}x "
-                  f"float32); max |dp| {dp.max():.3g} (mean {dp.mean():.2g}), max |dv| "
-                  f"{dv.max():.3g} nm; uint8 mask changed in {np.mean(steps > 0):.2%} of "
-                  f"voxels (max {int(steps.max())} steps)")
+            steps = np.abs(
+                np.rint(bf16["post_indicator"] * 255) - np.rint(whole["post_indicator"] * 255)
+            )
+            print(
+                f"bf16 autocast: {bf16_seconds:.3f} s ({whole_seconds / bf16_seconds:.2f}x "
+                f"float32); max |dp| {dp.max():.3g} (mean {dp.mean():.2g}), max |dv| "
+                f"{dv.max():.3g} nm; uint8 mask changed in {np.mean(steps > 0):.2%} of "
+                f"voxels (max {int(steps.max())} steps)"
+            )
             print(f"bf16 matmul peak: {matmul_peak(device, torch.bfloat16) / 1e12:.1f} TFLOP/s")
         else:
             print("bf16 on CUDA: skipped (no CUDA device)")
@@ -270,12 +299,14 @@ def main() -> None:
         small = run_memory(args.memory_setup, args.memory_volume, blocks)
         large_volume = [2 * v for v in args.memory_volume]
         large = run_memory(args.memory_setup, large_volume, blocks)
-        print(f"peak RSS ({args.memory_setup} net, blocks {tuple(blocks)}, uint8 output): "
-              f"volume {tuple(args.memory_volume)}: "
-              f"{small['peak_mib']:.0f} MiB; 8x volume {tuple(large_volume)}: "
-              f"{large['peak_mib']:.0f} MiB (ratio {large['peak_mib'] / small['peak_mib']:.2f}); "
-              f"{np.prod(args.memory_volume) / small['seconds']:.3g} and "
-              f"{np.prod(large_volume) / large['seconds']:.3g} voxels/s")
+        print(
+            f"peak RSS ({args.memory_setup} net, blocks {tuple(blocks)}, uint8 output): "
+            f"volume {tuple(args.memory_volume)}: "
+            f"{small['peak_mib']:.0f} MiB; 8x volume {tuple(large_volume)}: "
+            f"{large['peak_mib']:.0f} MiB (ratio {large['peak_mib'] / small['peak_mib']:.2f}); "
+            f"{np.prod(args.memory_volume) / small['seconds']:.3g} and "
+            f"{np.prod(large_volume) / large['seconds']:.3g} voxels/s"
+        )
 
 
 def context_table(model, setup, plan) -> None:
@@ -292,13 +323,19 @@ def context_table(model, setup, plan) -> None:
     volume = 4 * default
     whole = conv_flops(model, tuple(volume + 2 * context))
     rows = []
-    for label, block in (("1 network output", unit), ("default", default),
-                         ("2x default", 2 * default), ("whole", volume)):
+    for label, block in (
+        ("1 network output", unit),
+        ("default", default),
+        ("2x default", 2 * default),
+        ("whole", volume),
+    ):
         blocks = int(np.prod(-(-volume // block)))
         flops = blocks * conv_flops(model, tuple(block + 2 * context))
         rows.append(f"{label} {tuple(int(b) for b in block)}: {flops / whole:.2f}x")
-    print(f"blockwise / whole-volume FLOPs for a {tuple(int(v) for v in volume)} volume "
-          f"(context {tuple(int(c) for c in context)}): " + "; ".join(rows))
+    print(
+        f"blockwise / whole-volume FLOPs for a {tuple(int(v) for v in volume)} volume "
+        f"(context {tuple(int(c) for c in context)}): " + "; ".join(rows)
+    )
 
 
 def _raw_roi(setup, volume):

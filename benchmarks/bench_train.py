@@ -56,7 +56,9 @@ def write_random_store(path: Path, input_shape, seed: int) -> None:
     raw = rng.integers(0, 256, size=tuple(shape), dtype=np.uint8)
     padding = np.asarray(input_shape) // 2
     label_shape = tuple(shape - 2 * padding)
-    labels = (np.arange(label_shape[2]) // 40 + 1).astype(np.uint64)[None, None, :] * np.ones(label_shape, np.uint64)
+    labels = (np.arange(label_shape[2]) // 40 + 1).astype(np.uint64)[None, None, :] * np.ones(
+        label_shape, np.uint64
+    )
     offset = padding * np.asarray(vs)
     group = zarr.open_group(str(path), mode="w")
     write_volume(group, "raw", raw, vs, (0, 0, 0))
@@ -71,8 +73,11 @@ def compute_only(setup, device, steps: int, batch, bf16: bool = False) -> float:
     """Seconds per training step on a fixed batch (after a warm-up step)."""
     model = build_model(setup.to_dict()).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=setup.learning_rate)
-    tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items() if k in
-               ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")}
+    tensors = {
+        k: torch.from_numpy(v).to(device)
+        for k, v in batch.items()
+        if k in ("raw", "post_indicator", "partner_vectors", "vector_mask", "loss_weights")
+    }
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
@@ -99,7 +104,9 @@ def data_time(samples, setup, input_shape, output_shape, batches: int = 8) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--setup", default=str(ROOT / "config" / "setups" / "demo.yaml"))
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
@@ -109,9 +116,11 @@ def main() -> None:
     setup = load_setup(args.setup)
     model = build_model(setup.to_dict())
     input_shape, output_shape = tuple(setup.input_shape), model.output_shape(setup.input_shape)
-    print(f"setup {args.setup}: input {input_shape} -> output {output_shape}, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"setup {args.setup}: input {input_shape} -> output {output_shape}, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         stores = [tmp / f"s{i}.zarr" for i in range(2)]
@@ -123,34 +132,55 @@ def main() -> None:
         zarr_s = data_time(on_disk, setup, input_shape, output_shape)
         data_s = data_time(samples, setup, input_shape, output_shape)
         compute_s = compute_only(setup, device, 5, batch)
-        print(f"compute only, float32 (baseline): {compute_s:.3f} s/step = {1 / compute_s:.2f} it/s")
+        print(
+            f"compute only, float32 (baseline): {compute_s:.3f} s/step = {1 / compute_s:.2f} it/s"
+        )
         if native_bf16(device):
             bf16_s = compute_only(setup, device, 5, batch, bf16=True)
-            print(f"compute only, bfloat16 autocast: {bf16_s:.3f} s/step = {compute_s / bf16_s:.2f}x the float32 speed")
+            print(
+                f"compute only, bfloat16 autocast: {bf16_s:.3f} s/step = {compute_s / bf16_s:.2f}x the float32 speed"
+            )
             if setup.mixed_precision:
                 compute_s = bf16_s  # the loop below trains in bfloat16: compare it with that
         else:
-            print("compute only, bfloat16 autocast: not native on this device (training stays float32)")
+            print(
+                "compute only, bfloat16 autocast: not native on this device (training stays float32)"
+            )
         print(f"data only, arrays read through zarr per batch (baseline): {zarr_s:.3f} s/batch")
-        print(f"data only, arrays in memory (in_memory_mib {setup.in_memory_mib}): {data_s:.3f} s/batch "
-              f"= {zarr_s / data_s:.2f}x faster, {data_s / compute_s:.2f} x the compute step")
+        print(
+            f"data only, arrays in memory (in_memory_mib {setup.in_memory_mib}): {data_s:.3f} s/batch "
+            f"= {zarr_s / data_s:.2f}x faster, {data_s / compute_s:.2f} x the compute step"
+        )
         print(f"{'workers':>8} {'it/s':>8} {'vs compute':>11} {'vs first':>9} {'data wait':>10}")
         first = None
         for workers in args.workers:
-            config = resolve_setup({**setup.to_dict(), "num_workers": workers, "log_every": 1,
-                                    "checkpoint_every": 10**9, "snapshot_every": 10**9})
+            config = resolve_setup(
+                {
+                    **setup.to_dict(),
+                    "num_workers": workers,
+                    "log_every": 1,
+                    "checkpoint_every": 10**9,
+                    "snapshot_every": 10**9,
+                }
+            )
             out = tmp / f"run{workers}"
-            train_setup(config, stores, out, iterations=args.iterations, device=str(device), progress=False)
+            train_setup(
+                config, stores, out, iterations=args.iterations, device=str(device), progress=False
+            )
             with open(out / "training_log.csv") as f:
                 rows = list(csv.DictReader(f))[WARMUP:]
             step = np.array([float(r["step_seconds"]) for r in rows])
             wait = np.array([float(r["data_seconds"]) for r in rows])
             rate = len(step) / step.sum()
             first = first or rate
-            print(f"{workers:>8} {rate:>8.2f} {rate * compute_s:>10.2f}x {rate / first:>8.2f}x "
-                  f"{wait.sum() / step.sum():>9.0%}")
-        print("(on a shared machine the speeds vary with its load; the data-wait share is the "
-              "number to read)")
+            print(
+                f"{workers:>8} {rate:>8.2f} {rate * compute_s:>10.2f}x {rate / first:>8.2f}x "
+                f"{wait.sum() / step.sum():>9.0%}"
+            )
+        print(
+            "(on a shared machine the speeds vary with its load; the data-wait share is the "
+            "number to read)"
+        )
 
 
 if __name__ == "__main__":

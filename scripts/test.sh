@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up the environment and run every check: ruff, snakefmt, snakemake --lint, pytest.
+# Set up the environment and run every check: ruff (lint and format), snakefmt,
+# snakemake --lint, pytest.
 # The test environment includes the tf extra (TensorFlow + tf-keras, about a minute from PyPI)
 # for tests/test_tf_import.py, which writes real TensorFlow 1 checkpoints (skipped without it
 # outside CI), and the cluster extra (dask-jobqueue) whose job scripts the cluster tests
@@ -11,6 +12,7 @@ bash scripts/setup_env.sh
 venv="${SYNFUL_VENV:-.venv}"
 export PATH="$PWD/$venv/bin:$PATH"
 ruff check synful tests benchmarks workflow_scripts
+ruff format --check synful tests benchmarks workflow_scripts
 snakefmt --check .
 snakemake --lint --cores 1
 pytest "$@"

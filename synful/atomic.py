@@ -126,7 +126,13 @@ def _exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     renameat2.restype = ctypes.c_int
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
@@ -136,7 +142,9 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def replace_path(source: str | os.PathLike, target: str | os.PathLike, kind: str | None = None) -> None:
+def replace_path(
+    source: str | os.PathLike, target: str | os.PathLike, kind: str | None = None
+) -> None:
     """Rename ``source`` to ``target``, replacing what is there.
 
     With ``kind``, an existing ``target`` must be a synful output of that kind

@@ -70,7 +70,13 @@ def _plain(value):
 
 
 def save_checkpoint(
-    path, *, model: torch.nn.Module, setup: dict, iteration: int, optimizer=None, identity: dict | None = None
+    path,
+    *,
+    model: torch.nn.Module,
+    setup: dict,
+    iteration: int,
+    optimizer=None,
+    identity: dict | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a failure never leaves a file that looks complete).
 
@@ -117,11 +123,15 @@ def _read_payload(path: Path, mmap: bool = False) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:
         text = str(exc).splitlines()[0][:120] if str(exc) else ""
-        raise SynfulError(path, f"corrupt or unreadable checkpoint ({type(exc).__name__}: {text})") from None
+        raise SynfulError(
+            path, f"corrupt or unreadable checkpoint ({type(exc).__name__}: {text})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SynfulError(path, "not a synful checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise SynfulError(path, f"checkpoint format version {payload['format_version']} is newer than this synful")
+        raise SynfulError(
+            path, f"checkpoint format version {payload['format_version']} is newer than this synful"
+        )
     missing = [k for k in ("setup", "iteration", "model_state") if k not in payload]
     if missing:
         raise SynfulError(path, f"checkpoint is missing {', '.join(missing)}")

@@ -21,7 +21,20 @@ from .errors import SynfulError
 from .interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
 from .interrupts import Terminated, sigterm_raises
 
-ORDER = ["synthesize", "download", "unpack", "convert", "masks", "train", "import-tf", "predict", "extract", "evaluate", "summarize", "export"]
+ORDER = [
+    "synthesize",
+    "download",
+    "unpack",
+    "convert",
+    "masks",
+    "train",
+    "import-tf",
+    "predict",
+    "extract",
+    "evaluate",
+    "summarize",
+    "export",
+]
 
 
 def _command_modules():

@@ -377,12 +377,14 @@ def download(
     check_url(url)
     out = Path(out)
     with claim([output(out, FILE)]):
-        return _download(url, out, sha256, require_labels, retries, timeout, progress,
-                         retry_wait, check_layout)
+        return _download(
+            url, out, sha256, require_labels, retries, timeout, progress, retry_wait, check_layout
+        )
 
 
-def _download(url, out, sha256, require_labels, retries, timeout, progress, retry_wait,
-              check_layout) -> Path:
+def _download(
+    url, out, sha256, require_labels, retries, timeout, progress, retry_wait, check_layout
+) -> Path:
     expected = sha256.lower() if sha256 else None
     lock = lock_path(out)
     locked = _read_lock(lock)

@@ -294,11 +294,14 @@ def check_output(
         raise ValueError(f"unknown output kind {kind!r}")
     if path.is_symlink():
         raise SynfulError(
-            path, "is a symbolic link; synful does not write outputs through links (give the real path)"
+            path,
+            "is a symbolic link; synful does not write outputs through links (give the real path)",
         )
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
-        raise SynfulError(path, f"cannot create the output directory: {blocking} is not a directory")
+        raise SynfulError(
+            path, f"cannot create the output directory: {blocking} is not a directory"
+        )
     real = _real(path)
     for item in inputs:
         if item is None:

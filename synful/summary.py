@@ -210,7 +210,9 @@ def summarize_errors(
     return counts, pairs
 
 
-def summarize_test(runs: Sequence[dict], test_runs: Sequence[dict], table: pd.DataFrame) -> pd.DataFrame:
+def summarize_test(
+    runs: Sequence[dict], test_runs: Sequence[dict], table: pd.DataFrame
+) -> pd.DataFrame:
     """The held-out test samples at the configuration chosen on the validation runs.
 
     The configuration is :func:`best_group` of ``table`` (the validation summary): its key
@@ -246,7 +248,9 @@ def summarize_test(runs: Sequence[dict], test_runs: Sequence[dict], table: pd.Da
         try:
             entry = _entry_at(read_metrics(run["metrics"]), threshold)
         except KeyError:
-            raise SynfulError(run["metrics"], f"has no sweep entry at score >= {threshold:g}") from None
+            raise SynfulError(
+                run["metrics"], f"has no sweep entry at score >= {threshold:g}"
+            ) from None
         rows.append(keys | {"group": run["group"], "sample": run["sample"]} | entry)
         groups.setdefault(run["group"], []).append(entry)
     for group, entries in groups.items():

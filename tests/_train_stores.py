@@ -59,7 +59,9 @@ def write_store(
     write_volume(group, "raw", raw, VS, (0, 0, 0))
     write_volume(group, "neuron_ids", labels, VS, tuple(offset))
     if training_mask is not None:
-        write_volume(group, "masks/training", np.asarray(training_mask, np.uint8), VS, tuple(offset))
+        write_volume(
+            group, "masks/training", np.asarray(training_mask, np.uint8), VS, tuple(offset)
+        )
     # post points in stripe k (x in its middle), pre points 20 px further in x (next stripe)
     z = rng.integers(0, shape[0], n_synapses)
     y = rng.integers(4, shape[1] - 4, n_synapses)

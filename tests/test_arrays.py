@@ -57,7 +57,9 @@ def test_read_equals_funlib_to_ndarray(store, name, roi):
     theirs = open_ds(str(path / name))
     for fill in (0, 7):
         np.testing.assert_array_equal(read(array, roi, fill), theirs.to_ndarray(roi, fill))
-        np.testing.assert_array_equal(read(in_memory(array), roi, fill), theirs.to_ndarray(roi, fill))
+        np.testing.assert_array_equal(
+            read(in_memory(array), roi, fill), theirs.to_ndarray(roi, fill)
+        )
 
 
 def test_open_array_gives_the_metadata_funlib_reads(store):
@@ -65,8 +67,16 @@ def test_open_array_gives_the_metadata_funlib_reads(store):
     for name, data in (("raw", raw), ("vectors", vectors)):
         ours, theirs = open_array(path, name), open_ds(str(path / name))
         assert isinstance(ours, Array)
-        assert (ours.voxel_size, ours.offset, ours.roi) == (theirs.voxel_size, theirs.offset, theirs.roi)
-        assert (ours.axis_names, ours.units, ours.types) == (theirs.axis_names, theirs.units, theirs.types)
+        assert (ours.voxel_size, ours.offset, ours.roi) == (
+            theirs.voxel_size,
+            theirs.offset,
+            theirs.roi,
+        )
+        assert (ours.axis_names, ours.units, ours.types) == (
+            theirs.axis_names,
+            theirs.units,
+            theirs.types,
+        )
         assert ours.channel_dims == data.ndim - 3
         assert spatial_shape(ours) == Coordinate(data.shape[-3:])
         assert nbytes(ours) == data.nbytes
@@ -103,7 +113,9 @@ def test_lazy_arrays_read_through_funlib(store):
     array = open_array(path, "raw")
     array.lazy_op(lambda d: d // 2)
     assert storage(array) is None
-    np.testing.assert_array_equal(read(array, ROIS[2]), open_ds(str(path / "raw")).to_ndarray(ROIS[2]) // 2)
+    np.testing.assert_array_equal(
+        read(array, ROIS[2]), open_ds(str(path / "raw")).to_ndarray(ROIS[2]) // 2
+    )
 
 
 def test_hdf5_dataset_as_array(tmp_path):

@@ -68,8 +68,13 @@ def volumes(tmp_path):
     target = tmp_path / "out.zarr"
     block = Coordinate(4, 5, 6)
     create_volume(
-        zarr.open_group(str(target), mode="w"), "sum", shape=raw.shape, dtype=np.int64,
-        voxel_size=VOXEL, offset=offset, chunks=block,
+        zarr.open_group(str(target), mode="w"),
+        "sum",
+        shape=raw.shape,
+        dtype=np.int64,
+        voxel_size=VOXEL,
+        offset=offset,
+        chunks=block,
     )
     calls = tmp_path / "calls"
     calls.mkdir()
@@ -86,7 +91,9 @@ def volumes(tmp_path):
 
 
 def block_calls(calls_dir):
-    return sorted(int(p.name.split("-")[1]) for p in calls_dir.iterdir() if p.name.startswith("block-"))
+    return sorted(
+        int(p.name.split("-")[1]) for p in calls_dir.iterdir() if p.name.startswith("block-")
+    )
 
 
 def setups(calls_dir):
@@ -102,7 +109,11 @@ def test_blockwise_equals_whole_volume(volumes, tmp_path, scheduler, workers):
     result = run_blockwise(
         task, processor, done_dir=done_dir, workers=workers, scheduler=scheduler, progress=False
     )
-    assert (result.num_blocks, result.skipped, result.processed) == (task.num_blocks, 0, task.num_blocks)
+    assert (result.num_blocks, result.skipped, result.processed) == (
+        task.num_blocks,
+        0,
+        task.num_blocks,
+    )
     np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     assert block_calls(calls) == list(range(task.num_blocks))
     # set up once per worker process (threads share one process), never per block
@@ -119,8 +130,14 @@ def test_processor_runs_without_a_scheduler(volumes):
     block = task.block((1, 1, 1))
     processor.process_block(block)
     written = read(open_array(target, "sum"), block.write_roi)
-    sl = tuple(slice(b // v, e // v) for b, e, v in zip(
-        block.write_roi.begin - task.total_roi.begin, block.write_roi.end - task.total_roi.begin, VOXEL))
+    sl = tuple(
+        slice(b // v, e // v)
+        for b, e, v in zip(
+            block.write_roi.begin - task.total_roi.begin,
+            block.write_roi.end - task.total_roi.begin,
+            VOXEL,
+        )
+    )
     np.testing.assert_array_equal(written, expected[sl])
 
 
@@ -130,23 +147,37 @@ def test_resume_after_crash_redoes_no_finished_block(volumes, tmp_path, schedule
     done_dir = tmp_path / "done"
     crashing = NeighbourSum(source, target, calls, fail_after=5)
     with pytest.raises(BlockwiseError, match="of 18 blocks failed.*simulated crash") as error:
-        run_blockwise(task, crashing, done_dir=done_dir, workers=workers, scheduler=scheduler,
-                      progress=False, max_retries=1)
+        run_blockwise(
+            task,
+            crashing,
+            done_dir=done_dir,
+            workers=workers,
+            scheduler=scheduler,
+            progress=False,
+            max_retries=1,
+        )
     markers = DoneMarkers(done_dir)
     first = set(block_calls(calls))
     # two threads may both pass the "5 done" check: 5 or 6 blocks finish
     assert markers.done_ids() == first and 5 <= len(first) <= 4 + workers
     assert str(error.value).split(": ")[1].startswith(f"{18 - len(first)} of 18 blocks failed")
     assert not markers.is_complete()
-    result = run_blockwise(task, NeighbourSum(source, target, calls), done_dir=done_dir,
-                           workers=workers, scheduler=scheduler, progress=False)
+    result = run_blockwise(
+        task,
+        NeighbourSum(source, target, calls),
+        done_dir=done_dir,
+        workers=workers,
+        scheduler=scheduler,
+        progress=False,
+    )
     assert (result.skipped, result.processed) == (len(first), 18 - len(first))
     assert block_calls(calls) == list(range(task.num_blocks))  # each block exactly once
     assert markers.is_complete()
     np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     # a third run does nothing
-    result = run_blockwise(task, NeighbourSum(source, target, calls), done_dir=done_dir,
-                           progress=False)
+    result = run_blockwise(
+        task, NeighbourSum(source, target, calls), done_dir=done_dir, progress=False
+    )
     assert (result.skipped, result.processed) == (18, 0)
 
 
@@ -167,8 +198,15 @@ class Flaky:
 @pytest.mark.parametrize("scheduler,workers", [(None, 1), ("threads", 2)])
 def test_failed_blocks_are_retried(volumes, tmp_path, scheduler, workers):
     task, *_, calls, _ = volumes
-    result = run_blockwise(task, Flaky(calls), done_dir=tmp_path / "done", workers=workers,
-                           scheduler=scheduler, progress=False, max_retries=1)
+    result = run_blockwise(
+        task,
+        Flaky(calls),
+        done_dir=tmp_path / "done",
+        workers=workers,
+        scheduler=scheduler,
+        progress=False,
+        max_retries=1,
+    )
     assert result.processed == task.num_blocks
     sizes = [os.path.getsize(calls / f"attempt-{i}") for i in range(task.num_blocks)]
     assert sizes == [2] * task.num_blocks
@@ -179,7 +217,9 @@ def test_done_blocks_of_another_task_or_recipe_are_never_reused(volumes, tmp_pat
     done_dir = tmp_path / "done"
     run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, recipe={"a": 1})
     other = BlockwiseTask(task.total_roi, task.block_shape * 2, task.context, task.voxel_size)
-    with pytest.raises(SynfulError, match=r"another run \(block_shape differ\); rerun with --restart"):
+    with pytest.raises(
+        SynfulError, match=r"another run \(block_shape differ\); rerun with --restart"
+    ):
         run_blockwise(other, lambda block: None, done_dir=done_dir, progress=False, recipe={"a": 1})
     with pytest.raises(SynfulError, match=r"another run \(a, b differ\)"):
         run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, recipe={"b": 1})
@@ -227,7 +267,9 @@ def test_a_second_run_on_the_same_done_store_fails_at_once(volumes, tmp_path):
     finally:
         os.close(fd)
     assert not done_dir.exists()
-    assert run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False).processed == 18
+    assert (
+        run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False).processed == 18
+    )
 
 
 def test_existing_cluster_by_address(volumes, tmp_path):
@@ -238,9 +280,13 @@ def test_existing_cluster_by_address(volumes, tmp_path):
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
-        result = run_blockwise(task, NeighbourSum(source, target, calls),
-                               done_dir=tmp_path / "done", scheduler=cluster.scheduler_address,
-                               progress=False)
+        result = run_blockwise(
+            task,
+            NeighbourSum(source, target, calls),
+            done_dir=tmp_path / "done",
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
         assert result.processed == task.num_blocks
     np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
 
@@ -250,12 +296,20 @@ def test_scheduler_file_and_unknown_scheduler(volumes, tmp_path):
     import distributed
 
     task, source, target, calls, expected = volumes
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.write_scheduler_file(str(tmp_path / "scheduler.json"))
-        run_blockwise(task, NeighbourSum(source, target, calls), done_dir=tmp_path / "done",
-                      scheduler=str(tmp_path / "scheduler.json"), progress=False)
+        run_blockwise(
+            task,
+            NeighbourSum(source, target, calls),
+            done_dir=tmp_path / "done",
+            scheduler=str(tmp_path / "scheduler.json"),
+            progress=False,
+        )
     np.testing.assert_array_equal(read(open_array(target, "sum")), expected)
     with pytest.raises(SynfulError, match="unknown scheduler"):
         run_blockwise(task, lambda block: None, done_dir=tmp_path / "d2", scheduler="thread")
@@ -268,7 +322,10 @@ def test_a_single_block_runs_in_this_process_whatever_the_workers(tmp_path):
     task = BlockwiseTask(Roi((0, 0, 0), (4, 4, 4)), (4, 4, 4), (0, 0, 0), VOXEL)
     pids = []
     result = run_blockwise(
-        task, lambda block: pids.append(os.getpid()), done_dir=tmp_path / "done", workers=4,
+        task,
+        lambda block: pids.append(os.getpid()),
+        done_dir=tmp_path / "done",
+        workers=4,
         progress=False,
     )
     assert result.processed == 1 and pids == [os.getpid()]

@@ -15,7 +15,9 @@ def fake_command(seen: dict, error: Exception | None = None):
             raise error
         return 0
 
-    return types.SimpleNamespace(NAME="fake", HELP="a fake command", add_arguments=lambda p: None, run=run)
+    return types.SimpleNamespace(
+        NAME="fake", HELP="a fake command", add_arguments=lambda p: None, run=run
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,10 @@ def test_threads_reach_torch(monkeypatch, command):
     before = torch.get_num_threads()
     want = 1 if before != 1 else 2
     try:
-        argv = {"train": ["s.yaml", "--samples", "a.zarr", "--out", "d"], "predict": ["c", "s", "o"]}
+        argv = {
+            "train": ["s.yaml", "--samples", "a.zarr", "--out", "d"],
+            "predict": ["c", "s", "o"],
+        }
         args = cli.build_parser().parse_args([command, *argv[command], "--threads", str(want)])
         module.run(args)
         assert seen == {"threads": want}

@@ -75,7 +75,9 @@ def test_cremi_and_sample_store_ground_truth_agree(files, caplog):
     assert counts(from_hdf) == counts(from_store) == (1, 4, 2)
     assert from_hdf["n_pred"] == 5 and from_hdf["n_gt"] == 3
     assert from_hdf["matching_threshold_nm"] == 400.0
-    assert from_hdf["precision"] == pytest.approx(0.2) and from_hdf["recall"] == pytest.approx(1 / 3)
+    assert from_hdf["precision"] == pytest.approx(0.2) and from_hdf["recall"] == pytest.approx(
+        1 / 3
+    )
     assert "sweep" not in from_hdf
 
 
@@ -104,13 +106,39 @@ def run_cli(args, capsys):
 def test_cli_writes_json_csv_and_plot(files, capsys):
     out, csv, png = files["dir"] / "m.json", files["dir"] / "sweep.csv", files["dir"] / "pr.png"
     code, stdout, _ = run_cli(
-        ["evaluate", "--pred", files["pred"], "--gt", files["hdf"], "--out", out,
-         "--score-thresholds", "0.1", "0.5", "0.85", "0.95", "--sweep-csv", csv, "--plot", png],
+        [
+            "evaluate",
+            "--pred",
+            files["pred"],
+            "--gt",
+            files["hdf"],
+            "--out",
+            out,
+            "--score-thresholds",
+            "0.1",
+            "0.5",
+            "0.85",
+            "0.95",
+            "--sweep-csv",
+            csv,
+            "--plot",
+            png,
+        ],
         capsys,
     )
     assert code == 0 and "best F" in stdout
     metrics = json.loads(out.read_text())
-    for key in ["tp", "fp", "fn", "precision", "recall", "fscore", "matching_threshold_nm", "n_gt", "n_pred"]:
+    for key in [
+        "tp",
+        "fp",
+        "fn",
+        "precision",
+        "recall",
+        "fscore",
+        "matching_threshold_nm",
+        "n_gt",
+        "n_pred",
+    ]:
         assert key in metrics and all(key in e for e in metrics["sweep"]) and key in metrics["best"]
     table = pd.read_csv(csv)
     assert table["score_threshold"].tolist() == [0.1, 0.5, 0.85, 0.95]
@@ -122,8 +150,21 @@ def test_cli_writes_json_csv_and_plot(files, capsys):
 def test_cli_fafb_options(files, capsys):
     out = files["dir"] / "fafb.json"
     code, _, _ = run_cli(
-        ["evaluate", "--pred", files["pred"], "--gt", files["store"], "--out", out,
-         "--matching-threshold", "700", "--pre-only", "--merge-radius", "250", "--filter-same-seg"],
+        [
+            "evaluate",
+            "--pred",
+            files["pred"],
+            "--gt",
+            files["store"],
+            "--out",
+            out,
+            "--matching-threshold",
+            "700",
+            "--pre-only",
+            "--merge-radius",
+            "250",
+            "--filter-same-seg",
+        ],
         capsys,
     )
     assert code == 0
@@ -135,7 +176,8 @@ def test_cli_fafb_options(files, capsys):
 def test_export_round_trip(files, capsys):
     hdf = files["dir"] / "submission.hdf"
     code, _, _ = run_cli(
-        ["export", files["pred"], hdf, "--offset", "0", "40", "40", "--score-threshold", "0.5"], capsys
+        ["export", files["pred"], hdf, "--offset", "0", "40", "40", "--score-threshold", "0.5"],
+        capsys,
     )
     assert code == 0
     swept = evaluate_files(files["pred"], files["hdf"], score_thresholds=[0.5])["sweep"][0]
@@ -200,8 +242,12 @@ def test_bad_input_is_one_line_and_leaves_nothing(files, capsys, case, needle):
 
 def test_export_bad_input(files, capsys):
     hdf = files["dir"] / "x.hdf"
-    write_cremi(files["dir"] / "noscore.hdf", CremiSample(annotations=annotations_from_synapses(GT)))
-    code, _, err = run_cli(["export", files["dir"] / "noscore.hdf", hdf, "--score-threshold", "1"], capsys)
+    write_cremi(
+        files["dir"] / "noscore.hdf", CremiSample(annotations=annotations_from_synapses(GT))
+    )
+    code, _, err = run_cli(
+        ["export", files["dir"] / "noscore.hdf", hdf, "--score-threshold", "1"], capsys
+    )
     assert code == 1 and "no score column" in err and not hdf.exists()
     code, _, err = run_cli(["export", files["dir"] / "missing.parquet", hdf], capsys)
     assert code == 1 and "no such file" in err and not hdf.exists()
@@ -222,19 +268,34 @@ def test_empty_predictions_and_ground_truth(files, capsys):
     PRED.iloc[:0].to_csv(empty, index=False)
     gt = d / "gt_empty.hdf"
     write_cremi(gt, CremiSample(neuron_ids=CremiVolume(segmentation(), VOXEL, SEG_OFFSET)))
-    for pred, truth, expected in [(empty, files["hdf"], (0, 0, 3)), (files["pred"], gt, (0, 5, 0)),
-                                  (empty, gt, (0, 0, 0))]:
+    for pred, truth, expected in [
+        (empty, files["hdf"], (0, 0, 3)),
+        (files["pred"], gt, (0, 5, 0)),
+        (empty, gt, (0, 0, 0)),
+    ]:
         out = d / "m.json"
         code, _, err = run_cli(
-            ["evaluate", "--pred", pred, "--gt", truth, "--out", out, "--score-thresholds", "auto",
-             "--plot", d / "pr.png"],
+            [
+                "evaluate",
+                "--pred",
+                pred,
+                "--gt",
+                truth,
+                "--out",
+                out,
+                "--score-thresholds",
+                "auto",
+                "--plot",
+                d / "pr.png",
+            ],
             capsys,
         )
         assert code == 0, err
         metrics = json.loads(out.read_text())
         assert counts(metrics) == expected
         assert (metrics["precision"], metrics["recall"]) == (
-            1.0 if expected[1] == 0 else 0.0, 1.0 if expected[2] == 0 else 0.0
+            1.0 if expected[1] == 0 else 0.0,
+            1.0 if expected[2] == 0 else 0.0,
         )
 
 

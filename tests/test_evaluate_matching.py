@@ -175,14 +175,18 @@ def test_lookup_rounds_to_nearest_voxel_with_offset():
     assert index.tolist() == [[1, 1, 1]]
     # half a voxel before the start rounds away from zero to -1: outside
     assert voxel_indices([[20.0, 8.0, 8.0]], offset, voxel, "cremi").tolist() == [[-1, 0, 0]]
-    labels = labels_at_points(seg, [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]], offset, voxel)
+    labels = labels_at_points(
+        seg, [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]], offset, voxel
+    )
     assert labels.tolist() == [seg[1, 1, 1], 0, seg[0, 0, 0]]
 
 
 def test_lookup_outside_warns(caplog):
     seg = np.ones((1, 2, 2), np.uint64)
     with caplog.at_level("WARNING"):
-        labels = labels_at_points(seg, [[0, 0, 0], [0, 0, 100]], (0, 0, 0), (40, 4, 4), "test points")
+        labels = labels_at_points(
+            seg, [[0, 0, 0], [0, 0, 100]], (0, 0, 0), (40, 4, 4), "test points"
+        )
     assert labels.tolist() == [1, 0]
     assert "1 of 2 test points lie outside" in caplog.text
 

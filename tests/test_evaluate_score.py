@@ -21,15 +21,25 @@ def test_precision_recall_fscore_and_guards():
 def test_metrics_entry_keys():
     entry = metrics_from_counts(2, 1, 3, 400, score_threshold=0.5)
     assert entry == {
-        "score_threshold": 0.5, "tp": 2, "fp": 1, "fn": 3, "precision": 2 / 3, "recall": 0.4,
-        "fscore": pytest.approx(0.5), "matching_threshold_nm": 400.0, "n_gt": 5, "n_pred": 3,
+        "score_threshold": 0.5,
+        "tp": 2,
+        "fp": 1,
+        "fn": 3,
+        "precision": 2 / 3,
+        "recall": 0.4,
+        "fscore": pytest.approx(0.5),
+        "matching_threshold_nm": 400.0,
+        "n_gt": 5,
+        "n_pred": 3,
     }
 
 
 def sample_metrics(counts, sweep_counts=None, thresholds=(0.0, 1.0)):
     metrics = metrics_from_counts(*counts, 400)
     if sweep_counts is not None:
-        metrics["sweep"] = [metrics_from_counts(*c, 400, t) for c, t in zip(sweep_counts, thresholds)]
+        metrics["sweep"] = [
+            metrics_from_counts(*c, 400, t) for c, t in zip(sweep_counts, thresholds)
+        ]
         metrics["best"] = best_entry(metrics["sweep"])
     metrics["settings"] = {"filter_same_seg": True}
     return metrics
@@ -84,7 +94,9 @@ def test_same_segment():
 
 
 def test_merge_duplicates_keeps_best_per_linked_cluster():
-    post = np.array([[0, 0, 0], [0, 0, 200], [0, 0, 400], [0, 0, 1000], [0, 0, 100], [0, 0, 50]], float)
+    post = np.array(
+        [[0, 0, 0], [0, 0, 200], [0, 0, 400], [0, 0, 1000], [0, 0, 100], [0, 0, 50]], float
+    )
     labels = np.array([[1, 2], [1, 2], [1, 2], [1, 2], [1, 3], [0, 2]], np.uint64)
     scores = np.array([1.0, 5.0, 2.0, 0.5, 9.0, 9.0])
     # rows 0-1-2 chain within 250 nm (same labels) -> keep row 1; row 3 alone; row 4 other
@@ -136,6 +148,13 @@ def test_evaluate_pairs_empty():
     empty = table(np.zeros((0, 3)), np.zeros((0, 3)), scores=np.zeros(0))
     gt = table([[0, 0, 0]], [[0, 0, 100]])
     m = evaluate_pairs(empty, np.zeros((0, 2)), gt, [[1, 2]], score_thresholds=[0.5])
-    assert (m["tp"], m["fp"], m["fn"], m["precision"], m["recall"], m["fscore"]) == (0, 0, 1, 1.0, 0.0, 0.0)
+    assert (m["tp"], m["fp"], m["fn"], m["precision"], m["recall"], m["fscore"]) == (
+        0,
+        0,
+        1,
+        1.0,
+        0.0,
+        0.0,
+    )
     m = evaluate_pairs(gt, [[1, 2]], empty, np.zeros((0, 2)))
     assert (m["tp"], m["fp"], m["fn"], m["precision"], m["recall"]) == (0, 1, 0, 0.0, 1.0)

@@ -345,11 +345,24 @@ def test_vector_radius_in_memory_equals_blockwise(tmp_path):
     for z, y, x in [(2, 10, 10), (3, 30, 12), (2, 20, 31)]:
         prob[z - 1 : z + 2, y - 5 : y + 6, x - 5 : x + 6] = rng.uniform(0.55, 1.0, (3, 11, 11))
     vectors = rng.normal(0, 40, (3, *prob.shape)).astype(np.float32)
-    store = write_prediction_store(tmp_path / "p.zarr", prob, vectors, offset=(0, 0, 0), voxel_size=(40, 4, 4))
+    store = write_prediction_store(
+        tmp_path / "p.zarr", prob, vectors, offset=(0, 0, 0), voxel_size=(40, 4, 4)
+    )
     config = ExtractConfig(mode="split", vector_radius=16)
     whole = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), config)
     single = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), ExtractConfig(mode="split"))
-    assert len(whole) == 3 and not np.array_equal(whole[["pre_y", "pre_x"]], single[["pre_y", "pre_x"]])
-    blocks = extract_synapses(store, tmp_path / "b.parquet", mode="split", vector_radius=16,
-                              block_shape=(3, 20, 20), progress=False)
-    np.testing.assert_allclose(blocks[["pre_z", "pre_y", "pre_x"]].to_numpy(), whole[["pre_z", "pre_y", "pre_x"]].to_numpy())
+    assert len(whole) == 3 and not np.array_equal(
+        whole[["pre_y", "pre_x"]], single[["pre_y", "pre_x"]]
+    )
+    blocks = extract_synapses(
+        store,
+        tmp_path / "b.parquet",
+        mode="split",
+        vector_radius=16,
+        block_shape=(3, 20, 20),
+        progress=False,
+    )
+    np.testing.assert_allclose(
+        blocks[["pre_z", "pre_y", "pre_x"]].to_numpy(),
+        whole[["pre_z", "pre_y", "pre_x"]].to_numpy(),
+    )

@@ -152,15 +152,24 @@ def test_resume_processes_only_missing_blocks(tmp_path, store):
     # bookkeeping: a few files, not one per block
     assert sorted(p.name for p in work.iterdir()) == ["done", "identity.json", "tables"]
     # other settings: the old work directory is never resumed, nor silently discarded
-    with pytest.raises(SynfulError, match=r"syn.parquet.blocks: holds unfinished work of another "
-                       r"run \(config differ\); rerun with --restart to start fresh$"):
-        run_extract_blocks(store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32),
-                           progress=False)
+    with pytest.raises(
+        SynfulError,
+        match=r"syn.parquet.blocks: holds unfinished work of another "
+        r"run \(config differ\); rerun with --restart to start fresh$",
+    ):
+        run_extract_blocks(
+            store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32), progress=False
+        )
     with pytest.raises(SynfulError, match=r"\(block_shape, context, config differ\)"):
-        run_extract_blocks(store, out, ExtractConfig(context=200), block_shape=(6, 32, 32),
-                           progress=False)
+        run_extract_blocks(
+            store, out, ExtractConfig(context=200), block_shape=(6, 32, 32), progress=False
+        )
     _, _, result = run_extract_blocks(
-        store, out, ExtractConfig(threshold=0.6), block_shape=(4, 32, 32), progress=False,
+        store,
+        out,
+        ExtractConfig(threshold=0.6),
+        block_shape=(4, 32, 32),
+        progress=False,
         restart=True,
     )
     assert (result.skipped, result.processed) == (0, 12)
@@ -173,17 +182,23 @@ def test_resume_processes_only_missing_blocks(tmp_path, store):
 def test_a_rewritten_prediction_store_is_another_recipe(tmp_path, store, capsys):
     """Predictions by content: a store written anew (new creation id, as every synful predict
     gives) is never resumed; the CLI says so in one line and --restart starts fresh."""
-    zarr.open_group(str(store), mode="r+").attrs["synful"] = {"kind": "predictions",
-                                                              "creation_id": "first"}
+    zarr.open_group(str(store), mode="r+").attrs["synful"] = {
+        "kind": "predictions",
+        "creation_id": "first",
+    }
     out = tmp_path / "syn.parquet"
     run_extract_blocks(store, out, ExtractConfig(), block_shape=(4, 32, 32), progress=False)
-    zarr.open_group(str(store), mode="r+").attrs["synful"] = {"kind": "predictions",
-                                                              "creation_id": "second"}
+    zarr.open_group(str(store), mode="r+").attrs["synful"] = {
+        "kind": "predictions",
+        "creation_id": "second",
+    }
     args = ["--quiet", "extract", str(store), str(out), "--block-shape", "4", "32", "32"]
     assert main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"synful: error: {out}.blocks: holds unfinished work of another run "
-                   "(predictions differ); rerun with --restart to start fresh"]
+    assert err == [
+        f"synful: error: {out}.blocks: holds unfinished work of another run "
+        "(predictions differ); rerun with --restart to start fresh"
+    ]
     assert main([*args, "--restart"]) == 0
     assert out.exists() and not work_directory(out).exists()
 

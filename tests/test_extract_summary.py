@@ -12,9 +12,13 @@ def table(n, seed=0):
     rng = np.random.default_rng(seed)
     positions = {f"{s}_{a}": rng.uniform(0, 1000, n) for s in ("pre", "post") for a in "zyx"}
     return pd.DataFrame(
-        {"id": np.arange(n, dtype=np.uint64), **positions, "score": rng.gamma(2.0, 3.0, n),
-         "pre_seg_id": rng.integers(1, 20, n).astype(np.uint64),
-         "post_seg_id": rng.integers(1, 20, n).astype(np.uint64)}
+        {
+            "id": np.arange(n, dtype=np.uint64),
+            **positions,
+            "score": rng.gamma(2.0, 3.0, n),
+            "pre_seg_id": rng.integers(1, 20, n).astype(np.uint64),
+            "post_seg_id": rng.integers(1, 20, n).astype(np.uint64),
+        }
     )
 
 

@@ -85,10 +85,15 @@ def test_sigterm_ends_predict_cleanly_and_the_rerun_resumes(tmp_path):
     assert not out.exists()  # nothing that looks complete
     finished = finished_blocks(out)
     assert 3 <= len(finished) < 48  # the resumable state is intact
-    assert not lock_path(out).exists() and not temporaries(out) and not temporaries(partial_path(out))
+    assert (
+        not lock_path(out).exists() and not temporaries(out) and not temporaries(partial_path(out))
+    )
 
     assert main(["--quiet", "predict", *map(str, args)]) == 0
-    assert main(["--quiet", "predict", *map(str, [*args[:2], tmp_path / "straight.zarr", *args[3:]])]) == 0
+    assert (
+        main(["--quiet", "predict", *map(str, [*args[:2], tmp_path / "straight.zarr", *args[3:]])])
+        == 0
+    )
     for head in ("post_indicator", "partner_vectors"):
         np.testing.assert_array_equal(
             read(open_array(out, head)), read(open_array(tmp_path / "straight.zarr", head))
@@ -134,11 +139,15 @@ def test_a_second_run_on_the_same_output_fails_naming_the_holder(tmp_path, capsy
     process = start("convert", hdf, store, "--synapses", table, *SLOW)
     lock = lock_path(store)
     wait_for(lambda: lock.exists() and lock.read_text().strip(), process, "the lock was taken")
-    code = main(["--quiet", "convert", str(hdf), str(store), "--synapses", str(tmp_path / "other.parquet")])
+    code = main(
+        ["--quiet", "convert", str(hdf), str(store), "--synapses", str(tmp_path / "other.parquet")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     holder = f"pid {process.pid} on {socket.gethostname()} since "
-    assert err[0].startswith(f"synful: error: {store}: is being written by another synful run ({holder}")
+    assert err[0].startswith(
+        f"synful: error: {store}: is being written by another synful run ({holder}"
+    )
     assert err[0].endswith("); wait for it to end")
     assert process.wait(timeout=300) == 0, process.stderr.read()
     np.testing.assert_array_equal(read(open_raw(store)), raw)

@@ -24,9 +24,22 @@ from synful.io.synapse_table import (
 def polyadic_annotations(offset=(80.0, 40.0, 40.0)):
     # pre site 10 with three partners, pre site 20 with one
     ids = [10, 11, 12, 13, 20, 21]
-    types = ["presynaptic_site", "postsynaptic_site", "postsynaptic_site", "postsynaptic_site",
-             "presynaptic_site", "postsynaptic_site"]
-    locations = [[40, 100, 100], [40, 200, 100], [40, 100, 260], [80, 40, 100], [0, 0, 0], [0, 0, 120]]
+    types = [
+        "presynaptic_site",
+        "postsynaptic_site",
+        "postsynaptic_site",
+        "postsynaptic_site",
+        "presynaptic_site",
+        "postsynaptic_site",
+    ]
+    locations = [
+        [40, 100, 100],
+        [40, 200, 100],
+        [40, 100, 260],
+        [80, 40, 100],
+        [0, 0, 0],
+        [0, 0, 120],
+    ]
     partners = [[10, 11], [10, 12], [10, 13], [20, 21]]
     return CremiAnnotations(ids, types, locations, partners, offset, {11: "unsure"})
 

@@ -120,7 +120,13 @@ def test_values_at_matches_direct_indexing(tmp_path, kind, channels, rule):
              "h5py": lambda: _h5(tmp_path, data, chunks)}[kind]()  # fmt: skip
     expected, expected_inside = reference_values(data, points, offset, voxel, rule, -5)
     values, inside = values_at(
-        array, points, rule, offset=offset, voxel_size=voxel, outside="fill", fill=-5,
+        array,
+        points,
+        rule,
+        offset=offset,
+        voxel_size=voxel,
+        outside="fill",
+        fill=-5,
         return_inside=True,
     )
     assert values.dtype == data.dtype and values.shape == expected.shape
@@ -145,11 +151,19 @@ def test_values_at_takes_the_grid_from_an_array(lazy):
         assert storage(volume) is None
     points = [[40, -8, 0], [79.9, 3.9, 15.9], [60, -6, 2], [120, 0, 0], [20, -8, 0]]
     assert values_at(volume, points, outside="fill").tolist() == [
-        data[0, 0, 0], data[0, 2, 3], data[0, 0, 0], 0, 0
+        data[0, 0, 0],
+        data[0, 2, 3],
+        data[0, 0, 0],
+        0,
+        0,
     ]
     # CREMI: 79.9 -> (1, 3, 4) is past the end; halves go up; (20 - 40) / 40 = -0.5 -> -1
     assert values_at(volume, points, "cremi", outside="fill").tolist() == [
-        data[0, 0, 0], 0, data[1, 1, 1], 0, 0
+        data[0, 0, 0],
+        0,
+        data[1, 1, 1],
+        0,
+        0,
     ]
     with pytest.raises(ValueError, match="outside"):
         values_at(volume, points, outside="zero")

@@ -35,7 +35,9 @@ def trained_model(setup=SETUP):
 def test_round_trip_rebuilds_the_model_from_the_setup_alone(tmp_path, normalization):
     setup = {**SETUP, "normalization": normalization}
     model, optimizer, x = trained_model(setup)
-    path = save_checkpoint(tmp_path / checkpoint_name(7), model=model, setup=setup, iteration=7, optimizer=optimizer)
+    path = save_checkpoint(
+        tmp_path / checkpoint_name(7), model=model, setup=setup, iteration=7, optimizer=optimizer
+    )
     assert path.name == "checkpoint_7.pt"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_7.pt"]  # no temporary left behind
     loaded = load_checkpoint(path)
@@ -89,7 +91,9 @@ def test_foreign_files_are_rejected(tmp_path):
 
 def test_weights_that_do_not_fit_the_setup(tmp_path):
     model, _, _ = trained_model()
-    path = save_checkpoint(tmp_path / "c.pt", model=model, setup={**SETUP, "fmap_num": 3}, iteration=1)
+    path = save_checkpoint(
+        tmp_path / "c.pt", model=model, setup={**SETUP, "fmap_num": 3}, iteration=1
+    )
     with pytest.raises(SynfulError, match="do not fit"):
         load_checkpoint(path)
 
@@ -112,7 +116,9 @@ def _raw_and_linear(model):
     shape = model.valid_input_shape((10, 40, 40))
     raw = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     with torch.no_grad():
-        linear = model(torch.from_numpy(normalize_raw(raw)[None, None]))["post_indicator"][0, 0].numpy()
+        linear = model(torch.from_numpy(normalize_raw(raw)[None, None]))["post_indicator"][
+            0, 0
+        ].numpy()
     return raw, linear
 
 
@@ -137,7 +143,9 @@ def test_mse_model_predicts_its_linear_output_clipped_to_0_1(tmp_path):
 
 
 def test_ce_model_and_checkpoints_without_the_key_predict_the_sigmoid(tmp_path):
-    assert "mask_loss" not in SETUP and "init" not in SETUP  # as checkpoints written before both keys
+    assert (
+        "mask_loss" not in SETUP and "init" not in SETUP
+    )  # as checkpoints written before both keys
     model, _, _ = trained_model()
     path = save_checkpoint(tmp_path / "old.pt", model=model, setup=SETUP, iteration=1)
     loaded = load_checkpoint(path)
@@ -151,8 +159,14 @@ def test_read_checkpoint_setup_without_building_the_model(tmp_path):
     from synful.checkpoint import read_checkpoint_setup, save_checkpoint
     from synful.models import build_model
 
-    setup = {"network_type": "vanilla", "downsample_factors": [[1, 2, 2]], "fmap_num": 2,
-             "fmap_inc_factor": 2, "m_loss_scale": 1.0, "d_loss_scale": 0.0}
+    setup = {
+        "network_type": "vanilla",
+        "downsample_factors": [[1, 2, 2]],
+        "fmap_num": 2,
+        "fmap_inc_factor": 2,
+        "m_loss_scale": 1.0,
+        "d_loss_scale": 0.0,
+    }
     path = save_checkpoint(tmp_path / "c.pt", model=build_model(setup), setup=setup, iteration=7)
     stored, iteration = read_checkpoint_setup(path)
     assert iteration == 7 and stored["d_loss_scale"] == 0.0
@@ -165,9 +179,20 @@ def test_training_identity_is_stored_and_read_back(tmp_path):
     from synful.checkpoint import read_checkpoint_identity
 
     model, optimizer, _ = trained_model()
-    identity = {"version": 1, "recipe": "ab" * 32, "samples": [{"store": "x"}], "lineage": ["cd" * 32]}
-    path = save_checkpoint(tmp_path / "c.pt", model=model, setup=SETUP, iteration=3, optimizer=optimizer,
-                           identity=identity)
+    identity = {
+        "version": 1,
+        "recipe": "ab" * 32,
+        "samples": [{"store": "x"}],
+        "lineage": ["cd" * 32],
+    }
+    path = save_checkpoint(
+        tmp_path / "c.pt",
+        model=model,
+        setup=SETUP,
+        iteration=3,
+        optimizer=optimizer,
+        identity=identity,
+    )
     assert load_checkpoint(path).identity == identity
     setup, stored = read_checkpoint_identity(path)
     assert stored == identity and setup["fmap_num"] == SETUP["fmap_num"]

@@ -28,7 +28,10 @@ def test_original_setup_has_the_published_size():
     model = build_model({})  # defaults: the original [[1,3,3],[1,3,3],[3,3,3]], 4 x 5
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(10.7e6, rel=0.01)
     assert model.output_grid == (3, 27, 27)
-    assert [m.out_channels for m in model.unet.encoder[-1] if hasattr(m, "out_channels")] == [500, 500]
+    assert [m.out_channels for m in model.unet.encoder[-1] if hasattr(m, "out_channels")] == [
+        500,
+        500,
+    ]
 
 
 @pytest.mark.parametrize("network_type", ["vanilla", "dh_unet"])
@@ -48,8 +51,12 @@ def test_forward_shapes_match_output_shape(network_type):
 
 
 def test_heads_follow_the_loss_scales():
-    assert set(build_model({**SMALL, "d_loss_scale": 0})(torch.zeros(1, 1, 26, 44, 44))) == {POST_INDICATOR}
-    assert set(build_model({**SMALL, "m_loss_scale": 0})(torch.zeros(1, 1, 26, 44, 44))) == {PARTNER_VECTORS}
+    assert set(build_model({**SMALL, "d_loss_scale": 0})(torch.zeros(1, 1, 26, 44, 44))) == {
+        POST_INDICATOR
+    }
+    assert set(build_model({**SMALL, "m_loss_scale": 0})(torch.zeros(1, 1, 26, 44, 44))) == {
+        PARTNER_VECTORS
+    }
     with pytest.raises(ValueError):
         build_model({**SMALL, "m_loss_scale": 0, "d_loss_scale": 0})
     with pytest.raises(ValueError):
@@ -99,7 +106,9 @@ def test_valid_shapes_are_periodic_in_the_grid():
     grid = model.output_grid
     bigger = tuple(b + 3 * g for b, g in zip(base, grid))
     assert model.valid_input_shape(bigger) == bigger
-    assert tuple(o + 3 * g for o, g in zip(model.output_shape(base), grid)) == model.output_shape(bigger)
+    assert tuple(o + 3 * g for o, g in zip(model.output_shape(base), grid)) == model.output_shape(
+        bigger
+    )
 
 
 def test_d_scale_divides_the_vector_head():
@@ -117,11 +126,19 @@ def test_d_scale_divides_the_vector_head():
     [
         {"network_type": "vanilla"},
         {"network_type": "dh_unet"},
-        {"kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
+        {
+            "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]],
+            "downsample_factors": [[1, 2, 2], [3, 2, 2]],
+        },
         {"network_type": "dh_unet", "normalization": "batch"},
         {"downsample_factors": PUBLISHED, "fmap_num": 2, "skip_alignment": "geometric"},
-        {"network_type": "dh_unet", "normalization": "batch", "skip_alignment": "geometric",
-         "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "downsample_factors": [[1, 2, 2], [3, 2, 2]]},
+        {
+            "network_type": "dh_unet",
+            "normalization": "batch",
+            "skip_alignment": "geometric",
+            "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]],
+            "downsample_factors": [[1, 2, 2], [3, 2, 2]],
+        },
     ],
 )
 def test_blockwise_equals_whole_volume_on_the_grid(extra):
@@ -155,7 +172,9 @@ def test_batch_normalization_layers():
     normed = build_model({**SMALL, "normalization": "batch"})
     norms = [m for m in normed.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     convs = [m for m in normed.modules() if isinstance(m, torch.nn.Conv3d)]
-    assert len(norms) == sum(isinstance(m, torch.nn.Conv3d) for m in plain.modules()) - 2  # not the heads
+    assert (
+        len(norms) == sum(isinstance(m, torch.nn.Conv3d) for m in plain.modules()) - 2
+    )  # not the heads
     assert all(m.bias is None for m in convs if m.kernel_size != (1, 1, 1))
     with pytest.raises(ValueError, match="normalization"):
         build_model({**SMALL, "normalization": "group"})
@@ -243,7 +262,9 @@ def test_mask_activation_follows_the_mask_loss():
     model = build_model({**SMALL, "mask_loss": "mse"})
     assert model.mask_activation == "clip"
     linear = torch.tensor([-2.0, -0.1, 0.0, 0.3, 1.0, 1.7])
-    torch.testing.assert_close(model.mask_probability(linear), torch.tensor([0.0, 0.0, 0.0, 0.3, 1.0, 1.0]))
+    torch.testing.assert_close(
+        model.mask_probability(linear), torch.tensor([0.0, 0.0, 0.0, 0.3, 1.0, 1.0])
+    )
     torch.testing.assert_close(build_model(SMALL).mask_probability(linear), torch.sigmoid(linear))
     with pytest.raises(ValueError, match="mask_loss"):
         build_model({**SMALL, "mask_loss": "l1"})
@@ -271,8 +292,15 @@ def _random_unet(extra, seed):
 ALIGNMENT_CASES = [
     {"downsample_factors": PUBLISHED, "fmap_num": 2},
     {"downsample_factors": PUBLISHED, "fmap_num": 2, "network_type": "dh_unet"},
-    {"downsample_factors": [[3, 3, 3], [3, 3, 3]], "kernel_sizes": [[3, 3, 3], [5, 5, 5], [3, 3, 3]], "fmap_num": 2},
-    {"downsample_factors": [[1, 2, 2], [3, 2, 2]], "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]]},
+    {
+        "downsample_factors": [[3, 3, 3], [3, 3, 3]],
+        "kernel_sizes": [[3, 3, 3], [5, 5, 5], [3, 3, 3]],
+        "fmap_num": 2,
+    },
+    {
+        "downsample_factors": [[1, 2, 2], [3, 2, 2]],
+        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]],
+    },
     {},
 ]
 
@@ -306,8 +334,12 @@ def test_geometric_crops_stay_inside_and_the_output_centred():
     inside the maps), except for networks where no input gives a centred output (kernels other
     than 3 with odd factors): then none, and that is a clear error."""
     for factors, kernels, any_valid in [
-        ((1, 1, 3), (3, 3, 3, 3), True), ((3, 3, 3), (3, 3, 3, 3), True), ((1, 1, 2), (1, 1, 3, 3), True),
-        ((3, 3), (3, 5, 3), True), ((2, 3), (1, 5, 3), False), ((2, 5), (1, 3, 1), False),
+        ((1, 1, 3), (3, 3, 3, 3), True),
+        ((3, 3, 3), (3, 3, 3, 3), True),
+        ((1, 1, 2), (1, 1, 3, 3), True),
+        ((3, 3), (3, 5, 3), True),
+        ((2, 3), (1, 5, 3), False),
+        ((2, 5), (1, 3, 1), False),
     ]:
         valid = accepted = 0
         for size in range(1, 1000):
@@ -329,7 +361,10 @@ def test_geometric_crops_stay_inside_and_the_output_centred():
             assert geometric == output
             assert all(up >= 0 and skip >= 0 for up, skip in plan)
         assert valid > 5 and accepted == (valid if any_valid else 0), (factors, kernels)
-    exotic = {"downsample_factors": [[2, 2, 2], [5, 5, 5]], "kernel_sizes": [[1, 1, 1], [3, 3, 3], [1, 1, 1]]}
+    exotic = {
+        "downsample_factors": [[2, 2, 2], [5, 5, 5]],
+        "kernel_sizes": [[1, 1, 1], [3, 3, 3], [1, 1, 1]],
+    }
     build_model({**exotic, "skip_alignment": "centre_crop"}).valid_input_shape((30, 30, 30))
     with pytest.raises(ValueError, match="no valid input size"):
         build_model({**exotic, "skip_alignment": "geometric"}).valid_input_shape((30, 30, 30))
@@ -345,7 +380,11 @@ def test_demo_and_tiny_are_the_same_network_with_either_alignment(path):
     kernels = level_kernel_sizes(setup.kernel_sizes, len(factors) + 1)
     crops = crop_factors(factors)
     for axis in range(3):
-        arguments = ([f[axis] for f in factors], [c[axis] for c in crops], [k[axis] for k in kernels])
+        arguments = (
+            [f[axis] for f in factors],
+            [c[axis] for c in crops],
+            [k[axis] for k in kernels],
+        )
         compared = 0
         for size in range(1, 300):
             try:

@@ -80,22 +80,42 @@ def world(tmp_path_factory):
 COMMANDS = {
     "synthesize": (lambda d, out: ["synthesize", out, *SHAPE], None),
     "synthesize --preview": (
-        lambda d, out: ["synthesize", d / "new.hdf", *SHAPE, "--preview", out], None
+        lambda d, out: ["synthesize", d / "new.hdf", *SHAPE, "--preview", out],
+        None,
     ),
     "convert": (
-        lambda d, out: ["convert", d / "A.hdf", out, "--synapses", d / "new.parquet"], "A.hdf"
+        lambda d, out: ["convert", d / "A.hdf", out, "--synapses", d / "new.parquet"],
+        "A.hdf",
     ),
     "convert --synapses": (
-        lambda d, out: ["convert", d / "A.hdf", d / "new.zarr", "--synapses", out], "A.hdf"
+        lambda d, out: ["convert", d / "A.hdf", d / "new.zarr", "--synapses", out],
+        "A.hdf",
     ),
     "masks --summary": (lambda d, out: ["masks", d / "A.zarr", "--summary", out], "A.zarr"),
     "train": (
-        lambda d, out: ["train", d / "setup.yaml", "--samples", d / "train.zarr", "--out", out,
-                        "--iterations", "1", "--device", "cpu"],
+        lambda d, out: [
+            "train",
+            d / "setup.yaml",
+            "--samples",
+            d / "train.zarr",
+            "--out",
+            out,
+            "--iterations",
+            "1",
+            "--device",
+            "cpu",
+        ],
         "train.zarr",
     ),  # fmt: skip
     "predict": (
-        lambda d, out: ["predict", d / "checkpoint_7.pt", d / "sample.zarr", out, "--device", "cpu"],
+        lambda d, out: [
+            "predict",
+            d / "checkpoint_7.pt",
+            d / "sample.zarr",
+            out,
+            "--device",
+            "cpu",
+        ],
         "sample.zarr",
     ),
     "extract": (lambda d, out: ["extract", d / "pred.zarr", out], "pred.zarr"),
@@ -104,8 +124,19 @@ COMMANDS = {
         "A.parquet",
     ),
     "evaluate --plot": (
-        lambda d, out: ["evaluate", "--pred", d / "A.parquet", "--gt", d / "A.zarr",
-                        "--score-thresholds", "0", "--out", d / "m.json", "--plot", out],
+        lambda d, out: [
+            "evaluate",
+            "--pred",
+            d / "A.parquet",
+            "--gt",
+            d / "A.zarr",
+            "--score-thresholds",
+            "0",
+            "--out",
+            d / "m.json",
+            "--plot",
+            out,
+        ],
         "A.zarr",
     ),  # fmt: skip
     "export": (lambda d, out: ["export", d / "A.parquet", out], "A.parquet"),
@@ -142,7 +173,9 @@ def test_the_issue_scenario(tmp_path, capsys, monkeypatch):
     assert run(capsys, "synthesize", "data/A.hdf", *SHAPE)[0] == 0
     before = listing(tmp_path)
     code, err = run(capsys, "convert", "data/A.hdf", "data", "--synapses", "A.parquet")
-    assert code == 1 and err == ["synful: error: data: contains the input data/A.hdf; not replacing it"]
+    assert code == 1 and err == [
+        "synful: error: data: contains the input data/A.hdf; not replacing it"
+    ]
     assert listing(tmp_path) == before
 
 
@@ -160,11 +193,24 @@ def test_swapped_extract_arguments_keep_the_sample_store(world, capsys):
     [
         # an output of another kind: a sample store is no prediction store, and so on
         (lambda d: ["predict", d / "checkpoint_7.pt", d / "sample.zarr", d / "A.zarr"], "A.zarr"),
-        (lambda d: ["convert", d / "A.hdf", d / "pred.zarr", "--synapses", d / "x.parquet"], "pred.zarr"),
+        (
+            lambda d: ["convert", d / "A.hdf", d / "pred.zarr", "--synapses", d / "x.parquet"],
+            "pred.zarr",
+        ),
         (lambda d: ["export", d / "A.parquet", d / "A.hdf"], "A.hdf"),
         (lambda d: ["synthesize", d / "setup.yaml", *SHAPE], "setup.yaml"),
         (lambda d: ["extract", d / "pred.zarr", d / "setup.yaml"], "setup.yaml"),
-        (lambda d: ["train", d / "setup.yaml", "--samples", d / "train.zarr", "--out", d / "A.zarr"], "A.zarr"),
+        (
+            lambda d: [
+                "train",
+                d / "setup.yaml",
+                "--samples",
+                d / "train.zarr",
+                "--out",
+                d / "A.zarr",
+            ],
+            "A.zarr",
+        ),
         # two outputs on one path
         (lambda d: ["convert", d / "A.hdf", d / "x.zarr", "--synapses", d / "x.zarr"], "x.zarr"),
     ],
@@ -172,7 +218,11 @@ def test_swapped_extract_arguments_keep_the_sample_store(world, capsys):
 def test_an_existing_output_of_another_kind_is_refused(world, capsys, argv, out):
     before = listing(world)
     code, err = run(capsys, *argv(world / "data"))
-    assert code == 1 and len(err) == 1 and err[0].startswith(f"synful: error: {world / 'data' / out}: ")
+    assert (
+        code == 1
+        and len(err) == 1
+        and err[0].startswith(f"synful: error: {world / 'data' / out}: ")
+    )
     assert listing(world) == before
 
 
@@ -182,20 +232,29 @@ def test_foreign_work_directories_are_refused(world, tmp_path, capsys):
     blocks.mkdir()
     (blocks / "mine.txt").write_text("x")
     code, err = run(capsys, "extract", data / "pred.zarr", tmp_path / "new.parquet")
-    assert code == 1 and err[0].startswith(f"synful: error: {blocks}: is a directory that synful did not")
+    assert code == 1 and err[0].startswith(
+        f"synful: error: {blocks}: is a directory that synful did not"
+    )
     partial = tmp_path / ".new.zarr.partial"
     partial.mkdir()
     (partial / "mine.txt").write_text("x")
     code, err = run(capsys, "predict", data / "checkpoint_7.pt", data / "sample.zarr",
                     tmp_path / "new.zarr", "--device", "cpu")  # fmt: skip
-    assert code == 1 and err[0].startswith(f"synful: error: {partial}: is a directory that synful did not")
+    assert code == 1 and err[0].startswith(
+        f"synful: error: {partial}: is a directory that synful did not"
+    )
     assert (blocks / "mine.txt").read_text() == (partial / "mine.txt").read_text() == "x"
 
 
 def test_reruns_replace_their_own_outputs(world, tmp_path, capsys):
     data = world / "data"
     for _ in range(2):
-        assert run(capsys, "synthesize", tmp_path / "s.hdf", *SHAPE, "--preview", tmp_path / "s.png")[0] == 0
+        assert (
+            run(capsys, "synthesize", tmp_path / "s.hdf", *SHAPE, "--preview", tmp_path / "s.png")[
+                0
+            ]
+            == 0
+        )
         assert run(capsys, "export", data / "A.parquet", tmp_path / "e.hdf")[0] == 0
         assert run(capsys, "extract", data / "pred.zarr", tmp_path / "t.parquet")[0] == 0
         assert run(capsys, "extract", data / "pred.zarr", tmp_path / "t.csv")[0] == 0
@@ -264,7 +323,9 @@ def huge_cremi(path: Path, shape) -> Path:
 )  # fmt: skip
 def test_convert_refuses_a_huge_slab_before_reading(tmp_path, capsys, shape, message):
     hdf = huge_cremi(tmp_path / "huge.hdf", shape)
-    code, err = run(capsys, "convert", hdf, tmp_path / "h.zarr", "--synapses", tmp_path / "h.parquet")
+    code, err = run(
+        capsys, "convert", hdf, tmp_path / "h.zarr", "--synapses", tmp_path / "h.parquet"
+    )
     assert code == 1 and err == [f"synful: error: {hdf}: volumes/raw has shape {shape}: {message}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.hdf"]
 

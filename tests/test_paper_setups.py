@@ -72,7 +72,9 @@ def unet_parameters(fmap_num, fmap_inc_factor, factors, decoders, mask_head, vec
         volume = factors[level][0] * factors[level][1] * factors[level][2]
         decoder += conv(fmaps[level + 1], fmaps[level], volume)  # transposed conv, kernel = stride
         decoder += conv(2 * fmaps[level], fmaps[level]) + conv(fmaps[level], fmaps[level])
-    heads = (conv(fmaps[0], 1, 1) if mask_head else 0) + (conv(fmaps[0], 3, 1) if vector_head else 0)
+    heads = (conv(fmaps[0], 1, 1) if mask_head else 0) + (
+        conv(fmaps[0], 3, 1) if vector_head else 0
+    )
     return encoder + decoders * decoder + heads
 
 
@@ -126,7 +128,9 @@ def test_heads_and_mask_output(paper):
     network_type, _, mask_head, vector_head, mask_loss, _ = PAPER[name]
     assert setup.network_type == network_type
     assert model_heads(setup.to_dict()) == (mask_head, vector_head)
-    expected = tuple(k for k, on in ((POST_INDICATOR, mask_head), (PARTNER_VECTORS, vector_head)) if on)
+    expected = tuple(
+        k for k, on in ((POST_INDICATOR, mask_head), (PARTNER_VECTORS, vector_head)) if on
+    )
     assert model.heads == expected
     out = model(torch.empty(1, 1, *TRAIN_INPUT, device="meta"))
     assert set(out) == set(expected)
@@ -142,7 +146,9 @@ def test_parameter_count_matches_the_original_architecture(paper):
     name, setup, model = paper
     network_type, fmap_num, mask_head, vector_head, _, count = PAPER[name]
     assert (setup.fmap_num, setup.fmap_inc_factor) == (fmap_num, 5)
-    derived = unet_parameters(fmap_num, 5, FACTORS, 2 if network_type == "dh_unet" else 1, mask_head, vector_head)
+    derived = unet_parameters(
+        fmap_num, 5, FACTORS, 2 if network_type == "dh_unet" else 1, mask_head, vector_head
+    )
     assert derived == count
     assert sum(p.numel() for p in model.parameters()) == count
 

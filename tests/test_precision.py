@@ -62,7 +62,9 @@ def test_bf16_weight_gradients_of_a_batch_of_two_on_two_threads_do_not_crash():
 
     run = subprocess.run(
         [sys.executable, "-c", WEIGHT_GRADIENT, "guarded"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={k: v for k, v in os.environ.items() if "MAX_CPU_ISA" not in k},
     )
     assert run.returncode == 0, run.stderr[-2000:]

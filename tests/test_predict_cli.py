@@ -36,8 +36,20 @@ def run_cli(capsys, *args):
 def test_cli_writes_a_prediction_store(inputs, tmp_path, capsys):
     checkpoint, sample = inputs
     out = tmp_path / "pred.zarr"
-    code, err = run_cli(capsys, checkpoint, sample, out, "--block-shape", 1, 1, 1,
-                        "--dtype", "float16", "--device", "cpu")
+    code, err = run_cli(
+        capsys,
+        checkpoint,
+        sample,
+        out,
+        "--block-shape",
+        1,
+        1,
+        1,
+        "--dtype",
+        "float16",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert open_array(out, "post_indicator").dtype == np.float16
     assert open_array(out, "partner_vectors").shape == (3, 13, 30, 34)
@@ -93,8 +105,13 @@ def test_bad_checkpoints_are_one_line_errors(inputs, tmp_path, capsys, make_bad,
 def test_sample_without_raw(inputs, tmp_path, capsys):
     checkpoint, _ = inputs
     sample = tmp_path / "noraw.zarr"
-    write_volume(zarr.open_group(str(sample), mode="w"), "neuron_ids",
-                 np.zeros((4, 4, 4), np.uint64), (4, 2, 2), (0, 0, 0))
+    write_volume(
+        zarr.open_group(str(sample), mode="w"),
+        "neuron_ids",
+        np.zeros((4, 4, 4), np.uint64),
+        (4, 2, 2),
+        (0, 0, 0),
+    )
     out = tmp_path / "pred.zarr"
     code, err = run_cli(capsys, checkpoint, sample, out)
     assert code == 1 and err == f"synful: error: {sample}: missing array raw"
@@ -107,8 +124,10 @@ def test_wrong_voxel_size(inputs, tmp_path, capsys):
     out = tmp_path / "pred.zarr"
     code, err = run_cli(capsys, checkpoint, sample, out)
     assert code == 1
-    assert err == (f"synful: error: {sample}: raw voxel size [40, 4, 4] nm differs from the "
-                   "network's [4, 2, 2] nm")
+    assert err == (
+        f"synful: error: {sample}: raw voxel size [40, 4, 4] nm differs from the "
+        "network's [4, 2, 2] nm"
+    )
     assert not out.exists() and not partial_path(out).exists()
 
 

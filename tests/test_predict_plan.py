@@ -105,7 +105,9 @@ def test_chunks_and_shards_equal_the_write_block():
 def test_store_layout_follows_the_contract(net, tmp_path):
     model, setup = net
     plan = plan_prediction(model, setup, RAW_ROI, block_shape=(1, 1, 1))
-    create_prediction_store(tmp_path / "p.zarr", plan, ("post_indicator", "partner_vectors"), "uint8")
+    create_prediction_store(
+        tmp_path / "p.zarr", plan, ("post_indicator", "partner_vectors"), "uint8"
+    )
     group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
     mask, vectors = group["post_indicator"], group["partner_vectors"]
     assert mask.shape == (13, 30, 34) and vectors.shape == (3, 13, 30, 34)

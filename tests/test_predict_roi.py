@@ -129,16 +129,22 @@ def run_cli(capsys, *args):
 
 
 @pytest.mark.parametrize("roi", ["masks/validation", "20:36,18:32,22:36"])
-def test_cli_predicts_the_mask_box_grown_to_the_block_grid(checkpoint, store, tmp_path, capsys, roi):
+def test_cli_predicts_the_mask_box_grown_to_the_block_grid(
+    checkpoint, store, tmp_path, capsys, roi
+):
     out = tmp_path / "pred.zarr"
     code, err = run_cli(capsys, checkpoint, store, out, "--roi", roi, "--block-shape", 1, 1, 1)
     assert code == 0, err
     assert open_array(out, "post_indicator").roi == MASK_BLOCKS
 
 
-@pytest.mark.parametrize("mask, problem", [(None, "no such mask array"),
-                                           (np.zeros(LABELS_SHAPE, np.uint8),
-                                            "the mask is empty: no region to predict")])
+@pytest.mark.parametrize(
+    "mask, problem",
+    [
+        (None, "no such mask array"),
+        (np.zeros(LABELS_SHAPE, np.uint8), "the mask is empty: no region to predict"),
+    ],
+)
 def test_cli_missing_or_empty_mask_is_a_one_line_error(checkpoint, tmp_path, capsys, mask, problem):
     sample = make_store(tmp_path / "sample.zarr", mask)
     out = tmp_path / "pred.zarr"

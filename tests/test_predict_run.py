@@ -71,8 +71,16 @@ def test_result_does_not_depend_on_blocks_or_workers(
     """One network output per block on 2 workers (threads, processes) equals default blocks."""
     checkpoint, sample, *_ = inputs
     out = tmp_path / "pred.zarr"
-    predict(checkpoint, sample, out, block_shape=block_shape, workers=workers,
-            scheduler=scheduler, dtype="float32", progress=False)
+    predict(
+        checkpoint,
+        sample,
+        out,
+        block_shape=block_shape,
+        workers=workers,
+        scheduler=scheduler,
+        dtype="float32",
+        progress=False,
+    )
     # float32 sums in another order (thread count, conv algorithm): agree to rounding error
     np.testing.assert_allclose(
         read(out, "post_indicator"), read(reference, "post_indicator"), rtol=0, atol=1e-5
@@ -95,7 +103,9 @@ def test_uint8_output_is_the_quantised_float_output(inputs, tmp_path):
     assert vectors.dtype == np.int8 and scale(vectors) == 0.25
     assert mask.offset == RAW_OFFSET and mask.voxel_size == VOXEL
     expected_mask = read(reference, "post_indicator")
-    np.testing.assert_array_equal(zarr_array.read(mask), np.rint(expected_mask * 255).astype(np.uint8))
+    np.testing.assert_array_equal(
+        zarr_array.read(mask), np.rint(expected_mask * 255).astype(np.uint8)
+    )
     expected_vectors = np.clip(np.rint(read(reference, "partner_vectors") * 0.25), -128, 127)
     np.testing.assert_array_equal(zarr_array.read(vectors), expected_vectors.astype(np.int8))
     assert np.isin(zarr_array.read(vectors), [-128, 127]).any()  # clipped at +-512 nm
@@ -108,8 +118,9 @@ def test_roi_predicts_the_same_values_in_a_sub_region(inputs, reference, tmp_pat
     checkpoint, sample, raw, _ = inputs
     out = tmp_path / "pred.zarr"
     roi = Roi(Coordinate(RAW_OFFSET) + Coordinate(30, 2, 2), (4, 4, 4))
-    predict(checkpoint, sample, out, roi=roi, block_shape=(1, 1, 1), dtype="float32",
-            progress=False)
+    predict(
+        checkpoint, sample, out, roi=roi, block_shape=(1, 1, 1), dtype="float32", progress=False
+    )
     part = open_array(out, "post_indicator")
     # grown to the block (6, 20, 20) voxels = (24, 40, 40) nm containing it
     assert part.roi == Roi(Coordinate(RAW_OFFSET) + Coordinate(24, 0, 0), (24, 40, 40))
@@ -139,8 +150,9 @@ class CrashAfter(PredictBlock):
         CrashAfter.calls.append(block.block_id)
 
 
-def test_a_failed_run_resumes_without_redoing_finished_blocks(inputs, reference, tmp_path,
-                                                              monkeypatch):
+def test_a_failed_run_resumes_without_redoing_finished_blocks(
+    inputs, reference, tmp_path, monkeypatch
+):
     checkpoint, sample, *_ = inputs
     out = tmp_path / "pred.zarr"
     monkeypatch.setattr(predict_volume, "PredictBlock", CrashAfter)
@@ -155,10 +167,12 @@ def test_a_failed_run_resumes_without_redoing_finished_blocks(inputs, reference,
     second = CrashAfter.calls[5:]
     assert sorted(first + second) == list(range(12))  # no block predicted twice
     assert not partial_path(out).exists()
-    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
-                               atol=1e-5)
-    np.testing.assert_allclose(read(out, "partner_vectors"), read(reference, "partner_vectors"),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        read(out, "post_indicator"), read(reference, "post_indicator"), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        read(out, "partner_vectors"), read(reference, "partner_vectors"), atol=2e-3
+    )
 
 
 def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, monkeypatch):
@@ -175,8 +189,11 @@ def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, mo
     with pytest.raises(BlockwiseError):
         predict(own, sample, out, block_shape=(1, 1, 1), progress=False)
     CrashAfter.calls, CrashAfter.limit = [], 10**6
-    with pytest.raises(SynfulError, match=r"partial: holds unfinished work of another run "
-                       r"\(dtype differ\); rerun with --restart to start fresh$"):
+    with pytest.raises(
+        SynfulError,
+        match=r"partial: holds unfinished work of another run "
+        r"\(dtype differ\); rerun with --restart to start fresh$",
+    ):
         predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False)
     with pytest.raises(SynfulError, match=r"\(block_shape differ\)"):
         predict(own, sample, out, block_shape=(12, 40, 40), progress=False)
@@ -184,8 +201,7 @@ def test_a_partial_store_of_another_recipe_is_never_resumed(inputs, tmp_path, mo
     with pytest.raises(SynfulError, match=r"\(checkpoint differ\)"):
         predict(own, sample, out, block_shape=(1, 1, 1), progress=False)
     assert CrashAfter.calls == [] and not out.exists()
-    predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False,
-            restart=True)
+    predict(own, sample, out, block_shape=(1, 1, 1), dtype="float32", progress=False, restart=True)
     assert sorted(CrashAfter.calls) == list(range(12))
     assert open_array(out, "post_indicator").dtype == np.float32
     assert not partial_path(out).exists()
@@ -229,10 +245,18 @@ def test_existing_dask_cluster_by_address(inputs, reference, tmp_path):
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
-        predict(checkpoint, sample, out, block_shape=(1, 1, 1), scheduler=cluster.scheduler_address,
-                dtype="float32", progress=False)
-    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
-                               atol=1e-5)
+        predict(
+            checkpoint,
+            sample,
+            out,
+            block_shape=(1, 1, 1),
+            scheduler=cluster.scheduler_address,
+            dtype="float32",
+            progress=False,
+        )
+    np.testing.assert_allclose(
+        read(out, "post_indicator"), read(reference, "post_indicator"), atol=1e-5
+    )
 
 
 def test_bf16_autocast_runs_and_stays_close(inputs, reference, tmp_path):
@@ -257,19 +281,28 @@ def test_resolve_device():
     assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
-def test_parallel_writes_into_sharded_arrays_lose_nothing(inputs, reference, tmp_path,
-                                                          monkeypatch):
+def test_parallel_writes_into_sharded_arrays_lose_nothing(inputs, reference, tmp_path, monkeypatch):
     """Blocks stored as shards of smaller inner chunks, written by 2 workers at once."""
     import synful.predict.output_store as output_store
 
     monkeypatch.setattr(output_store, "MAX_CHUNK", (2, 4, 4))
     checkpoint, sample, *_ = inputs
     out = tmp_path / "pred.zarr"
-    predict(checkpoint, sample, out, block_shape=(1, 1, 1), workers=2, scheduler="threads",
-            dtype="float32", progress=False)
+    predict(
+        checkpoint,
+        sample,
+        out,
+        block_shape=(1, 1, 1),
+        workers=2,
+        scheduler="threads",
+        dtype="float32",
+        progress=False,
+    )
     array = zarr.open_array(str(out / "post_indicator"), mode="r")
     assert array.shards == (6, 20, 20) and array.chunks == (2, 4, 4)
-    np.testing.assert_allclose(read(out, "post_indicator"), read(reference, "post_indicator"),
-                               atol=1e-5)
-    np.testing.assert_allclose(read(out, "partner_vectors"), read(reference, "partner_vectors"),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        read(out, "post_indicator"), read(reference, "post_indicator"), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        read(out, "partner_vectors"), read(reference, "partner_vectors"), atol=2e-3
+    )

@@ -201,7 +201,8 @@ def test_create_writes_what_the_previous_writer_wrote(tmp_path, values, dtype, c
         assert volume.dtype == stored_dtype(head, dtype)
         assert prediction_store.scale(volume) == head_scale(head, dtype)
         np.testing.assert_array_equal(
-            read_values(volume), decode(encode(head, values[head], dtype), prediction_store.scale(volume))
+            read_values(volume),
+            decode(encode(head, values[head], dtype), prediction_store.scale(volume)),
         )
 
 
@@ -217,7 +218,11 @@ def test_old_test_helper_store_decodes_like_the_new_one(tmp_path, values):
     assert old.post_indicator.attrs["scale"] == 255  # an integer scale attribute opens too
     for head in (POST_INDICATOR, PARTNER_VECTORS):
         a, b = getattr(old, head), getattr(new, head)
-        assert a.roi == b.roi and a.dtype == b.dtype and prediction_store.scale(a) == prediction_store.scale(b)
+        assert (
+            a.roi == b.roi
+            and a.dtype == b.dtype
+            and prediction_store.scale(a) == prediction_store.scale(b)
+        )
         np.testing.assert_array_equal(read(a), read(b))
 
 

@@ -67,7 +67,12 @@ def _schema_properties(section: str) -> dict:
 def _bounds(prop: dict) -> dict:
     """The enum and range of a schema property (of its items for a list)."""
     prop = prop.get("items", prop)
-    keys = {"enum": "choices", "minimum": "minimum", "maximum": "maximum", "exclusiveMinimum": "above"}
+    keys = {
+        "enum": "choices",
+        "minimum": "minimum",
+        "maximum": "maximum",
+        "exclusiveMinimum": "above",
+    }
     return {name: prop[key] for key, name in keys.items() if key in prop}
 
 
@@ -97,7 +102,9 @@ def test_schema_defaults_equal_the_models(section):
         expected = [default] if key in grid else default
         if isinstance(expected, tuple):
             expected = list(expected)
-        assert prop["default"] == expected, f"{section}.{key}: schema {prop['default']!r}, model {default!r}"
+        assert prop["default"] == expected, (
+            f"{section}.{key}: schema {prop['default']!r}, model {default!r}"
+        )
 
 
 @pytest.mark.parametrize("section", sorted(MODELS))
@@ -200,7 +207,10 @@ def test_predict_function_takes_every_setting():
         (["--nms-radius", "0"], "synful: error: --nms-radius: must be positive, got 0"),
         (["--context", "-1"], "synful: error: --context: must be >= 0, got -1"),
         (["--workers", "0"], "synful: error: --workers: must be >= 1, got 0"),
-        (["--split-levels", "0.5", "2"], "synful: error: --split-levels: must lie in [0, 1], got 2"),
+        (
+            ["--split-levels", "0.5", "2"],
+            "synful: error: --split-levels: must lie in [0, 1], got 2",
+        ),
     ],
 )
 def test_extract_errors_name_the_flag(tmp_path, capsys, argv, line):
@@ -212,7 +222,10 @@ def test_extract_errors_name_the_flag(tmp_path, capsys, argv, line):
 @pytest.mark.parametrize(
     "argv, line",
     [
-        (["--matching-threshold", "0"], "synful: error: --matching-threshold: must be positive, got 0"),
+        (
+            ["--matching-threshold", "0"],
+            "synful: error: --matching-threshold: must be positive, got 0",
+        ),
         (["--merge-radius", "-5"], "synful: error: --merge-radius: must be positive, got -5"),
         (["--score-thresholds", "1", "x"], "synful: error: --score-thresholds: not a number: 'x'"),
         (
@@ -226,7 +239,21 @@ def test_evaluate_errors_name_the_flag(tmp_path, capsys, argv, line):
     pred.touch()
     gt.touch()
     argv = [str(tmp_path / a) if a.endswith((".csv", ".zarr")) else a for a in argv]
-    assert cli.main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "m.json"), *argv]) == 1
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--pred",
+                str(pred),
+                "--gt",
+                str(gt),
+                "--out",
+                str(tmp_path / "m.json"),
+                *argv,
+            ]
+        )
+        == 1
+    )
     assert capsys.readouterr().err.strip() == line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.hdf", "pred.parquet"]
 
@@ -236,7 +263,10 @@ def test_evaluate_errors_name_the_flag(tmp_path, capsys, argv, line):
     [
         (["--block-shape", "0", "1", "1"], "synful: error: --block-shape: must be >= 1, got 0"),
         (["--workers", "0"], "synful: error: --workers: must be >= 1, got 0"),
-        (["--device", "tpu"], "synful: error: unknown device 'tpu': expected auto, cpu, cuda or cuda:N"),
+        (
+            ["--device", "tpu"],
+            "synful: error: unknown device 'tpu': expected auto, cpu, cuda or cuda:N",
+        ),
     ],
 )
 def test_predict_errors_name_the_flag(tmp_path, capsys, argv, line):

@@ -99,7 +99,9 @@ def test_the_workflow_script_runs_the_command(tmp_path, monkeypatch, with_test):
     )
     job = SimpleNamespace(output=Outputs(**outputs), params=params, log=[str(tmp_path / "s.log")])
     monkeypatch.syspath_prepend(str(REPO / "workflow_scripts"))
-    runpy.run_path(str(REPO / "workflow_scripts" / "evaluate_all.py"), init_globals={"snakemake": job})
+    runpy.run_path(
+        str(REPO / "workflow_scripts" / "evaluate_all.py"), init_globals={"snakemake": job}
+    )
     direct = tmp_path / "direct"
     write_summary(
         run_list, direct / "s.csv", direct / "f.png", direct / "pr.png",

@@ -123,7 +123,8 @@ def test_test_samples_are_scored_at_the_configuration_chosen_on_validation(tmp_p
     test = [
         keys | {"iteration": 10, "sample": "t1", "group": "clean", "metrics": tmp_path / "a.json"},
         keys | {"iteration": 10, "sample": "t2", "group": "clean", "metrics": tmp_path / "b.json"},
-        keys | {"iteration": 10, "sample": "t3", "group": "defects", "metrics": tmp_path / "c.json"},
+        keys
+        | {"iteration": 10, "sample": "t3", "group": "defects", "metrics": tmp_path / "c.json"},
         keys | {"iteration": 20, "sample": "t1", "group": "clean", "metrics": tmp_path / "c.json"},
     ]
     out = summarize_test(run_list, test, table)
@@ -143,8 +144,12 @@ def test_test_samples_are_scored_at_the_configuration_chosen_on_validation(tmp_p
         summarize_test(run_list, test[3:], summarize_runs(run_list)[0])
     # written beside the summary
     written = write_summary(
-        run_list, tmp_path / "o/s.csv", tmp_path / "o/f.png", tmp_path / "o/pr.png",
-        test_runs=test, test_csv=tmp_path / "o/test.csv",
+        run_list,
+        tmp_path / "o/s.csv",
+        tmp_path / "o/f.png",
+        tmp_path / "o/pr.png",
+        test_runs=test,
+        test_csv=tmp_path / "o/test.csv",
     )
     assert len(written) == 5
     (tmp_path / "o/summary.csv").write_bytes((tmp_path / "o/s.csv").read_bytes())
@@ -154,7 +159,9 @@ def test_test_samples_are_scored_at_the_configuration_chosen_on_validation(tmp_p
     assert "clean (2 samples, 6 true pairs): precision 0.714, recall 0.833, F 0.769" in text
     assert "defects (1 sample, 3 true pairs): precision 0.500, recall 0.333, F 0.400" in text
     pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "o/test.csv"), summarize_test(run_list, test, written), check_dtype=False
+        pd.read_csv(tmp_path / "o/test.csv"),
+        summarize_test(run_list, test, written),
+        check_dtype=False,
     )
 
 

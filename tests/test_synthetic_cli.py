@@ -79,10 +79,27 @@ def test_same_arrays_across_processes_and_thread_counts(tmp_path):
     outs = []
     for threads in ("1", "2"):
         out = tmp_path / f"t{threads}.hdf"
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-               "PYTHONHASHSEED": threads}
-        subprocess.run([sys.executable, "-m", "synful", "--quiet", "synthesize", str(out), "--seed", "9", *ARGS],
-                       check=True, env=env)
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "PYTHONHASHSEED": threads,
+        }
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "synful",
+                "--quiet",
+                "synthesize",
+                str(out),
+                "--seed",
+                "9",
+                *ARGS,
+            ],
+            check=True,
+            env=env,
+        )
         outs.append(read_cremi(out))
     a, b = outs
     assert a.raw.data.tobytes() == b.raw.data.tobytes()

@@ -74,11 +74,20 @@ def test_annotations_inside_cube_on_the_right_neurons(sample):
     assert distance.min() >= low and distance.max() <= high
     # the partner touches the presynaptic neuron next to the post point (synapses only where
     # two neurons touch): within 20 voxels of the post point, in its section
-    for q, a, b in zip(np.floor((post - np.asarray(sample.neuron_ids.offset)) / VOXEL).astype(int),
-                       pre_labels, post_labels):
-        window = sample.neuron_ids.data[q[0], max(q[1] - 20, 0) : q[1] + 21, max(q[2] - 20, 0) : q[2] + 21]
-        touching = ((window[1:] == a) & (window[:-1] == b)) | ((window[1:] == b) & (window[:-1] == a))
-        touching_x = ((window[:, 1:] == a) & (window[:, :-1] == b)) | ((window[:, 1:] == b) & (window[:, :-1] == a))
+    for q, a, b in zip(
+        np.floor((post - np.asarray(sample.neuron_ids.offset)) / VOXEL).astype(int),
+        pre_labels,
+        post_labels,
+    ):
+        window = sample.neuron_ids.data[
+            q[0], max(q[1] - 20, 0) : q[1] + 21, max(q[2] - 20, 0) : q[2] + 21
+        ]
+        touching = ((window[1:] == a) & (window[:-1] == b)) | (
+            (window[1:] == b) & (window[:-1] == a)
+        )
+        touching_x = ((window[:, 1:] == a) & (window[:, :-1] == b)) | (
+            (window[:, 1:] == b) & (window[:, :-1] == a)
+        )
         assert touching.any() or touching_x.any()
     # polyadic: one pre id in several rows, each partner a different neuron
     pre_ids, rows = np.unique(ann.partners[:, 0], return_counts=True)
@@ -104,7 +113,9 @@ def test_tbars_and_psds_are_dark(sample):
 
     def membrane_band_mean(z, y, x):
         window = (z, slice(max(y - 12, 0), y + 13), slice(max(x - 12, 0), x + 13))
-        band = (labels[window] == labels[z, y, x]) & (distance[window] >= 2) & (distance[window] <= 4)
+        band = (
+            (labels[window] == labels[z, y, x]) & (distance[window] >= 2) & (distance[window] <= 4)
+        )
         return cube_raw[window][band].mean() if band.any() else np.nan
 
     posts = np.floor((post - np.asarray(sample.neuron_ids.offset)) / VOXEL).astype(int)

@@ -13,7 +13,9 @@ def test_place_sites_inside_cube_and_in_padding():
     cube = (slice(4, 16), slice(90, 270), slice(90, 270))
     index = neurons.neuron_index(np.random.default_rng(0), shape)
     distance = texture.membrane_distance(index)
-    annotated, padding = synapses.place_sites(np.random.default_rng(1), index, distance, cube, VOXEL, 15.0)
+    annotated, padding = synapses.place_sites(
+        np.random.default_rng(1), index, distance, cube, VOXEL, 15.0
+    )
     assert annotated and padding
     begin = np.array([s.start for s in cube])
     end = np.array([s.stop for s in cube])
@@ -54,13 +56,18 @@ def test_render_site_darkens_tbar_and_partner_membranes():
     index = neurons.neuron_index(np.random.default_rng(3), shape)
     distance = texture.membrane_distance(index)
     cube = (slice(2, 10), slice(30, 170), slice(30, 170))
-    annotated, _ = synapses.place_sites(np.random.default_rng(4), index, distance, cube, VOXEL, 30.0)
+    annotated, _ = synapses.place_sites(
+        np.random.default_rng(4), index, distance, cube, VOXEL, 30.0
+    )
     site = annotated[0]
     darkness = np.zeros(shape, np.float32)
     synapses.render_site(np.random.default_rng(5), darkness, index, site)
     z = site.pre[0]
     tbar = np.rint(site.foot + 7 * site.normal).astype(int)
-    assert darkness[z, tbar[0] - 3 : tbar[0] + 4, tbar[1] - 3 : tbar[1] + 4].max() >= synapses.TBAR_DARKNESS * 0.9
+    assert (
+        darkness[z, tbar[0] - 3 : tbar[0] + 4, tbar[1] - 3 : tbar[1] + 4].max()
+        >= synapses.TBAR_DARKNESS * 0.9
+    )
     for post, neuron in zip(site.posts, site.post_neurons):
         zz, y, x = post
         window = (zz, slice(max(y - 20, 0), y + 21), slice(max(x - 20, 0), x + 21))
@@ -85,5 +92,7 @@ def test_post_point_faces_the_middle_of_its_contact():
     y, x = synapses._facing_contact_middle(allowed, partner, to_pre, lateral, foot)
     assert y == 26 and x in (34, 35)
     # a partner not touching here: the point nearest the foot
-    y, x = synapses._facing_contact_middle(allowed, partner, np.full(section.shape, 5.0), lateral, foot)
+    y, x = synapses._facing_contact_middle(
+        allowed, partner, np.full(section.shape, 5.0), lateral, foot
+    )
     assert (y, x) == (26, 30)

@@ -61,8 +61,13 @@ def _conv_pass(x, kernel_sizes, num_fmaps, name, activation=True):
     # funlib unet.py conv_pass: one valid conv3d per kernel, named <name>_<i>
     for i, kernel in enumerate(kernel_sizes):
         x = v1.layers.conv3d(
-            x, filters=num_fmaps, kernel_size=kernel, padding="valid", data_format="channels_first",
-            activation=tf.nn.relu if activation else None, name=f"{name}_{i}",
+            x,
+            filters=num_fmaps,
+            kernel_size=kernel,
+            padding="valid",
+            data_format="channels_first",
+            activation=tf.nn.relu if activation else None,
+            name=f"{name}_{i}",
         )
     return x
 
@@ -81,16 +86,25 @@ def _unet(x, num_fmaps, inc, factors, num_heads, layer=0):
     if layer == len(factors):
         return [left] * num_heads
     down = v1.layers.max_pooling3d(
-        left, pool_size=factors[layer], strides=factors[layer], padding="valid",
-        data_format="channels_first", name=f"unet_down_{layer}_to_{layer + 1}",
+        left,
+        pool_size=factors[layer],
+        strides=factors[layer],
+        padding="valid",
+        data_format="channels_first",
+        name=f"unet_down_{layer}_to_{layer + 1}",
     )
     below = _unet(down, num_fmaps * inc, inc, factors, num_heads, layer + 1)
     outs = []
     for head, g_out in enumerate(below):
         with v1.variable_scope(f"decoder_{head}_layer_{layer}"):
             up = v1.layers.conv3d_transpose(
-                g_out, filters=num_fmaps, kernel_size=factors[layer], strides=factors[layer],
-                padding="valid", data_format="channels_first", activation=tf.nn.relu,
+                g_out,
+                filters=num_fmaps,
+                kernel_size=factors[layer],
+                strides=factors[layer],
+                padding="valid",
+                data_format="channels_first",
+                activation=tf.nn.relu,
                 name=f"unet_up_{layer + 1}_to_{layer}",
             )
             joined = tf.concat([_crop(left, up.get_shape().as_list()), up], 1)
@@ -98,8 +112,9 @@ def _unet(x, num_fmaps, inc, factors, num_heads, layer=0):
     return outs
 
 
-def build_original(tmp, *, network, factors, fmap_num, inc, mask_loss, outputs, input_shape, seed,
-                   extra_saves=()):
+def build_original(
+    tmp, *, network, factors, fmap_num, inc, mask_loss, outputs, input_shape, seed, extra_saves=()
+):
     """Build, train 3 Adam steps, save as ``tmp/train_net_checkpoint_<it>`` and run TF's
     forward on a random input. Returns (prefix, input, {tensor: output}, variable names)."""
     rng = np.random.default_rng(seed)
@@ -130,24 +145,34 @@ def build_original(tmp, *, network, factors, fmap_num, inc, mask_loss, outputs, 
         d_scale = 1.0 if "pred_partner_vectors" in outputs else 0.0
         iteration = tf.Variable(1.0, name="training_iteration", trainable=False)
         loss = m_scale * mask_term + d_scale * vector_loss
-        optimizer = v1.train.AdamOptimizer(learning_rate=1e-3, beta1=0.95, beta2=0.999, epsilon=1e-8)
+        optimizer = v1.train.AdamOptimizer(
+            learning_rate=1e-3, beta1=0.95, beta2=0.999, epsilon=1e-8
+        )
         train = optimizer.apply_gradients(optimizer.compute_gradients(loss), global_step=iteration)
         model_vars = v1.global_variables()
-        extra = v1.Variable(np.zeros((2, 2), np.float32), name="extra_layer/kernel", trainable=False)
+        extra = v1.Variable(
+            np.zeros((2, 2), np.float32), name="extra_layer/kernel", trainable=False
+        )
         config = v1.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=1)
         with v1.Session(graph=graph, config=config) as sess:
             sess.run(v1.global_variables_initializer())
             for _ in range(3):
-                sess.run(train, {
-                    raw: rng.uniform(-1, 1, input_shape).astype(np.float32),
-                    gt_vectors: rng.normal(0, 50, (3, *out_shape)).astype(np.float32),
-                    gt_indicator: (rng.uniform(size=out_shape) < 0.3).astype(np.float32),
-                })
+                sess.run(
+                    train,
+                    {
+                        raw: rng.uniform(-1, 1, input_shape).astype(np.float32),
+                        gt_vectors: rng.normal(0, 50, (3, *out_shape)).astype(np.float32),
+                        gt_indicator: (rng.uniform(size=out_shape) < 0.3).astype(np.float32),
+                    },
+                )
             for var in v1.trainable_variables():  # make every bias matter
                 if var.op.name.endswith("/bias"):
                     var.load(rng.uniform(-0.05, 0.05, var.shape).astype(np.float32), sess)
             # widen the heads to the ranges of a trained network (tens of nm, probabilities 0..1)
-            for name, factor in (("partner_vector_0/kernel", 300.0), ("syn_indicator_0/kernel", 20.0)):
+            for name, factor in (
+                ("partner_vector_0/kernel", 300.0),
+                ("syn_indicator_0/kernel", 20.0),
+            ):
                 var = next(v for v in model_vars if v.op.name == name)
                 var.load(sess.run(var) * factor, sess)
             step = int(sess.run(iteration))
@@ -162,15 +187,25 @@ def build_original(tmp, *, network, factors, fmap_num, inc, mask_loss, outputs, 
                     var_list[name] = extra
                 elif kind == "shape":
                     var_list[name] = extra
-                v1.train.Saver(var_list=var_list).save(sess, str(tmp / kind / f"train_net_checkpoint_{step}"),
-                                                      write_meta_graph=False)
+                v1.train.Saver(var_list=var_list).save(
+                    sess, str(tmp / kind / f"train_net_checkpoint_{step}"), write_meta_graph=False
+                )
             x = rng.uniform(-1, 1, input_shape).astype(np.float32)
-            values = sess.run({"pred_syn_indicator": pred_indicator, "pred_syn_indicator_out": indicator_out,
-                               "pred_partner_vectors": pred_vectors}, {raw: x})
+            values = sess.run(
+                {
+                    "pred_syn_indicator": pred_indicator,
+                    "pred_syn_indicator_out": indicator_out,
+                    "pred_partner_vectors": pred_vectors,
+                },
+                {raw: x},
+            )
         net_config = {
-            "raw": raw.name, "pred_partner_vectors": pred_vectors.name,
-            "pred_syn_indicator": pred_indicator.name, "pred_syn_indicator_out": indicator_out.name,
-            "input_shape": list(input_shape), "output_shape": list(out_shape),
+            "raw": raw.name,
+            "pred_partner_vectors": pred_vectors.name,
+            "pred_syn_indicator": pred_indicator.name,
+            "pred_syn_indicator_out": indicator_out.name,
+            "input_shape": list(input_shape),
+            "output_shape": list(out_shape),
             "outputs": {k: {} for k in outputs},
         }
     (tmp / "train_net_config.json").write_text(json.dumps(net_config))
@@ -216,30 +251,54 @@ def import_tf(*args):
 # --- the two configurations ------------------------------------------------------------------
 
 MULTI_TASK = dict(  # like p_setup45: MT2 (dh_unet), MSE mask, both heads
-    network="dh_unet", factors=[[1, 2, 2], [2, 2, 2]], fmap_num=3, inc=2, mask_loss="mse",
-    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=1,
+    network="dh_unet",
+    factors=[[1, 2, 2], [2, 2, 2]],
+    fmap_num=3,
+    inc=2,
+    mask_loss="mse",
+    outputs=["pred_syn_indicator_out", "pred_partner_vectors"],
+    seed=1,
 )
-MASK_ONLY = dict(  # like p_setup52: vanilla, CE, mask head only (the vector head is built but dropped)
-    network="vanilla", factors=[[1, 2, 2], [1, 2, 2], [2, 2, 2]], fmap_num=4, inc=2, mask_loss="ce",
-    outputs=["pred_syn_indicator_out"], seed=2,
+MASK_ONLY = (
+    dict(  # like p_setup52: vanilla, CE, mask head only (the vector head is built but dropped)
+        network="vanilla",
+        factors=[[1, 2, 2], [1, 2, 2], [2, 2, 2]],
+        fmap_num=4,
+        inc=2,
+        mask_loss="ce",
+        outputs=["pred_syn_indicator_out"],
+        seed=2,
+    )
 )
 
 
 def _valid_input(case, minimum):
-    model = build_model({"downsample_factors": case["factors"], "fmap_num": 1, "fmap_inc_factor": 1})
+    model = build_model(
+        {"downsample_factors": case["factors"], "fmap_num": 1, "fmap_inc_factor": 1}
+    )
     return model.valid_input_shape(minimum)
 
 
 PUBLISHED_FACTORS = dict(  # the published models' downsampling, on a narrow network
-    network="vanilla", factors=[[1, 3, 3], [1, 3, 3], [3, 3, 3]], fmap_num=2, inc=2, mask_loss="ce",
-    outputs=["pred_syn_indicator_out", "pred_partner_vectors"], seed=3,
+    network="vanilla",
+    factors=[[1, 3, 3], [1, 3, 3], [3, 3, 3]],
+    fmap_num=2,
+    inc=2,
+    mask_loss="ce",
+    outputs=["pred_syn_indicator_out", "pred_partner_vectors"],
+    seed=3,
 )
 CASES = {
     "multi_task": (MULTI_TASK, (30, 60, 60), []),
-    "mask_only": (MASK_ONLY, (30, 90, 90), [
-        ("missing", "decoder_0_layer_1/unet_layer_1_right_1/bias"), ("extra", "extra_layer/kernel"),
-        ("shape", "unet_layer_2_left_1/bias"),
-    ]),
+    "mask_only": (
+        MASK_ONLY,
+        (30, 90, 90),
+        [
+            ("missing", "decoder_0_layer_1/unet_layer_1_right_1/bias"),
+            ("extra", "extra_layer/kernel"),
+            ("shape", "unet_layer_2_left_1/bias"),
+        ],
+    ),
     "published_factors": (PUBLISHED_FACTORS, (45, 295, 295), []),
 }
 
@@ -255,8 +314,11 @@ def build_many_variables(tmp: Path) -> None:
         for i in range(300):
             dtype = dtypes[i % len(dtypes)]
             shape = [(), (7,), (3, 4), (2, 3, 1, 2, 5)][i % 4]
-            value = (rng.normal(0, 100, shape) if np.issubdtype(dtype, np.floating)
-                     else rng.integers(0, 2 if dtype is np.bool_ else 100, shape)).astype(dtype)
+            value = (
+                rng.normal(0, 100, shape)
+                if np.issubdtype(dtype, np.floating)
+                else rng.integers(0, 2 if dtype is np.bool_ else 100, shape)
+            ).astype(dtype)
             name = f"scope_{i % 7}/layer_{i}/{'long_' * (i % 13)}variable"
             v1.Variable(value, name=name)
             values[name] = value
@@ -278,8 +340,9 @@ def build_all(root: Path) -> None:
     for name, (case, minimum, saves) in CASES.items():
         tmp = root / name
         tmp.mkdir(parents=True)
-        prefix, x, values, names = build_original(tmp, input_shape=_valid_input(case, minimum),
-                                                  extra_saves=saves, **case)
+        prefix, x, values, names = build_original(
+            tmp, input_shape=_valid_input(case, minimum), extra_saves=saves, **case
+        )
         np.save(tmp / "x.npy", x)
         np.savez(tmp / "tf_values.npz", **values)
         (tmp / "built.json").write_text(json.dumps({"prefix": prefix.name, "names": names}))
@@ -290,7 +353,9 @@ def originals(tmp_path_factory):
     if importlib.util.find_spec("tensorflow") is None and not os.environ.get("CI"):
         pytest.skip("TensorFlow is the tf extra: pip install -e .[tf]")
     root = tmp_path_factory.mktemp("tf_originals")
-    done = subprocess.run([sys.executable, __file__, str(root)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, __file__, str(root)], capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     def case(name):
@@ -311,12 +376,16 @@ def test_reader_reads_every_variable(originals):
     assert checkpoint.names() == sorted(expected)
     for name, value in expected.items():
         got = checkpoint.read(name)
-        assert got.dtype == value.dtype and got.shape == value.shape and np.array_equal(got, value), name
+        assert (
+            got.dtype == value.dtype and got.shape == value.shape and np.array_equal(got, value)
+        ), name
     data = checkpoint.index_path.read_bytes()
-    index = data[-sstable.FOOTER_SIZE:]
+    index = data[-sstable.FOOTER_SIZE :]
     _, _, pos = sstable._handle(index, 0)
     offset, size, _ = sstable._handle(index, pos)
-    assert len(list(sstable._entries(sstable._block(data, offset, size)))) > 1  # several data blocks
+    assert (
+        len(list(sstable._entries(sstable._block(data, offset, size)))) > 1
+    )  # several data blocks
 
 
 @pytest.fixture(scope="module")
@@ -376,16 +445,36 @@ def test_mask_only_vanilla_matches_tensorflow_and_predicts(mask_only, tmp_path, 
     sample = tmp_path / "sample.zarr"
     write_volume(zarr.open_group(str(sample), mode="w"), "raw", raw, (40, 4, 4), (0, 0, 0))
     pred = tmp_path / "pred.zarr"
-    assert main(["predict", str(out), str(sample), str(pred), "--dtype", "float32", "--workers", "1",
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out),
+                str(sample),
+                str(pred),
+                "--dtype",
+                "float32",
+                "--workers",
+                "1",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     stored = np.asarray(read(open_array(pred, "post_indicator")))
     shape = tuple(int(s) for s in setup["input_shape"])
     context = model.context(shape)
     grid = model.output_grid
-    begin = [-(-c // g) * g for c, g in zip(context, grid)]  # first grid-aligned output voxel >= context
+    begin = [
+        -(-c // g) * g for c, g in zip(context, grid)
+    ]  # first grid-aligned output voxel >= context
     window = raw[tuple(slice(b - c, b - c + s) for b, c, s in zip(begin, context, shape))]
     with torch.no_grad():
-        expected = model.mask_probability(model(torch.from_numpy(normalize_raw(window))[None, None])["post_indicator"])
+        expected = model.mask_probability(
+            model(torch.from_numpy(normalize_raw(window))[None, None])["post_indicator"]
+        )
     expected = expected[0, 0].numpy()
     got = stored[tuple(slice(b, b + e) for b, e in zip(begin, expected.shape))]
     assert got.shape == expected.shape
@@ -445,7 +534,6 @@ def test_corrupt_data_is_an_error(mask_only, tmp_path, capsys):
     assert not (tmp_path / "out.pt").exists()
 
 
-
 def _original_forward(model, x):
     """The imported network run with the original's cropping (funlib unet.py: the skip is
     centre-cropped to the upsampled map, nothing else is cropped), from synful's modules."""
@@ -453,8 +541,11 @@ def _original_forward(model, x):
         features = original_unet_features(model.unet, torch.from_numpy(x)[None, None])
         vectors = model.vector_head(features[0])[0].numpy() / model.d_scale
         indicator = model.mask_head(features[-1])[0, 0]
-    return {"pred_syn_indicator": indicator.numpy(), "probability": model.mask_probability(indicator).numpy(),
-            "pred_partner_vectors": vectors}
+    return {
+        "pred_syn_indicator": indicator.numpy(),
+        "probability": model.mask_probability(indicator).numpy(),
+        "pred_partner_vectors": vectors,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -497,9 +588,11 @@ def test_published_downsampling_matches_tensorflow(published_factors):
     legacy.load_state_dict(model.state_dict())
     with torch.no_grad():
         output = legacy(torch.from_numpy(x)[None, None])
-    shifted = {"pred_syn_indicator": output["post_indicator"][0, 0].numpy(),
-               "probability": legacy.mask_probability(output["post_indicator"][0, 0]).numpy(),
-               "pred_partner_vectors": output["partner_vectors"][0].numpy()}
+    shifted = {
+        "pred_syn_indicator": output["post_indicator"][0, 0].numpy(),
+        "probability": legacy.mask_probability(output["post_indicator"][0, 0]).numpy(),
+        "pred_partner_vectors": output["partner_vectors"][0].numpy(),
+    }
     legacy_diffs = compare(tf_values, shifted, "ce")
     print("published downsampling, centre_crop alignment: max abs differences", legacy_diffs)
     assert legacy_diffs["vectors_nm"] > 100 * VECTOR_TOLERANCE_NM

@@ -48,12 +48,18 @@ def test_transform_maps_points_like_arrays():
     rng = np.random.default_rng(0)
     for _ in range(4):
         transform = sample_transform(
-            rng, (12, 48, 48), VS, ElasticSettings(prob_slip=0.3, prob_shift=0.3, jitter_sigma=[0.5, 2, 2]), SimpleSettings()
+            rng,
+            (12, 48, 48),
+            VS,
+            ElasticSettings(prob_slip=0.3, prob_shift=0.3, jitter_sigma=[0.5, 2, 2]),
+            SimpleSettings(),
         )
         field = transform.source_coordinates()
         targets = np.stack([rng.integers(0, n, 40) for n in (12, 48, 48)], axis=1)
         sources = transform.to_source(targets)
-        np.testing.assert_allclose(sources, field[:, targets[:, 0], targets[:, 1], targets[:, 2]].T, atol=1e-4)
+        np.testing.assert_allclose(
+            sources, field[:, targets[:, 0], targets[:, 1], targets[:, 2]].T, atol=1e-4
+        )
         np.testing.assert_allclose(transform.to_target(sources), targets, atol=1e-4)
 
 
@@ -62,15 +68,27 @@ def test_identity_transform_reads_the_window_unchanged(store):
     setup = quiet_setup()
     input_shape, output_shape = shapes(setup)
     sample = open_training_sample(path, setup.voxel_size)
-    roi = Roi(Coordinate(data["offset"]) + Coordinate((80, 40, 40)), Coordinate(output_shape) * Coordinate(VS))
-    out = render_sample(np.random.default_rng(0), sample, roi, SpatialTransform(input_shape, VS), setup, input_shape, output_shape)
+    roi = Roi(
+        Coordinate(data["offset"]) + Coordinate((80, 40, 40)),
+        Coordinate(output_shape) * Coordinate(VS),
+    )
+    out = render_sample(
+        np.random.default_rng(0),
+        sample,
+        roi,
+        SpatialTransform(input_shape, VS),
+        setup,
+        input_shape,
+        output_shape,
+    )
     context = (np.asarray(input_shape) - output_shape) // 2
     begin = (np.asarray(roi.begin) // VS) - context
     expected = data["raw"][tuple(slice(b, b + s) for b, s in zip(begin, input_shape))]
     np.testing.assert_allclose(out["raw"][0], expected / 255 * 2 - 1, atol=1e-6)
     label_begin = (np.asarray(roi.begin) - data["offset"]) // VS
     np.testing.assert_array_equal(
-        out["neuron_ids"], data["labels"][tuple(slice(b, b + s) for b, s in zip(label_begin, output_shape))]
+        out["neuron_ids"],
+        data["labels"][tuple(slice(b, b + s) for b, s in zip(label_begin, output_shape))],
     )
 
 
@@ -96,15 +114,26 @@ def test_mirrored_batch_has_mirrored_targets(store):
     begin = np.clip(begin, 0, np.asarray(data["labels"].shape) - output_shape)
     roi = Roi(Coordinate(begin * VS + data["offset"]), Coordinate(output_shape) * Coordinate(VS))
     rng = np.random.default_rng(0)
-    plain = render_sample(rng, sample, roi, SpatialTransform(input_shape, VS), setup, input_shape, output_shape)
+    plain = render_sample(
+        rng, sample, roi, SpatialTransform(input_shape, VS), setup, input_shape, output_shape
+    )
     assert plain["post_indicator"].sum() > 0 and plain["vector_mask"].sum() > 0
-    for mirror, transpose in [((False, True), False), ((True, False), False), ((False, False), True), ((True, True), True)]:
+    for mirror, transpose in [
+        ((False, True), False),
+        ((True, False), False),
+        ((False, False), True),
+        ((True, True), True),
+    ]:
         transform = SpatialTransform(input_shape, VS, mirror=mirror, transpose=transpose)
         moved = render_sample(rng, sample, roi, transform, setup, input_shape, output_shape)
 
-        np.testing.assert_allclose(moved["raw"], reorder(mirror, transpose, plain["raw"]), atol=1e-6)
+        np.testing.assert_allclose(
+            moved["raw"], reorder(mirror, transpose, plain["raw"]), atol=1e-6
+        )
         for key in ("post_indicator", "vector_mask", "neuron_ids"):
-            np.testing.assert_array_equal(moved[key], reorder(mirror, transpose, plain[key]), err_msg=key)
+            np.testing.assert_array_equal(
+                moved[key], reorder(mirror, transpose, plain[key]), err_msg=key
+            )
         vectors = reorder(mirror, transpose, plain["partner_vectors"]).copy()
         if transpose:
             vectors[[1, 2]] = vectors[[2, 1]]
@@ -146,7 +175,15 @@ def test_input_beyond_raw_is_zero_padded(tmp_path):
     input_shape, output_shape = shapes(setup)
     sample = open_training_sample(path, setup.voxel_size)
     roi = Roi(sample.region.begin, Coordinate(output_shape) * Coordinate(VS))
-    out = render_sample(np.random.default_rng(0), sample, roi, SpatialTransform(input_shape, VS), setup, input_shape, output_shape)
+    out = render_sample(
+        np.random.default_rng(0),
+        sample,
+        roi,
+        SpatialTransform(input_shape, VS),
+        setup,
+        input_shape,
+        output_shape,
+    )
     context = (np.asarray(input_shape) - output_shape) // 2
     assert np.all(out["raw"][0, : context[0]] == -1.0)
     assert np.all(out["raw"][0, :, : context[1]] == -1.0)
@@ -163,7 +200,9 @@ def test_windows_lie_inside_the_region_and_reject_forces_synapses(store):
         roi = choose_output_window(rng, sample, output_shape, 1.0)
         assert sample.region.contains(roi)
         assert (np.asarray(roi.begin) - data["offset"]) % np.asarray(VS) == pytest.approx(0)
-        inside = np.all((data["post"] >= np.asarray(roi.begin)) & (data["post"] < np.asarray(roi.end)), axis=1)
+        inside = np.all(
+            (data["post"] >= np.asarray(roi.begin)) & (data["post"] < np.asarray(roi.end)), axis=1
+        )
         assert inside.any()
 
 
@@ -199,7 +238,9 @@ def test_region_smaller_than_the_window(tmp_path):
     _, output_shape = shapes(setup)
     big = tuple(o * 4 for o in output_shape)
     with pytest.raises(SynfulError, match="smaller than the network output window"):
-        choose_output_window(np.random.default_rng(0), open_training_sample(path, setup.voxel_size), big, 0.5)
+        choose_output_window(
+            np.random.default_rng(0), open_training_sample(path, setup.voxel_size), big, 0.5
+        )
 
 
 def test_store_problems_are_synful_errors(tmp_path):
@@ -243,8 +284,22 @@ def test_arrays_in_memory_give_the_same_batches(tmp_path):
     assert all(isinstance(storage(v), np.ndarray) for v in (loaded.raw, loaded.labels))
     assert not isinstance(storage(on_disk.raw), np.ndarray)
     for iteration in range(1, 4):
-        a = make_batch(np.random.default_rng([0, iteration]), [on_disk], setup, input_shape, output_shape, iteration)
-        b = make_batch(np.random.default_rng([0, iteration]), [loaded], setup, input_shape, output_shape, iteration)
+        a = make_batch(
+            np.random.default_rng([0, iteration]),
+            [on_disk],
+            setup,
+            input_shape,
+            output_shape,
+            iteration,
+        )
+        b = make_batch(
+            np.random.default_rng([0, iteration]),
+            [loaded],
+            setup,
+            input_shape,
+            output_shape,
+            iteration,
+        )
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     # arrays above the limit stay on disk
@@ -256,16 +311,25 @@ def test_resampling_matches_scipy_3d():
     rng = np.random.default_rng(3)
     source = rng.random((6, 30, 40)).astype(np.float32)
     labels = rng.integers(1, 2**40, size=(6, 30, 40), dtype=np.uint64)
-    transform = sample_transform(rng, (5, 24, 24), VS, ElasticSettings(jitter_sigma=[0, 2, 2]), SimpleSettings())
+    transform = sample_transform(
+        rng, (5, 24, 24), VS, ElasticSettings(jitter_sigma=[0, 2, 2]), SimpleSettings()
+    )
     transform.section_shifts = rng.uniform(-3, 3, size=(5, 2))
-    planar = transform.source_coordinates() + np.float32(2.5) * np.array([0, 1, 1], np.float32)[:, None, None, None]
+    planar = (
+        transform.source_coordinates()
+        + np.float32(2.5) * np.array([0, 1, 1], np.float32)[:, None, None, None]
+    )
     planar[0] -= 1  # one section reads beyond the source (zeros)
     tilted = planar + rng.uniform(-0.4, 0.4, size=planar.shape).astype(np.float32)
     for coords in (planar, tilted):
         expected = ndimage.map_coordinates(source, coords, order=1, mode="constant", cval=0.0)
-        np.testing.assert_allclose(batch_module._interpolate_linear(source, coords), expected, atol=1e-6)
+        np.testing.assert_allclose(
+            batch_module._interpolate_linear(source, coords), expected, atol=1e-6
+        )
         nearest = np.rint(coords).astype(np.int64)
-        inside = np.all((nearest >= 0) & (nearest < np.array(labels.shape)[:, None, None, None]), axis=0)
+        inside = np.all(
+            (nearest >= 0) & (nearest < np.array(labels.shape)[:, None, None, None]), axis=0
+        )
         expected = np.where(inside, labels[tuple(np.where(inside[None], nearest, 0))], 0)
         np.testing.assert_array_equal(batch_module._lookup_nearest(labels, coords), expected)
     assert not batch_module._interpolate_linear(source, planar)[0].any()
@@ -282,7 +346,9 @@ def test_intensity_and_defects():
     missing = augment_defects(rng, raw, DefectSettings(prob_missing=1.0))
     assert np.all(missing == 0)
     flat = augment_defects(rng, raw, DefectSettings(prob_low_contrast=1.0, contrast_scale=0.0))
-    np.testing.assert_allclose(flat, np.broadcast_to(raw.mean(axis=(1, 2), keepdims=True), raw.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        flat, np.broadcast_to(raw.mean(axis=(1, 2), keepdims=True), raw.shape), atol=1e-6
+    )
     # misaligned: every section moved in-plane by whole voxels (<= 3), the edge repeated
     moved = augment_defects(rng, raw, DefectSettings(prob_misaligned=1.0, max_misaligned=3))
     for z in range(6):
@@ -296,7 +362,8 @@ def test_intensity_and_defects():
     assert not np.array_equal(moved, raw)
     # each kind at its own probability per section
     mixed = augment_defects(
-        np.random.default_rng(1), rng.uniform(0.2, 0.8, (4000, 2, 2)).astype(np.float32),
+        np.random.default_rng(1),
+        rng.uniform(0.2, 0.8, (4000, 2, 2)).astype(np.float32),
         DefectSettings(prob_missing=0.1, prob_low_contrast=0.2, contrast_scale=0.0),
     )
     black = np.all(mixed == 0, axis=(1, 2))
@@ -311,7 +378,9 @@ def test_slips_and_shifts_follow_gunpowder():
     seen_slip = seen_shift = False
     for _ in range(20):
         t = sample_transform(
-            rng, (30, 24, 24), VS,
+            rng,
+            (30, 24, 24),
+            VS,
             ElasticSettings(prob_slip=0.2, prob_shift=0.2, max_misalign=4, jitter_sigma=[0, 0, 0]),
             SimpleSettings(mirror=False, transpose=False),
         )
@@ -347,8 +416,13 @@ def test_bad_defect_settings_are_one_line_errors(extra, problem):
 def test_curriculum_sets_the_balancing_clip_per_iteration(store):
     path, _ = store
     setup = resolve_setup(
-        {**TINY_SETUP, "input_shape": [21, 84, 84], "blob_radius": 12, "reject_probability": 1.0,
-         "curriculum": {"iterations": 10, "clipmin": [0.25, 7e-4]}}
+        {
+            **TINY_SETUP,
+            "input_shape": [21, 84, 84],
+            "blob_radius": 12,
+            "reject_probability": 1.0,
+            "curriculum": {"iterations": 10, "clipmin": [0.25, 7e-4]},
+        }
     )
     input_shape, output_shape = shapes(setup)
     sample = open_training_sample(path, setup.voxel_size)

@@ -15,7 +15,9 @@ from synful.train.dataset import TrainingBatches
 
 def small_net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv3d(1, 3, 1), nn.BatchNorm3d(3), nn.ReLU(), nn.Conv3d(3, 2, 1), nn.BatchNorm3d(2))
+    return nn.Sequential(
+        nn.Conv3d(1, 3, 1), nn.BatchNorm3d(3), nn.ReLU(), nn.Conv3d(3, 2, 1), nn.BatchNorm3d(2)
+    )
 
 
 def test_recompute_gives_the_plain_average_of_the_batch_statistics():
@@ -76,7 +78,10 @@ def test_checkpoint_statistics_are_recomputed_and_survive_resume(tmp_path, store
     train(setup, stores, tmp_path / "a", iterations=4, device="cpu", progress=False)
     train(setup, stores, tmp_path / "b", iterations=2, device="cpu", progress=False)
     train(setup, stores, tmp_path / "b", iterations=4, device="cpu", progress=False)
-    a, b = bn_buffers(tmp_path / "a" / "checkpoint_4.pt"), bn_buffers(tmp_path / "b" / "checkpoint_4.pt")
+    a, b = (
+        bn_buffers(tmp_path / "a" / "checkpoint_4.pt"),
+        bn_buffers(tmp_path / "b" / "checkpoint_4.pt"),
+    )
     assert a.keys() == b.keys() and a
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

@@ -24,7 +24,10 @@ def test_cosine_decays_from_the_peak_to_the_final_fraction():
 
 
 def test_linear_decay_and_warmup():
-    lr = [learning_rate_at(i, 1.0, "linear", warmup=10, final=0.0, max_iteration=110) for i in range(1, 111)]
+    lr = [
+        learning_rate_at(i, 1.0, "linear", warmup=10, final=0.0, max_iteration=110)
+        for i in range(1, 111)
+    ]
     assert lr[:10] == pytest.approx([i / 10 for i in range(1, 11)])  # 0.1 ... 1.0
     assert lr[59] == pytest.approx(0.5)  # iteration 60: half of the decay
     assert lr[-1] == 0.0
@@ -55,8 +58,16 @@ def test_invalid_schedule_settings_name_the_file(tmp_path, text, problem):
 
 def test_setup_schedule_ends_at_max_iteration(tmp_path):
     path = tmp_path / "setup.yaml"
-    path.write_text(yaml.safe_dump({"learning_rate": 1e-3, "lr_schedule": "cosine", "lr_final": 0.01,
-                                    "max_iteration": 2000}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "learning_rate": 1e-3,
+                "lr_schedule": "cosine",
+                "lr_final": 0.01,
+                "max_iteration": 2000,
+            }
+        )
+    )
     setup = load_setup(path)
     assert setup.learning_rate_at(1) == pytest.approx(1e-3, rel=1e-5)
     assert setup.learning_rate_at(2000) == pytest.approx(1e-5)

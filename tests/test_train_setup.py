@@ -39,7 +39,9 @@ def test_typo_gets_a_suggestion(tmp_path):
     with pytest.raises(SynfulError) as info:
         load_setup(path)
     assert str(info.value) == f"{path}: unknown key 'fmap_nu' (did you mean 'fmap_num'?)"
-    with pytest.raises(SynfulError, match=r"unknown key 'elastic.prob_slp' \(did you mean 'elastic.prob_slip'\?\)"):
+    with pytest.raises(
+        SynfulError, match=r"unknown key 'elastic.prob_slp' \(did you mean 'elastic.prob_slip'\?\)"
+    ):
         load_setup(write(tmp_path, "elastic:\n  prob_slp: 0.1\n"))
     with pytest.raises(SynfulError, match="unknown key 'zzz'$"):
         load_setup(write(tmp_path, "zzz: 1\n"))
@@ -81,20 +83,33 @@ def test_yaml_exponent_without_dot_is_a_number():
 
 def test_input_shape_is_rounded_up_to_a_valid_shape():
     setup = resolve_setup({"downsample_factors": [[1, 2, 2]], "input_shape": [10, 30, 31]})
-    assert setup.input_shape == [10, 30, 34] or all(a >= b for a, b in zip(setup.input_shape, [10, 30, 31]))
+    assert setup.input_shape == [10, 30, 34] or all(
+        a >= b for a, b in zip(setup.input_shape, [10, 30, 31])
+    )
     model = build_model(setup.to_dict())
     assert model.valid_input_shape([10, 30, 31]) == tuple(setup.input_shape)
 
 
 def test_predict_input_shape_is_resolved_too():
-    setup = resolve_setup({"downsample_factors": [[1, 2, 2]], "predict_input_shape": [20, 100, 101]})
-    assert setup.predict_input_shape == list(build_model(setup.to_dict()).valid_input_shape([20, 100, 101]))
+    setup = resolve_setup(
+        {"downsample_factors": [[1, 2, 2]], "predict_input_shape": [20, 100, 101]}
+    )
+    assert setup.predict_input_shape == list(
+        build_model(setup.to_dict()).valid_input_shape([20, 100, 101])
+    )
     assert resolve_setup({}).predict_input_shape is None
 
 
 def test_curriculum_schedule():
     setup = resolve_setup(
-        {"reject_probability": 0.5, "curriculum": {"iterations": 100, "reject_probability": [1.0, 0.9], "clipmin": [0.1, 0.001]}}
+        {
+            "reject_probability": 0.5,
+            "curriculum": {
+                "iterations": 100,
+                "reject_probability": [1.0, 0.9],
+                "clipmin": [0.1, 0.001],
+            },
+        }
     )
     assert setup.reject_probability_at(0) == 1.0
     assert setup.reject_probability_at(50) == pytest.approx(0.95)

@@ -24,7 +24,9 @@ def test_train_on_a_synthetic_sample(tmp_path):
     sample = open_training_sample(store, (40, 4, 4))
     assert len(sample.candidates) > 0  # synapses inside the labelled cube
     setup = tmp_path / "setup.yaml"
-    setup.write_text(yaml.safe_dump({**TINY_SETUP, "reject_probability": 1.0, "snapshot_every": 100}))
+    setup.write_text(
+        yaml.safe_dump({**TINY_SETUP, "reject_probability": 1.0, "snapshot_every": 100})
+    )
     last = train(setup, [store], tmp_path / "run", iterations=2, device="cpu", progress=False)
     checkpoint = load_checkpoint(last)
     assert checkpoint.iteration == 2

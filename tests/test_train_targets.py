@@ -22,7 +22,9 @@ def test_indicator_is_clipped_to_the_post_neuron_and_skips_label_zero():
     labels[:, :, 10:] = 2
     labels[:, 0:2, 0:2] = 0
     offset = (1000, 2000, 3000)
-    post = np.array([[1040, 2040, 3038], [1040, 2000, 3000]], dtype=float)  # voxel (1,10,9); (1,0,0) on 0
+    post = np.array(
+        [[1040, 2040, 3038], [1040, 2000, 3000]], dtype=float
+    )  # voxel (1,10,9); (1,0,0) on 0
     mask = post_indicator(post, labels, offset, VS, blob_radius=12)
     expected_ball = ball_offsets(12, VS) + np.array([1, 10, 9])
     in_neuron = [tuple(v) for v in expected_ball if labels[tuple(v)] == 1]

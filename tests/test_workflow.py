@@ -74,22 +74,44 @@ def test_lint_clean():
             # 11 samples (6 for training, 3 validation, 4 held-out test); 1 checkpoint x 7
             # evaluated samples x 3 grid points (split 0.5 and 0.9, CC 0.9)
             "config/config.yaml",
-            {"synthesize": 11, "convert": 11, "masks": 11, "train": 1, "predict": 7, "extract": 21,
-             "evaluate": 21},
+            {
+                "synthesize": 11,
+                "convert": 11,
+                "masks": 11,
+                "train": 1,
+                "predict": 7,
+                "extract": 21,
+                "evaluate": 21,
+            },
         ),
         # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
         # 7 extraction settings x 2 checkpoints x 3 samples, each evaluated with and without
         # seg in one job; the test samples A+, B+, C+ are converted only
         (
             "config/cremi.yaml",
-            {"download": 6, "convert": 6, "masks": 3, "train": 4, "predict": 12, "extract": 42,
-             "evaluate": 42},
+            {
+                "download": 6,
+                "convert": 6,
+                "masks": 3,
+                "train": 4,
+                "predict": 12,
+                "extract": 42,
+                "evaluate": 42,
+            },
         ),
         # the same protocol on the realigned samples: one archive, three members unpacked
         (
             "config/cremi_realigned.yaml",
-            {"download_archive": 1, "unpack": 3, "convert": 3, "masks": 3, "train": 4,
-             "predict": 12, "extract": 42, "evaluate": 42},
+            {
+                "download_archive": 1,
+                "unpack": 3,
+                "convert": 3,
+                "masks": 3,
+                "train": 4,
+                "predict": 12,
+                "extract": 42,
+                "evaluate": 42,
+            },
         ),
     ],
 )
@@ -554,7 +576,9 @@ def check_pairs(tmp_path: Path, config: dict, sample: str) -> None:
         assert not (vector_store / "post_indicator").exists()
         model = f"{entry['mask']}+{entry['vectors']}"
         logs = list((tmp_path / "logs" / "extract" / model / "2").rglob(f"{sample}.log"))
-        assert logs and all(f"--vectors {vector_store.relative_to(tmp_path)}" in log.read_text() for log in logs)
+        assert logs and all(
+            f"--vectors {vector_store.relative_to(tmp_path)}" in log.read_text() for log in logs
+        )
 
 
 @pytest.mark.slow
@@ -564,7 +588,9 @@ def test_demo_config_rehearsal(tmp_path):
     held-out test table at the configuration chosen on validation."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     small = {"shape": [16, 160, 160], "padding": [4, 48, 48]}
-    samples = {name: {"synthetic": small} for name, s in config["samples"].items() if "synthetic" in s}
+    samples = {
+        name: {"synthetic": small} for name, s in config["samples"].items() if "synthetic" in s
+    }
     summary = rehearse(tmp_path, "config/config.yaml", {"samples": samples}, config)
     errors = pd.read_csv(tmp_path / "results" / "errors.csv")
     assert errors["sample"].tolist() == [*config["evaluate"]["samples"], "all"]
@@ -682,8 +708,9 @@ def test_pretrained_networks_are_predicted_not_trained(tmp_path):
 
 def test_pretrained_network_without_the_needed_output_fails_at_load(tmp_path):
     shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
-    write_pretrained(tmp_path / "mask.pt", tmp_path / "config" / "setups" / "tiny.yaml", 10,
-                     d_loss_scale=0.0)
+    write_pretrained(
+        tmp_path / "mask.pt", tmp_path / "config" / "setups" / "tiny.yaml", 10, d_loss_scale=0.0
+    )
     config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
     config["pretrained"] = {"given": {"checkpoint": "mask.pt", "iteration": 10}}
     config["setups"] = ["given"]
@@ -761,7 +788,10 @@ def test_changed_setup_retrains_from_scratch_never_from_an_old_checkpoint(tmp_pa
     assert two in new[3]["lineage"] and two in new[4]["lineage"]
     first = (tmp_path / "logs/train/tiny/checkpoint_2.log").read_text()
     assert "training from scratch" in first and "resuming" not in first
-    assert "removing results/train/tiny/checkpoint_1.pt (made with another recipe: setup key d_blob_radius)" in first
+    assert (
+        "removing results/train/tiny/checkpoint_1.pt (made with another recipe: setup key d_blob_radius)"
+        in first
+    )
     second = (tmp_path / "logs/train/tiny/checkpoint_4.log").read_text()
     assert "removing results/train/tiny/checkpoint_3.pt (made with another recipe" in second
     assert "resuming from results/train/tiny/checkpoint_2.pt" in second

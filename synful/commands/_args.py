@@ -8,7 +8,9 @@ from ..geometry import REGION_NAMES_TEXT, Coordinate, Roi, is_region_name
 
 
 def zyx(parser: argparse.ArgumentParser, flag: str, help: str, default=None, type=int):
-    parser.add_argument(flag, nargs=3, type=type, metavar=("Z", "Y", "X"), default=default, help=help)
+    parser.add_argument(
+        flag, nargs=3, type=type, metavar=("Z", "Y", "X"), default=default, help=help
+    )
 
 
 def positive_int(text: str) -> int:

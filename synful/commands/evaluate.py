@@ -20,7 +20,10 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument(
-        "--pred", required=True, metavar="SYNAPSES", help="predicted pairs (.parquet, .csv or CREMI .hdf)"
+        "--pred",
+        required=True,
+        metavar="SYNAPSES",
+        help="predicted pairs (.parquet, .csv or CREMI .hdf)",
     )
     parser.add_argument(
         "--gt",
@@ -35,9 +38,15 @@ def add_arguments(parser) -> None:
         metavar="STORE.zarr/ARRAY",
         help="evaluate only pairs whose post point lies inside this mask (e.g. X.zarr/masks/validation)",
     )
-    parser.add_argument("--out", required=True, metavar="METRICS.json", help="metrics JSON to write")
-    parser.add_argument("--sweep-csv", default=None, metavar="SWEEP.csv", help="also write the sweep as CSV")
-    parser.add_argument("--plot", default=None, metavar="PR.png", help="also write a precision-recall plot")
+    parser.add_argument(
+        "--out", required=True, metavar="METRICS.json", help="metrics JSON to write"
+    )
+    parser.add_argument(
+        "--sweep-csv", default=None, metavar="SWEEP.csv", help="also write the sweep as CSV"
+    )
+    parser.add_argument(
+        "--plot", default=None, metavar="PR.png", help="also write a precision-recall plot"
+    )
     parser.add_argument(
         "--errors-csv",
         default=None,

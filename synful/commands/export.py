@@ -13,7 +13,9 @@ DESCRIPTION = (
 def add_arguments(parser) -> None:
     from ._args import zyx
 
-    parser.add_argument("synapses", metavar="SYNAPSES", help="synapse table (.parquet, .csv or .hdf)")
+    parser.add_argument(
+        "synapses", metavar="SYNAPSES", help="synapse table (.parquet, .csv or .hdf)"
+    )
     parser.add_argument("out", metavar="OUT.hdf", help="CREMI HDF5 file to write")
     zyx(
         parser,
@@ -34,7 +36,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..export import export_cremi
 
-    count = export_cremi(args.synapses, args.out, offset=args.offset, score_threshold=args.score_threshold)
+    count = export_cremi(
+        args.synapses, args.out, offset=args.offset, score_threshold=args.score_threshold
+    )
     if not args.quiet:
         print(f"wrote {count} synaptic partner pairs to {args.out}")
     return 0

@@ -17,13 +17,18 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument(
-        "prefix", metavar="CHECKPOINT_PREFIX",
+        "prefix",
+        metavar="CHECKPOINT_PREFIX",
         help="TensorFlow checkpoint prefix, e.g. p_setup52/train_net_checkpoint_390000 (or its .index file)",
     )
-    parser.add_argument("setup_dir", metavar="SETUP_DIR", help="directory with train_net_config.json")
+    parser.add_argument(
+        "setup_dir", metavar="SETUP_DIR", help="directory with train_net_config.json"
+    )
     parser.add_argument("out", metavar="OUT.pt", help="synful checkpoint to write")
     parser.add_argument(
-        "--setup-name", default=None, metavar="NAME",
+        "--setup-name",
+        default=None,
+        metavar="NAME",
         help="the setup's name (reads NAME_config.json); None: from the one *_config.json or the directory",
     )
 
@@ -36,7 +41,10 @@ def run(args) -> int:
     from ..tf_import.bundle import checkpoint_prefix
 
     prefix = checkpoint_prefix(args.prefix)
-    inputs = [prefix.with_name(prefix.name + ".index"), *prefix.parent.glob(prefix.name + ".data-*")]
+    inputs = [
+        prefix.with_name(prefix.name + ".index"),
+        *prefix.parent.glob(prefix.name + ".data-*"),
+    ]
     inputs += Path(args.setup_dir).glob("*.json")
     with claim([output(args.out, FILE)], inputs):
         path = import_tf_checkpoint(prefix, args.setup_dir, args.out, setup_name=args.setup_name)

@@ -22,7 +22,8 @@ DESCRIPTION = (
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file written by synful train")
     parser.add_argument(
-        "sample", metavar="RAW",
+        "sample",
+        metavar="RAW",
         help="the raw to predict (uint8, z y x, at the network's voxel size): a sample store "
         "SAMPLE.zarr (its raw); a zarr v2/v3 array CONTAINER.zarr/path/to/raw with voxel_size/"
         "offset (or resolution/offset) attributes; an N5 dataset CONTAINER.n5/path/to/raw with "
@@ -31,7 +32,10 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("out", metavar="OUT.zarr", help="prediction store to write")
     parser.add_argument(
-        "--roi", type=parse_roi, default=None, metavar="ROI",
+        "--roi",
+        type=parse_roi,
+        default=None,
+        metavar="ROI",
         help="region to predict, grown to the block grid: z0:z1,y0:y1,x0:x1 in nm; "
         f"'{RAW_REGION}' (all of raw, the default); '{LABELS_REGION}' (the sample's neuron_ids "
         f"ROI); or '{MASK_REGION_PREFIX}NAME', e.g. {WORKFLOW_REGIONS['validation']} (the "
@@ -41,7 +45,8 @@ def add_arguments(parser) -> None:
     add_options(parser, PredictConfig)
     threads_option(parser)
     parser.add_argument(
-        "--restart", action="store_true",
+        "--restart",
+        action="store_true",
         help="discard the unfinished work of an earlier run (.OUT.zarr.partial) and start fresh; "
         "needed when that run's checkpoint, sample, ROI, blocks or options differ (it is never "
         "resumed then)",

@@ -24,10 +24,16 @@ def add_arguments(parser) -> None:
         "--fscore-plot", required=True, metavar="PLOT.png", help="F-score by iteration plot"
     )
     parser.add_argument(
-        "--pr-plot", required=True, metavar="PLOT.png", help="precision-recall curve of the best run"
+        "--pr-plot",
+        required=True,
+        metavar="PLOT.png",
+        help="precision-recall curve of the best run",
     )
     parser.add_argument(
-        "--errors-csv", default=None, metavar="ERRORS.csv", help="errors of the best configuration by cause"
+        "--errors-csv",
+        default=None,
+        metavar="ERRORS.csv",
+        help="errors of the best configuration by cause",
     )
     parser.add_argument(
         "--error-pairs-csv", default=None, metavar="PAIRS.csv", help="those errors, one per row"
@@ -36,7 +42,10 @@ def add_arguments(parser) -> None:
         "--test-runs", default=None, metavar="TEST.json", help="held-out test runs (a JSON list)"
     )
     parser.add_argument(
-        "--test-csv", default=None, metavar="TEST.csv", help="test table to write (with --test-runs)"
+        "--test-csv",
+        default=None,
+        metavar="TEST.csv",
+        help="test table to write (with --test-runs)",
     )
 
 

@@ -24,11 +24,17 @@ def add_arguments(parser) -> None:
     zyx(parser, "--shape", "labelled cube size in voxels", default=[32, 320, 320])
     zyx(parser, "--padding", "raw context around the cube in voxels, per side", default=[8, 96, 96])
     parser.add_argument(
-        "--missing-sections", type=float, default=0.0, metavar="F",
+        "--missing-sections",
+        type=float,
+        default=0.0,
+        metavar="F",
         help="fraction of raw sections left black",
     )
     parser.add_argument(
-        "--misaligned-sections", type=float, default=0.0, metavar="F",
+        "--misaligned-sections",
+        type=float,
+        default=0.0,
+        metavar="F",
         help="fraction of raw sections shifted in-plane",
     )
     parser.add_argument("--preview", metavar="PNG", help="also draw a few sections with synapses")

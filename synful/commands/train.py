@@ -20,7 +20,9 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("setup", metavar="SETUP.yaml", help="training setup (config/setups/*.yaml)")
-    parser.add_argument("--samples", nargs="+", required=True, metavar="STORE.zarr", help="sample stores")
+    parser.add_argument(
+        "--samples", nargs="+", required=True, metavar="STORE.zarr", help="sample stores"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
         "--iterations",
@@ -29,7 +31,9 @@ def add_arguments(parser) -> None:
         default=argparse.SUPPRESS,
         help="train until iteration N (without it: the setup's max_iteration)",
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train"
+    )
     threads_option(parser)
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
@@ -51,7 +55,15 @@ def run(args) -> int:
     from ..train import train
 
     set_threads(args.threads)
-    path = train(args.setup, args.samples, args.out, iterations=getattr(args, "iterations", None), device=args.device,
-                 progress=not getattr(args, "quiet", False), restart=args.restart, start_from=args.start_from)
+    path = train(
+        args.setup,
+        args.samples,
+        args.out,
+        iterations=getattr(args, "iterations", None),
+        device=args.device,
+        progress=not getattr(args, "quiet", False),
+        restart=args.restart,
+        start_from=args.start_from,
+    )
     print(path)
     return 0

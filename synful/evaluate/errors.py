@@ -489,8 +489,14 @@ def post_indicator_near(
         if not inside.any():
             continue
         seg_values, seg_inside = values_at(
-            segmentation, centres[inside], "floor", offset=seg_offset, voxel_size=seg_voxel_size,
-            outside="fill", fill=0, return_inside=True,
+            segmentation,
+            centres[inside],
+            "floor",
+            offset=seg_offset,
+            voxel_size=seg_voxel_size,
+            outside="fill",
+            fill=0,
+            return_inside=True,
         )
         same = seg_inside & (seg_values.astype(np.uint64) == label)
         if same.any():

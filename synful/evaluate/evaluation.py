@@ -94,7 +94,9 @@ class _Prepared:
         )
 
 
-def evaluate_pairs(pred: pd.DataFrame, pred_labels, gt: pd.DataFrame, gt_labels, **settings) -> dict:
+def evaluate_pairs(
+    pred: pd.DataFrame, pred_labels, gt: pd.DataFrame, gt_labels, **settings
+) -> dict:
     """The metrics dict for labelled predicted and true pairs (synapse tables, absolute nm).
 
     Steps, in the FAFB order: drop same-segment predictions (``filter_same_seg``); per score
@@ -136,7 +138,9 @@ def _metrics(prepared: _Prepared, score_thresholds) -> dict:
     return metrics
 
 
-def error_thresholds(metrics: dict, errors_at: str | None = ErrorSettings.errors_at) -> list[float | None]:
+def error_thresholds(
+    metrics: dict, errors_at: str | None = ErrorSettings.errors_at
+) -> list[float | None]:
     """The score thresholds errors are classified at: the best of the sweep (``best`` or
     ``None``) or every swept one (``sweep``); ``[None]`` (all predictions) without a sweep."""
     if errors_at is not None and errors_at not in ERRORS_AT:
@@ -253,7 +257,9 @@ def _evaluate_files(
     score_thresholds = settings.score_thresholds
     pred = load_predictions(pred_path)
     if score_thresholds is not None and "score" not in pred.columns:
-        raise SynfulError(pred_path, "predictions have no score column, so thresholds cannot be swept")
+        raise SynfulError(
+            pred_path, "predictions have no score column, so thresholds cannot be swept"
+        )
     region = open_region_mask(mask) if mask is not None else None
     store = None
     if errors is not None and errors["predictions"] is not None:
@@ -271,13 +277,17 @@ def _evaluate_files(
             gt_outside = gt_pairs[~inside].reset_index(drop=True)
             gt_pairs = gt_pairs[inside].reset_index(drop=True)
         pred_labels = np.stack(
-            [gt.labels(_locations(pred, PRE), "predicted pre points"),
-             gt.labels(_locations(pred, POST), "predicted post points")],
+            [
+                gt.labels(_locations(pred, PRE), "predicted pre points"),
+                gt.labels(_locations(pred, POST), "predicted post points"),
+            ],
             axis=1,
         )
         gt_labels = np.stack(
-            [gt.labels(_locations(gt_pairs, PRE), "true pre points"),
-             gt.labels(_locations(gt_pairs, POST), "true post points")],
+            [
+                gt.labels(_locations(gt_pairs, PRE), "true pre points"),
+                gt.labels(_locations(gt_pairs, POST), "true post points"),
+            ],
             axis=1,
         )
         indicator_max = None

@@ -111,7 +111,9 @@ def split_mask_path(text: str | os.PathLike) -> tuple[Path, str]:
     parts = Path(text).parts
     stores = [i for i, part in enumerate(parts) if part.endswith(".zarr")]
     if not stores or stores[-1] == len(parts) - 1:
-        raise SynfulError(text, "expected a mask array inside a store, like SAMPLE.zarr/masks/validation")
+        raise SynfulError(
+            text, "expected a mask array inside a store, like SAMPLE.zarr/masks/validation"
+        )
     i = stores[-1]
     return Path(*parts[: i + 1]), "/".join(parts[i + 1 :])
 

@@ -37,8 +37,14 @@ def labels_at_points(
         what: a name for the points, used in the warning.
     """
     values, inside = values_at(
-        segmentation, points, "cremi", offset=offset, voxel_size=voxel_size,
-        outside="fill", fill=OUTSIDE_LABEL, return_inside=True,
+        segmentation,
+        points,
+        "cremi",
+        offset=offset,
+        voxel_size=voxel_size,
+        outside="fill",
+        fill=OUTSIDE_LABEL,
+        return_inside=True,
     )
     outside = int((~inside).sum())
     if outside:

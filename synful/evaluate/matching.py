@@ -128,12 +128,12 @@ def candidate_edges(
         keep = (d_pre <= threshold) & (d_post <= threshold)
         cost = 0.5 * (d_pre + d_post)
     order = np.lexsort((gt_index[keep], pred_index[keep]))
-    return Edges(
-        pred_index[keep][order], gt_index[keep][order], cost[keep][order], n_pred, n_gt
-    )
+    return Edges(pred_index[keep][order], gt_index[keep][order], cost[keep][order], n_pred, n_gt)
 
 
-def solve_matching(edges: Edges, threshold: float = EvaluateSettings.matching_threshold, pred_keep=None) -> Matches:
+def solve_matching(
+    edges: Edges, threshold: float = EvaluateSettings.matching_threshold, pred_keep=None
+) -> Matches:
     """The rule's accepted matches, solved per connected component of the candidate graph.
 
     Args:

@@ -30,7 +30,9 @@ def sweep_table(metrics: dict) -> pd.DataFrame:
     sweep = metrics.get("sweep")
     if sweep is None:
         raise ValueError("the metrics have no score-threshold sweep")
-    return pd.DataFrame([[entry[c] for c in SWEEP_COLUMNS] for entry in sweep], columns=SWEEP_COLUMNS)
+    return pd.DataFrame(
+        [[entry[c] for c in SWEEP_COLUMNS] for entry in sweep], columns=SWEEP_COLUMNS
+    )
 
 
 def write_metrics_json(metrics: dict, path: str | os.PathLike) -> None:
@@ -46,10 +48,14 @@ def write_sweep_csv(metrics: dict, path: str | os.PathLike) -> None:
         table.to_csv(tmp, index=False)
 
 
-def write_precision_recall_plot(metrics: dict, path: str | os.PathLike, title: str | None = None) -> None:
+def write_precision_recall_plot(
+    metrics: dict, path: str | os.PathLike, title: str | None = None
+) -> None:
     """Write the precision-recall plot (PNG, or any format matplotlib knows by suffix), atomically."""
     with atomic_output(path) as tmp:
-        plot_precision_recall(metrics, tmp, title=title, format=Path(path).suffix.lstrip(".") or "png")
+        plot_precision_recall(
+            metrics, tmp, title=title, format=Path(path).suffix.lstrip(".") or "png"
+        )
 
 
 def write_results(
@@ -75,6 +81,8 @@ def write_results(
             table.to_csv(tmp, index=False)
         if plot is not None:
             tmp = stack.enter_context(atomic_output(plot))
-            plot_precision_recall(metrics, tmp, title=title, format=Path(plot).suffix.lstrip(".") or "png")
+            plot_precision_recall(
+                metrics, tmp, title=title, format=Path(plot).suffix.lstrip(".") or "png"
+            )
         tmp = stack.enter_context(atomic_output(out))
         Path(tmp).write_text(metrics_json_text(metrics))

@@ -47,7 +47,9 @@ def plot_precision_recall(
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
-    title = title or f"synaptic partners, matching threshold {metrics['matching_threshold_nm']:g} nm"
+    title = (
+        title or f"synaptic partners, matching threshold {metrics['matching_threshold_nm']:g} nm"
+    )
     axes.set_title(textwrap.fill(title, width=60), fontsize="medium")
     axes.grid(True, alpha=0.3)
     if sweep:

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 COUNT_KEYS = ("tp", "fp", "fn")
-METRIC_KEYS = ("tp", "fp", "fn", "precision", "recall", "fscore", "matching_threshold_nm", "n_gt", "n_pred")
+METRIC_KEYS = (
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "fscore",
+    "matching_threshold_nm",
+    "n_gt",
+    "n_pred",
+)
 
 
 def precision_recall_fscore(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -60,9 +70,13 @@ def best_entry(sweep: Sequence[dict]) -> dict | None:
 def _sum_entries(entries: Sequence[dict], score_threshold: float | None = None) -> dict:
     thresholds = {float(e["matching_threshold_nm"]) for e in entries}
     if len(thresholds) != 1:
-        raise ValueError(f"cannot combine metrics with different matching thresholds {sorted(thresholds)}")
+        raise ValueError(
+            f"cannot combine metrics with different matching thresholds {sorted(thresholds)}"
+        )
     totals = {key: sum(int(e[key]) for e in entries) for key in COUNT_KEYS}
-    return metrics_from_counts(**totals, matching_threshold=thresholds.pop(), score_threshold=score_threshold)
+    return metrics_from_counts(
+        **totals, matching_threshold=thresholds.pop(), score_threshold=score_threshold
+    )
 
 
 def combine_metrics(metrics: Sequence[dict]) -> dict:

@@ -52,6 +52,8 @@ def resolve_thresholds(spec: str | Sequence[float] | None, scores) -> list[float
         return None
     if isinstance(spec, str):
         if spec != AUTO:
-            raise ValueError(f"score thresholds must be a list of numbers or {AUTO!r}, not {spec!r}")
+            raise ValueError(
+                f"score thresholds must be a list of numbers or {AUTO!r}, not {spec!r}"
+            )
         return auto_thresholds(scores)
     return sorted({float(t) for t in spec})

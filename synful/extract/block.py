@@ -46,17 +46,31 @@ def find_candidates(
     """
     if config.mode == "cc":
         return cc_candidates(
-            stored, voxel_size, threshold=config.threshold, score=config.score, scale=scale,
+            stored,
+            voxel_size,
+            threshold=config.threshold,
+            score=config.score,
+            scale=scale,
             location=config.cc_location,
         )
     if config.mode == "split":
         return split_candidates(
-            stored, voxel_size, threshold=config.threshold, levels=config.split_levels,
-            min_voxels=config.min_piece_voxels(voxel_size), score=config.score, scale=scale,
+            stored,
+            voxel_size,
+            threshold=config.threshold,
+            levels=config.split_levels,
+            min_voxels=config.min_piece_voxels(voxel_size),
+            score=config.score,
+            scale=scale,
         )
     return nms_candidates(
-        stored, voxel_size, radius=config.nms_radius, threshold=config.threshold, scale=scale,
-        border=config.nms_border, volume_faces=volume_faces,
+        stored,
+        voxel_size,
+        radius=config.nms_radius,
+        threshold=config.threshold,
+        scale=scale,
+        border=config.nms_border,
+        volume_faces=volume_faces,
     )
 
 
@@ -172,7 +186,8 @@ def extract_block(
         mask.voxel_size,
         config,
         _vector_reader(
-            config, mask.voxel_size,
+            config,
+            mask.voxel_size,
             lambda points: to_values(values_at(mask, points, "floor", outside="fill"), scale(mask)),
             lambda points: read_vectors(predictions.partner_vectors, points),
         ),
@@ -204,11 +219,15 @@ def extract_from_arrays(
 
     def at(array, points: np.ndarray) -> np.ndarray:
         """``array`` (channels first) at world points (floor rule), 0 outside: (N, ...)."""
-        values = values_at(array, points, "floor", offset=offset, voxel_size=voxel_size, outside="fill")
+        values = values_at(
+            array, points, "floor", offset=offset, voxel_size=voxel_size, outside="fill"
+        )
         return values.astype(np.float64)
 
     vectors = np.asarray(vectors)
-    reader = _vector_reader(config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p))
+    reader = _vector_reader(
+        config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p)
+    )
     return assemble_synapses(candidates, roi.begin, roi, voxel_size, config, reader)
 
 

@@ -33,4 +33,3 @@ class Candidates:
     @classmethod
     def empty(cls) -> Candidates:
         return cls(np.zeros((0, 3), np.int64), np.zeros(0, np.float64))
-

@@ -52,7 +52,9 @@ def read_vectors(vectors: Array, post) -> np.ndarray:
     """Partner vectors (N x 3, nm, ``scale`` honoured) at the post locations' voxels."""
     if vectors.channel_dims != 1 or vectors.shape[0] != 3:
         raise ValueError(f"{array_path(vectors)}: expected shape (3, z, y, x)")
-    return to_values(values_at(vectors, post, "floor", outside="fill"), scale(vectors)).astype(np.float64)
+    return to_values(values_at(vectors, post, "floor", outside="fill"), scale(vectors)).astype(
+        np.float64
+    )
 
 
 def averaging_offsets(radius: float, voxel_size: Sequence[float]) -> np.ndarray:
@@ -98,6 +100,8 @@ def averaged_vectors(
     weights = np.asarray(probabilities_at(points), dtype=np.float64).reshape(n, k)
     weights = np.where(weights > threshold, weights, 0.0)
     weights[:, 0] = np.where(weights[:, 0] > 0, weights[:, 0], 1.0)
-    votes = points.reshape(n, k, 3) + np.asarray(vectors_at(points), dtype=np.float64).reshape(n, k, 3)
+    votes = points.reshape(n, k, 3) + np.asarray(vectors_at(points), dtype=np.float64).reshape(
+        n, k, 3
+    )
     mean = np.einsum("nk,nkc->nc", weights, votes) / weights.sum(axis=1, keepdims=True)
     return mean - post

@@ -58,7 +58,9 @@ def split_component(
     return pieces
 
 
-def piece_core(values: np.ndarray, piece: np.ndarray, levels: Sequence[float], min_voxels: int) -> np.ndarray:
+def piece_core(
+    values: np.ndarray, piece: np.ndarray, levels: Sequence[float], min_voxels: int
+) -> np.ndarray:
     """The largest component of ``piece`` above the highest level (``levels`` ascending) where
     it still has ``min_voxels`` voxels (``piece`` itself when no level has)."""
     for level in reversed(levels):

@@ -196,7 +196,9 @@ class CremiFile:
 
     def volume_roi(self, name: str) -> Roi:
         res = Coordinate(_as_int(self.volume_resolution(name)))
-        return Roi(Coordinate(_as_int(self.volume_offset(name))), Coordinate(self.volume_shape(name)) * res)
+        return Roi(
+            Coordinate(_as_int(self.volume_offset(name))), Coordinate(self.volume_shape(name)) * res
+        )
 
     def read_volume(self, name: str, roi: Roi | None = None) -> CremiVolume:
         """Read a whole volume, or the part inside ``roi`` (world nm, voxel-aligned)."""
@@ -257,7 +259,9 @@ class CremiFile:
             targets = group["comments/target_ids"][...].reshape(-1)
             texts = group["comments/comments"][...].reshape(-1)
             comments = {int(t): _decode(c) for t, c in zip(targets, texts)}
-        ann = CremiAnnotations(ids, np.asarray(types, dtype=object), locations, partners, offset, comments)
+        ann = CremiAnnotations(
+            ids, np.asarray(types, dtype=object), locations, partners, offset, comments
+        )
         ann.partner_indices(self.path)  # validates partner ids
         return ann
 
@@ -277,7 +281,9 @@ def read_cremi(path: str | os.PathLike, volumes=("raw", "neuron_ids", "clefts"))
         return sample
 
 
-def write_cremi(path: str | os.PathLike, sample: CremiSample, compression: str | None = "gzip") -> None:
+def write_cremi(
+    path: str | os.PathLike, sample: CremiSample, compression: str | None = "gzip"
+) -> None:
     """Write ``sample`` as a CREMI HDF5 file, atomically (a failure leaves no file)."""
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -309,10 +315,14 @@ def write_annotations(f: h5py.File, ann: CremiAnnotations) -> None:
         group.attrs["offset"] = ann.offset
     group.create_dataset("ids", data=ann.ids.astype(np.uint64))
     group.create_dataset(
-        "types", data=np.asarray([str(t) for t in ann.types], dtype=object), dtype=h5py.string_dtype()
+        "types",
+        data=np.asarray([str(t) for t in ann.types], dtype=object),
+        dtype=h5py.string_dtype(),
     )
     group.create_dataset("locations", data=ann.locations.astype(np.float64).reshape(-1, 3))
-    group.create_dataset("presynaptic_site/partners", data=ann.partners.astype(np.uint64).reshape(-1, 2))
+    group.create_dataset(
+        "presynaptic_site/partners", data=ann.partners.astype(np.uint64).reshape(-1, 2)
+    )
     if ann.comments:
         targets = np.asarray(list(ann.comments.keys()), dtype=np.uint64)
         texts = np.asarray(list(ann.comments.values()), dtype=object)

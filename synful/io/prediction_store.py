@@ -185,7 +185,6 @@ def recorded_recipe(store: str | os.PathLike) -> str | None:
     return recorded.get(RECIPE_KEY) if isinstance(recorded, dict) else None
 
 
-
 @dataclasses.dataclass
 class Predictions:
     """The two arrays of a prediction store.
@@ -210,7 +209,9 @@ def _check_scale(array: Array) -> None:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise SynfulError(array_path(array), f"scale attribute must be a positive number, got {value!r}")
+        raise SynfulError(
+            array_path(array), f"scale attribute must be a positive number, got {value!r}"
+        )
 
 
 def _open_post_indicator(store: Path) -> Array:

@@ -134,11 +134,15 @@ def read_synapses(path: str | os.PathLike) -> pd.DataFrame:
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
         else:
-            raise SynfulError(path, "unknown synapse table format (expected .parquet, .csv or .hdf)")
+            raise SynfulError(
+                path, "unknown synapse table format (expected .parquet, .csv or .hdf)"
+            )
     except SynfulError:
         raise
     except Exception as exc:
-        raise SynfulError(path, f"cannot read synapse table ({type(exc).__name__}: {exc})") from None
+        raise SynfulError(
+            path, f"cannot read synapse table ({type(exc).__name__}: {exc})"
+        ) from None
     return validate_synapses(df, path)
 
 

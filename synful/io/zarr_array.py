@@ -70,7 +70,9 @@ def world_array(data, voxel_size, offset, channels: int = 0, axis_names=None) ->
         axis_names=list(axis_names) if axis_names is not None else metadata["axis_names"],
         units=metadata["units"],
         types=metadata["types"],
-        chunks=tuple(chunks) if isinstance(chunks, tuple) and len(chunks) == len(data.shape) else "auto",
+        chunks=tuple(chunks)
+        if isinstance(chunks, tuple) and len(chunks) == len(data.shape)
+        else "auto",
     )
 
 
@@ -134,12 +136,20 @@ def create_volume(
     return _from_zarr(array, name)
 
 
-def write_volume(group: zarr.Group, name: str, data: np.ndarray, voxel_size, offset, **kwargs) -> Array:
+def write_volume(
+    group: zarr.Group, name: str, data: np.ndarray, voxel_size, offset, **kwargs
+) -> Array:
     """Create ``name`` from an in-memory array and write it."""
     channels = kwargs.pop("channels", 0)
     array = create_volume(
-        group, name, shape=data.shape, dtype=data.dtype, voxel_size=voxel_size, offset=offset,
-        channels=channels, **kwargs,
+        group,
+        name,
+        shape=data.shape,
+        dtype=data.dtype,
+        voxel_size=voxel_size,
+        offset=offset,
+        channels=channels,
+        **kwargs,
     )
     storage(array)[...] = data
     return array

@@ -87,7 +87,9 @@ def build_model(setup: dict) -> SynfulNet:
     mask_head, vector_head = model_heads(setup)
     mask_loss = str(get("mask_loss"))
     if mask_loss not in MASK_ACTIVATION:
-        raise ValueError(f"unknown mask_loss {mask_loss!r}, expected one of {tuple(MASK_ACTIVATION)}")
+        raise ValueError(
+            f"unknown mask_loss {mask_loss!r}, expected one of {tuple(MASK_ACTIVATION)}"
+        )
     return SynfulNet(
         network_type=str(get("network_type")),
         downsample_factors=[[int(f) for f in factor] for factor in get("downsample_factors")],
@@ -96,7 +98,9 @@ def build_model(setup: dict) -> SynfulNet:
         mask_head=mask_head,
         vector_head=vector_head,
         d_scale=float(get("d_scale")),
-        kernel_sizes=None if get("kernel_sizes") is None else [[int(k) for k in kernel] for kernel in get("kernel_sizes")],
+        kernel_sizes=None
+        if get("kernel_sizes") is None
+        else [[int(k) for k in kernel] for kernel in get("kernel_sizes")],
         normalization=str(get("normalization")),
         init=str(get("init")),
         mask_activation=MASK_ACTIVATION[mask_loss],
@@ -106,4 +110,6 @@ def build_model(setup: dict) -> SynfulNet:
 
 def normalize_raw(raw: np.ndarray) -> np.ndarray:
     """uint8 raw -> float32 in [-1, 1] (``raw / 255 * 2 - 1``), as the original network input."""
-    return (np.asarray(raw, dtype=np.float32) / np.float32(255.0)) * np.float32(2.0) - np.float32(1.0)
+    return (np.asarray(raw, dtype=np.float32) / np.float32(255.0)) * np.float32(2.0) - np.float32(
+        1.0
+    )

@@ -103,7 +103,9 @@ class SynfulNet(nn.Module):
     ):
         super().__init__()
         if network_type not in NETWORK_TYPES:
-            raise ValueError(f"unknown network_type {network_type!r}, expected one of {NETWORK_TYPES}")
+            raise ValueError(
+                f"unknown network_type {network_type!r}, expected one of {NETWORK_TYPES}"
+            )
         if not (mask_head or vector_head):
             raise ValueError("the network needs a mask head, a vector head or both")
         if network_type == "dh_unet" and not (mask_head and vector_head):
@@ -113,9 +115,13 @@ class SynfulNet(nn.Module):
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}, expected one of {INITS}")
         if mask_activation not in MASK_ACTIVATIONS:
-            raise ValueError(f"unknown mask_activation {mask_activation!r}, expected one of {MASK_ACTIVATIONS}")
+            raise ValueError(
+                f"unknown mask_activation {mask_activation!r}, expected one of {MASK_ACTIVATIONS}"
+            )
         if skip_alignment not in SKIP_ALIGNMENTS:
-            raise ValueError(f"unknown skip_alignment {skip_alignment!r}, expected one of {SKIP_ALIGNMENTS}")
+            raise ValueError(
+                f"unknown skip_alignment {skip_alignment!r}, expected one of {SKIP_ALIGNMENTS}"
+            )
         self.network_type = network_type
         self.d_scale = float(d_scale)
         self.init = init
@@ -172,7 +178,10 @@ class SynfulNet(nn.Module):
                 the output would not be centred in the input (odd ``input - output``).
         """
         output = unet_output_shape(
-            input_shape, self.unet.downsample_factors, self.unet.kernel_sizes, self.unet.skip_alignment
+            input_shape,
+            self.unet.downsample_factors,
+            self.unet.kernel_sizes,
+            self.unet.skip_alignment,
         )
         if any((int(i) - o) % 2 for i, o in zip(input_shape, output)):
             raise ValueError(
@@ -194,7 +203,10 @@ class SynfulNet(nn.Module):
         (``input - output`` is even), so ``context`` is a whole number of voxels.
         """
         return valid_input_shape(
-            min_input_shape, self.unet.downsample_factors, self.unet.kernel_sizes, self.unet.skip_alignment
+            min_input_shape,
+            self.unet.downsample_factors,
+            self.unet.kernel_sizes,
+            self.unet.skip_alignment,
         )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

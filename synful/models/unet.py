@@ -74,7 +74,9 @@ def level_kernel_sizes(kernel_sizes, levels: int) -> list[tuple[int, int, int]]:
         return [KERNEL_SIZE] * levels
     kernels = [tuple(int(k) for k in kernel) for kernel in kernel_sizes]
     if len(kernels) != levels:
-        raise ValueError(f"kernel_sizes needs one (z, y, x) kernel per level ({levels}), got {len(kernels)}")
+        raise ValueError(
+            f"kernel_sizes needs one (z, y, x) kernel per level ({levels}), got {len(kernels)}"
+        )
     for kernel in kernels:
         if len(kernel) != 3 or min(kernel) < 1 or any(k % 2 == 0 for k in kernel):
             raise ValueError(f"kernel size {list(kernel)} must be 3 odd positive integers")
@@ -94,7 +96,11 @@ def _check_alignment(alignment: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _axis_plan(
-    size: int, factors: tuple[int, ...], crops: tuple[int, ...], kernels: tuple[int, ...], alignment: str
+    size: int,
+    factors: tuple[int, ...],
+    crops: tuple[int, ...],
+    kernels: tuple[int, ...],
+    alignment: str,
 ) -> tuple[int, tuple[tuple[int, int], ...]]:
     """(output size, per level ``(up_begin, skip_begin)``) along one axis; see :func:`crop_plan`."""
     levels = len(factors)
@@ -108,7 +114,9 @@ def _axis_plan(
         if level < levels:
             skip_sizes.append(below)
             if below % factors[level] != 0:
-                raise ValueError(f"a feature map of size {below} cannot be max-pooled by {factors[level]}")
+                raise ValueError(
+                    f"a feature map of size {below} cannot be max-pooled by {factors[level]}"
+                )
             below //= factors[level]
     targets, slack = [0] * levels, [0] * levels
     for level in reversed(range(levels)):
@@ -120,7 +128,9 @@ def _axis_plan(
         below = targets[level] - conv_crops[level]
     output = below
     if alignment == "centre_crop":
-        return output, tuple(((d // 2), (n - t) // 2) for d, n, t in zip(slack, skip_sizes, targets))
+        return output, tuple(
+            ((d // 2), (n - t) // 2) for d, n, t in zip(slack, skip_sizes, targets)
+        )
     # geometric: q = begin of a level's (decoder) output in voxels of that level's input. The
     # upsampled map of level l begins at skip index factor * q_(l+1); cropping it at u_l puts
     # its begin (and the skip's cut) at skip index k_l = factor * q_(l+1) + u_l, and the level's
@@ -134,21 +144,27 @@ def _axis_plan(
     remaining = (size - output) // 2 - base
     reachable = [{0}]  # reachable[l]: the sums of u_j * step_j over the levels j < l
     for level in range(levels):
-        reachable.append({r + u * steps[level] for r in reachable[-1] for u in range(slack[level] + 1)})
+        reachable.append(
+            {r + u * steps[level] for r in reachable[-1] for u in range(slack[level] + 1)}
+        )
     if remaining not in reachable[levels]:
         raise ValueError(
             f"with skip_alignment 'geometric' the output ({output}) cannot be centred in the input ({size})"
         )
     chosen = [0] * levels
     for level in reversed(range(levels)):  # coarse first, each as near its centre as possible
-        options = [u for u in range(slack[level] + 1) if remaining - u * steps[level] in reachable[level]]
+        options = [
+            u for u in range(slack[level] + 1) if remaining - u * steps[level] in reachable[level]
+        ]
         chosen[level] = min(options, key=lambda u: (abs(2 * u - slack[level]), u))
         remaining -= chosen[level] * steps[level]
     plan = [None] * levels
     q = conv_crops[levels] // 2
     for level in reversed(range(levels)):
         skip_begin = factors[level] * q + chosen[level]
-        if not 0 <= skip_begin <= skip_sizes[level] - targets[level]:  # never, if the derivation holds
+        if (
+            not 0 <= skip_begin <= skip_sizes[level] - targets[level]
+        ):  # never, if the derivation holds
             raise ValueError("the skip connection does not cover the upsampled map")
         plan[level] = (chosen[level], skip_begin)
         q = skip_begin + conv_crops[level]
@@ -156,7 +172,9 @@ def _axis_plan(
     return output, tuple(plan)
 
 
-def crop_plan(size: int, factors: Sequence[int], crops=None, kernels=None, alignment: str = "centre_crop"):
+def crop_plan(
+    size: int, factors: Sequence[int], crops=None, kernels=None, alignment: str = "centre_crop"
+):
     """Output size and crop positions along one axis for input ``size``.
 
     Args:
@@ -180,8 +198,13 @@ def crop_plan(size: int, factors: Sequence[int], crops=None, kernels=None, align
         crops = [c[0] for c in crop_factors([(f, 1, 1) for f in factors])]
     if kernels is None:
         kernels = [KERNEL_SIZE[0]] * (len(factors) + 1)
-    return _axis_plan(int(size), factors, tuple(int(c) for c in crops), tuple(int(k) for k in kernels),
-                      _check_alignment(alignment))
+    return _axis_plan(
+        int(size),
+        factors,
+        tuple(int(c) for c in crops),
+        tuple(int(k) for k in kernels),
+        _check_alignment(alignment),
+    )
 
 
 def unet_output_size(
@@ -206,12 +229,16 @@ def _axis_arguments(downsample_factors, kernel_sizes):
     crops = crop_factors(factors)
     kernels = level_kernel_sizes(kernel_sizes, len(factors) + 1)
     return [
-        ([f[axis] for f in factors], [c[axis] for c in crops], [k[axis] for k in kernels]) for axis in range(3)
+        ([f[axis] for f in factors], [c[axis] for c in crops], [k[axis] for k in kernels])
+        for axis in range(3)
     ]
 
 
 def unet_output_shape(
-    input_shape: Sequence[int], downsample_factors, kernel_sizes=None, alignment: str = "centre_crop"
+    input_shape: Sequence[int],
+    downsample_factors,
+    kernel_sizes=None,
+    alignment: str = "centre_crop",
 ) -> tuple[int, ...]:
     """Output shape (voxels) of the U-Net for ``input_shape``, mirroring ``forward``.
 
@@ -228,12 +255,17 @@ def unet_output_shape(
         try:
             out.append(unet_output_size(size, *axis_arguments, alignment=alignment))
         except ValueError as exc:
-            raise ValueError(f"input shape {input_shape} is not valid on axis {axis}: {exc}") from None
+            raise ValueError(
+                f"input shape {input_shape} is not valid on axis {axis}: {exc}"
+            ) from None
     return tuple(out)
 
 
 def valid_input_shape(
-    min_input_shape: Sequence[int], downsample_factors, kernel_sizes=None, alignment: str = "centre_crop"
+    min_input_shape: Sequence[int],
+    downsample_factors,
+    kernel_sizes=None,
+    alignment: str = "centre_crop",
 ) -> tuple[int, ...]:
     """The smallest input shape >= ``min_input_shape`` whose max-pools divide exactly and whose
     output is centred (even ``input - output``; ``geometric``: placed centred) on every axis.
@@ -264,7 +296,12 @@ def valid_input_shape(
 def centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Crop the last three axes of ``x`` to ``shape`` around the centre (floor on the left)."""
     begin = [(s - t) // 2 for s, t in zip(x.shape[-3:], shape)]
-    return x[..., begin[0] : begin[0] + shape[0], begin[1] : begin[1] + shape[1], begin[2] : begin[2] + shape[2]]
+    return x[
+        ...,
+        begin[0] : begin[0] + shape[0],
+        begin[1] : begin[1] + shape[1],
+        begin[2] : begin[2] + shape[2],
+    ]
 
 
 NORMALIZATIONS = ("none", "batch")
@@ -278,14 +315,27 @@ class ConvPass(nn.Sequential):
     network stays translation-equivariant and blockwise prediction stays exact.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=KERNEL_SIZE, normalization: str = "none"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size=KERNEL_SIZE,
+        normalization: str = "none",
+    ):
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {normalization!r}, expected one of {NORMALIZATIONS}")
+            raise ValueError(
+                f"unknown normalization {normalization!r}, expected one of {NORMALIZATIONS}"
+            )
         batch_norm = normalization == "batch"
         layers = []
         for i in range(CONVS_PER_LEVEL):
             layers.append(
-                nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, tuple(kernel_size), bias=not batch_norm)
+                nn.Conv3d(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    tuple(kernel_size),
+                    bias=not batch_norm,
+                )
             )
             if batch_norm:
                 layers.append(nn.BatchNorm3d(out_channels))
@@ -303,7 +353,9 @@ class Upsample(nn.Module):
         next_kernel: the kernel of the convolutions that follow (their crop is accounted for).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, factor, crop_factor, next_kernel=KERNEL_SIZE):
+    def __init__(
+        self, in_channels: int, out_channels: int, factor, crop_factor, next_kernel=KERNEL_SIZE
+    ):
         super().__init__()
         self.factor = tuple(int(f) for f in factor)
         self.crop_factor = tuple(int(f) for f in crop_factor)
@@ -316,7 +368,8 @@ class Upsample(nn.Module):
         centre-crops both maps (``centre_crop``)."""
         up = self.activation(self.up(below))
         target = tuple(
-            _crop_to_factor_size(s, f, c) for s, f, c in zip(up.shape[-3:], self.crop_factor, self.conv_crop)
+            _crop_to_factor_size(s, f, c)
+            for s, f, c in zip(up.shape[-3:], self.crop_factor, self.conv_crop)
         )
         if begins is None:
             up = centre_crop(up, target)
@@ -363,7 +416,12 @@ class UNet(nn.Module):
         fmaps = level_fmaps(fmap_num, fmap_inc_factor, levels)
         self.fmaps = fmaps
         self.encoder = nn.ModuleList(
-            ConvPass(in_channels if level == 0 else fmaps[level - 1], fmaps[level], kernels[level], normalization)
+            ConvPass(
+                in_channels if level == 0 else fmaps[level - 1],
+                fmaps[level],
+                kernels[level],
+                normalization,
+            )
             for level in range(levels)
         )
         self.pools = nn.ModuleList(nn.MaxPool3d(f, stride=f) for f in self.downsample_factors)
@@ -371,17 +429,26 @@ class UNet(nn.Module):
         self.decoders = nn.ModuleList()
         for _ in range(num_decoders):
             ups = nn.ModuleList(
-                Upsample(fmaps[level + 1], fmaps[level], self.downsample_factors[level], crops[level], kernels[level])
+                Upsample(
+                    fmaps[level + 1],
+                    fmaps[level],
+                    self.downsample_factors[level],
+                    crops[level],
+                    kernels[level],
+                )
                 for level in range(levels - 1)
             )
             convs = nn.ModuleList(
-                ConvPass(2 * fmaps[level], fmaps[level], kernels[level], normalization) for level in range(levels - 1)
+                ConvPass(2 * fmaps[level], fmaps[level], kernels[level], normalization)
+                for level in range(levels - 1)
             )
             self.decoders.append(nn.ModuleDict({"ups": ups, "convs": convs}))
 
     @property
     def output_grid(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in np.prod(np.array([(1, 1, 1), *self.downsample_factors]), axis=0))
+        return tuple(
+            int(v) for v in np.prod(np.array([(1, 1, 1), *self.downsample_factors]), axis=0)
+        )
 
     def crop_plans(self, input_shape: Sequence[int]):
         """Per level, per axis ``(up_begin, skip_begin)`` for ``input_shape`` (``None`` for
@@ -399,8 +466,12 @@ class UNet(nn.Module):
             try:
                 axes.append(crop_plan(size, *axis_arguments, alignment=self.skip_alignment)[1])
             except ValueError as exc:
-                raise ValueError(f"input shape {input_shape} is not valid on axis {axis}: {exc}") from None
-        return [tuple(axis[level] for axis in axes) for level in range(len(self.downsample_factors))]
+                raise ValueError(
+                    f"input shape {input_shape} is not valid on axis {axis}: {exc}"
+                ) from None
+        return [
+            tuple(axis[level] for axis in axes) for level in range(len(self.downsample_factors))
+        ]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         plans = self.crop_plans(x.shape[-3:])

@@ -78,7 +78,10 @@ class PredictPlan:
             "unit_shape": list(self.unit_shape),
             "block_shape": list(self.block_shape),
             "context": list(self.context),
-            "total_roi": {"offset": list(self.total_roi.begin), "shape": list(self.total_roi.shape)},
+            "total_roi": {
+                "offset": list(self.total_roi.begin),
+                "shape": list(self.total_roi.shape),
+            },
         }
 
 
@@ -90,8 +93,9 @@ def network_input_shape(setup: dict) -> tuple[int, int, int]:
     return tuple(int(s) for s in shape)
 
 
-def default_block_shape(unit, context, volume, bytes_per_input_voxel: float,
-                        budget: float = DEFAULT_BLOCK_MEMORY) -> Coordinate:
+def default_block_shape(
+    unit, context, volume, bytes_per_input_voxel: float, budget: float = DEFAULT_BLOCK_MEMORY
+) -> Coordinate:
     """The default block (voxels): the multiple of ``unit`` that minimises the raw voxels all
     blocks feed to the network (``prod(ceil(volume / block) * (block + 2 * context))``, a
     proxy for the FLOPs including recomputed context and overhang) among the blocks whose
@@ -167,7 +171,9 @@ def plan_prediction(
     context = (Coordinate(input_shape) - unit) / 2
     grid = Coordinate(model.output_grid)
     if unit % grid != Coordinate((0, 0, 0)):
-        raise SynfulError(source, f"network output {tuple(unit)} is not a multiple of its grid {tuple(grid)}")
+        raise SynfulError(
+            source, f"network output {tuple(unit)} is not a multiple of its grid {tuple(grid)}"
+        )
     raw_voxels = raw_roi.shape / voxel_size
     if block_shape is None:
         region = raw_voxels if roi is None else (roi.intersect(raw_roi).shape / voxel_size)

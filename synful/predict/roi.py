@@ -84,9 +84,7 @@ def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
     if parsed == LABELS_REGION:
         return open_volume(sample_store, NEURON_IDS).roi
     if not is_region_name(parsed):
-        raise SynfulError(
-            None, f"unknown ROI {parsed!r}: expected a box (nm), {REGION_NAMES_TEXT}"
-        )
+        raise SynfulError(None, f"unknown ROI {parsed!r}: expected a box (nm), {REGION_NAMES_TEXT}")
     if not has_array(sample_store, parsed):
         if not Path(sample_store).exists():
             raise SynfulError(sample_store, "no such zarr store")

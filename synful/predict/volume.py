@@ -130,10 +130,10 @@ def predict(
     dtype, bf16 = config.dtype, config.bf16
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()
-    out_store = Path(os.path.abspath(out_store))  # not resolved: a link OUT is refused, not followed
-    partial = output(
-        partial_path(out_store), PREDICTIONS, lock=False, sweep=("", MARKERS)
-    )
+    out_store = Path(
+        os.path.abspath(out_store)
+    )  # not resolved: a link OUT is refused, not followed
+    partial = output(partial_path(out_store), PREDICTIONS, lock=False, sweep=("", MARKERS))
     with claim([output(out_store, PREDICTIONS), partial], inputs=[checkpoint, sample_store]):
         _predict(
             checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
@@ -201,10 +201,18 @@ def _predict(
     work.prepare(create, restart=restart)
     logger.info(
         "predicting %s: %d blocks of %s voxels (network output %s, context %s) on %s",
-        plan.total_roi, plan.task.num_blocks, tuple(plan.block_shape), tuple(plan.unit_shape),
-        tuple(plan.context), "this process" if workers == 1 and scheduler is None else
-        f"{workers} {scheduler}" if isinstance(scheduler, LocalGpus) else
-        f"{workers} local workers" if local else scheduler,
+        plan.total_roi,
+        plan.task.num_blocks,
+        tuple(plan.block_shape),
+        tuple(plan.unit_shape),
+        tuple(plan.context),
+        "this process"
+        if workers == 1 and scheduler is None
+        else f"{workers} {scheduler}"
+        if isinstance(scheduler, LocalGpus)
+        else f"{workers} local workers"
+        if local
+        else scheduler,
     )
     processor = PredictBlock(
         checkpoint=str(checkpoint),

@@ -34,9 +34,7 @@ class EvaluateSettings:
         False,
         "drop predictions whose pre and post lie in the same ground-truth segment ('with seg')",
     )
-    pre_only: bool = setting(
-        False, "gate and cost on the pre distance only (FAFB protocol)"
-    )
+    pre_only: bool = setting(False, "gate and cost on the pre distance only (FAFB protocol)")
     merge_radius: float | None = setting(
         None,
         "merge same-label predictions whose post points are within NM, keeping the best score",

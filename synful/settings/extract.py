@@ -84,9 +84,7 @@ class ExtractConfig:
         0.0, "drop synapses whose pre-post distance is below this (nm); 0 = off",
         minimum=0.0, metavar="NM",
     )  # fmt: skip
-    context: float = setting(
-        120.0, "margin read around each block (nm)", minimum=0.0, metavar="NM"
-    )
+    context: float = setting(120.0, "margin read around each block (nm)", minimum=0.0, metavar="NM")
     drop_autapses: bool = setting(
         False, "with --seg: drop synapses whose pre and post segment ids are equal (non-zero)"
     )
@@ -101,7 +99,9 @@ class ExtractConfig:
 
     def min_piece_voxels(self, voxel_size) -> int:
         """``min_piece_volume`` in voxels (rounded up, at least 1)."""
-        return max(1, math.ceil(self.min_piece_volume / math.prod(float(v) for v in voxel_size) - 1e-9))
+        return max(
+            1, math.ceil(self.min_piece_volume / math.prod(float(v) for v in voxel_size) - 1e-9)
+        )
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 
 
-def window(shape: tuple[int, ...], centre, radius: int) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+def window(
+    shape: tuple[int, ...], centre, radius: int
+) -> tuple[slice, slice, np.ndarray, np.ndarray]:
     """In-plane slices of a square window of ``radius`` around ``centre`` (y, x), clipped to
     ``shape`` (z, y, x), and the window's y and x coordinates (as column and row vectors)."""
     cy, cx = int(round(centre[0])), int(round(centre[1]))
@@ -138,7 +140,9 @@ def spread_points(
     angle = rng.uniform(0, 2 * np.pi, candidates)
     dist = radius * np.sqrt(rng.uniform(0, 1, candidates))
     points = np.stack([centre[0] + dist * np.sin(angle), centre[1] + dist * np.cos(angle)], 1)
-    too_close = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1)) < min_distance
+    too_close = (
+        np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1)) < min_distance
+    )
     keep = np.zeros(candidates, dtype=bool)
     for i in range(candidates):
         if not np.any(too_close[i] & keep):
@@ -149,7 +153,9 @@ def spread_points(
     return np.asarray(kept, dtype=np.float64).reshape(-1, 2)
 
 
-def section_profile(rng: np.random.Generator, sections: int, falloff: float = 0.6) -> dict[int, float]:
+def section_profile(
+    rng: np.random.Generator, sections: int, falloff: float = 0.6
+) -> dict[int, float]:
     """Weights of a structure spanning ``sections`` consecutive sections around offset 0.
 
     The central section has weight 1, and each further section ``falloff`` times less.

@@ -77,7 +77,9 @@ def smooth_noise_upsampled(
         s = sigma / (factor * step)
         field = smooth_noise(rng, grid, (max(sigma / 4, 0.5), s, s)) * np.float32(amplitude)
         if step > 1:
-            field = _upsample_axis(_upsample_axis(field, 2, coarse_shape[2], step), 1, coarse_shape[1], step)
+            field = _upsample_axis(
+                _upsample_axis(field, 2, coarse_shape[2], step), 1, coarse_shape[1], step
+            )
         coarse += field
     # linear interpolation, one axis at a time, with plain element-wise arithmetic (no BLAS,
     # whose summation order can depend on the thread count and the CPU)

@@ -69,7 +69,9 @@ def draw_mitochondrion(rng, darkness, index, centre) -> None:
         # distance (voxels) inside the outline, approximately
         depth = (1.0 - r) * b
         body = np.clip(depth / 1.5 + 0.5, 0.0, 1.0)
-        outline = np.exp(-0.5 * ((depth - 1.0) / 1.0) ** 2) + np.exp(-0.5 * ((depth - 3.5) / 1.0) ** 2)
+        outline = np.exp(-0.5 * ((depth - 1.0) / 1.0) ** 2) + np.exp(
+            -0.5 * ((depth - 3.5) / 1.0) ** 2
+        )
         values = MITOCHONDRION_DARKNESS * body + MITOCHONDRION_OUTLINE * outline * (depth > -2)
         values += CRISTAE_DARKNESS * cristae * (depth > 4.5)
         darkness[zz, sy, sx] += values * (index[zz, sy, sx] == neuron)
@@ -81,8 +83,17 @@ def draw_dense_body(rng, darkness, index, centre) -> None:
     neuron = int(index[z, y, x])
     axes = (rng.uniform(3.0, 7.0), rng.uniform(2.5, 6.0))
     profile = section_profile(rng, int(rng.integers(1, 4)), falloff=0.7)
-    draw_ellipse(darkness, z, (y, x), axes, _unit(rng), DENSE_BODY_DARKNESS * rng.uniform(0.8, 1.1),
-                 profile, index, neuron)
+    draw_ellipse(
+        darkness,
+        z,
+        (y, x),
+        axes,
+        _unit(rng),
+        DENSE_BODY_DARKNESS * rng.uniform(0.8, 1.1),
+        profile,
+        index,
+        neuron,
+    )
 
 
 def draw_vesicle_cluster(rng, darkness, index, centre) -> None:

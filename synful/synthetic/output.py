@@ -24,11 +24,15 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise SynfulError(path, "is a directory, expected an output file path")
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
-        raise SynfulError(path, f"cannot create the output directory: {blocking} is not a directory")
+        raise SynfulError(
+            path, f"cannot create the output directory: {blocking} is not a directory"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SynfulError(path, f"cannot create the output directory ({exc.strerror or exc})") from None
+        raise SynfulError(
+            path, f"cannot create the output directory ({exc.strerror or exc})"
+        ) from None
     if not os.access(path.parent, os.W_OK):
         raise SynfulError(path, "the output directory is not writable")
     return path

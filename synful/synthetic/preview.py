@@ -79,7 +79,9 @@ def write_preview(
     if not sections or any(not 0 <= s < depth for s in sections):
         raise SynfulError(png_path, f"preview sections must lie in 0..{depth - 1}, got {sections}")
     resolution = np.asarray(labels.resolution, dtype=np.float64)
-    start = np.rint((np.asarray(labels.offset) - np.asarray(sample.raw.offset)) / resolution).astype(int)
+    start = np.rint(
+        (np.asarray(labels.offset) - np.asarray(sample.raw.offset)) / resolution
+    ).astype(int)
     if sample.annotations is not None and len(sample.annotations.partners):
         pre, post = sample.annotations.pair_locations()
         pre_z = voxel_indices(pre, labels.offset, resolution, "floor")[:, 0]
@@ -96,21 +98,42 @@ def write_preview(
         1, len(sections), figsize=(3.4 * len(sections), 3.4 * height / width + 0.3), squeeze=False
     )
     for ax, z in zip(axes[0], sections):
-        raw = sample.raw.data[z + start[0], start[1] : start[1] + height, start[2] : start[2] + width]
+        raw = sample.raw.data[
+            z + start[0], start[1] : start[1] + height, start[2] : start[2] + width
+        ]
         ax.imshow(raw, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.imshow(_boundaries(labels.data[z]), cmap=overlay, vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(
+            _boundaries(labels.data[z]), cmap=overlay, vmin=0, vmax=1, interpolation="nearest"
+        )
         shown = (np.abs(pre_z - z) <= 1) | (np.abs(post_z - z) <= 1)
         for p, q in zip(pre[shown], post[shown]):
             ax.annotate(
-                "", xy=(q[2], q[1]), xytext=(p[2], p[1]),
-                arrowprops={"arrowstyle": "->", "color": "yellow", "lw": 0.8, "shrinkA": 0, "shrinkB": 2},
+                "",
+                xy=(q[2], q[1]),
+                xytext=(p[2], p[1]),
+                arrowprops={
+                    "arrowstyle": "->",
+                    "color": "yellow",
+                    "lw": 0.8,
+                    "shrinkA": 0,
+                    "shrinkB": 2,
+                },
             )
-        for points, z_of, colour, name in ((pre, pre_z, "red", "pre"), (post, post_z, "cyan", "post")):
+        for points, z_of, colour, name in (
+            (pre, pre_z, "red", "pre"),
+            (post, post_z, "cyan", "post"),
+        ):
             here = np.unique(points[shown & (z_of == z)], axis=0)
             elsewhere = np.unique(points[shown & (z_of != z)], axis=0)
             ax.scatter(here[:, 2], here[:, 1], s=14, c=colour, label=name, linewidths=0)
-            ax.scatter(elsewhere[:, 2], elsewhere[:, 1], s=14, facecolors="none", edgecolors=colour,
-                       linewidths=0.8)
+            ax.scatter(
+                elsewhere[:, 2],
+                elsewhere[:, 1],
+                s=14,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=0.8,
+            )
         ax.set_title(f"section {z} of the labelled cube", fontsize=8)
         ax.set_xlim(-0.5, width - 0.5)
         ax.set_ylim(height - 0.5, -0.5)

@@ -128,7 +128,10 @@ def synthesize_sample(
             f"{_gib(needed)} of memory, more than the {_gib(limit)} available: use a smaller "
             "shape or padding",
         )
-    for name, value in (("missing_sections", missing_sections), ("misaligned_sections", misaligned_sections)):
+    for name, value in (
+        ("missing_sections", missing_sections),
+        ("misaligned_sections", misaligned_sections),
+    ):
         if not 0.0 <= float(value) <= 1.0:
             raise SynfulError(None, f"{name} must be a fraction between 0 and 1, got {value}")
     if int(seed) < 0:
@@ -136,9 +139,15 @@ def synthesize_sample(
     parameters = parameters or SyntheticParameters()
     voxel_size = np.asarray(CREMI_VOXEL_SIZE, dtype=np.float64)
     streams = np.random.SeedSequence(int(seed)).spawn(7)
-    rng_neurons, rng_tissue, rng_organelles, rng_synapses, rng_imaging, rng_missing, rng_misaligned = (
-        np.random.default_rng(s) for s in streams
-    )
+    (
+        rng_neurons,
+        rng_tissue,
+        rng_organelles,
+        rng_synapses,
+        rng_imaging,
+        rng_missing,
+        rng_misaligned,
+    ) = (np.random.default_rng(s) for s in streams)
 
     full_shape = tuple(s + 2 * p for s, p in zip(shape, padding))
     cube = tuple(slice(p, p + s) for s, p in zip(shape, padding))

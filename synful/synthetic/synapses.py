@@ -29,7 +29,9 @@ PRE_CLEARANCE = 12  # pre point at least this far from any membrane (room for ve
 POST_CLEARANCE = 8  # post point at least this far from any other membrane
 POST_DEPTH = (10.0, 14.0)  # post point: distance range from the presynaptic neuron
 POST_MAX_LATERAL = 44  # post point at most this far (in-plane) from the T-bar's foot
-CONTACT_WINDOW = 30  # post point faces the middle of its partner's contact within this distance of the foot
+CONTACT_WINDOW = (
+    30  # post point faces the middle of its partner's contact within this distance of the foot
+)
 PRE_POST_NM = (80.0, 280.0)  # distance range between pre and post points
 MIN_SITE_SPACING_NM = 300.0  # between the pre points of two sites
 POST_SPACING_NM = 80.0  # between any two post points
@@ -143,7 +145,10 @@ def propose_site(
     pre_yx = np.rint(np.array([ly, lx]) + PRE_DEPTH * normal).astype(int)
     if not (0 <= pre_yx[0] < local.shape[1] and 0 <= pre_yx[1] < local.shape[2]):
         return None
-    if local[lz, pre_yx[0], pre_yx[1]] != pre_neuron or local_distance[lz, pre_yx[0], pre_yx[1]] < PRE_CLEARANCE:
+    if (
+        local[lz, pre_yx[0], pre_yx[1]] != pre_neuron
+        or local_distance[lz, pre_yx[0], pre_yx[1]] < PRE_CLEARANCE
+    ):
         return None
     # the T-bar, pre point and vesicle cloud need room inside the presynaptic neuron
     cloud_yx = np.rint(np.array([ly, lx]) + 20 * normal).astype(int)
@@ -215,7 +220,9 @@ def propose_site(
             pz = lz
         else:
             pz = int(rng.choice(np.unique(np.nonzero(mine)[0])))
-        py_, px_ = _facing_contact_middle(mine[pz], local[pz] == neuron, to_pre[pz], lateral[pz], (ly, lx))
+        py_, px_ = _facing_contact_middle(
+            mine[pz], local[pz] == neuron, to_pre[pz], lateral[pz], (ly, lx)
+        )
         site.posts.append(np.array([z0 + pz, y0 + py_, x0 + px_]))
         site.post_neurons.append(int(neuron))
     if len(site.posts) < min(wanted, 2):
@@ -224,7 +231,11 @@ def propose_site(
 
 
 def _facing_contact_middle(
-    allowed: np.ndarray, partner: np.ndarray, to_pre: np.ndarray, lateral: np.ndarray, foot: tuple[int, int]
+    allowed: np.ndarray,
+    partner: np.ndarray,
+    to_pre: np.ndarray,
+    lateral: np.ndarray,
+    foot: tuple[int, int],
 ) -> tuple[int, int]:
     """Where an annotator puts a partner's post point in one section: the allowed voxel
     nearest the middle of the partner's contact with the presynaptic neuron by the T-bar
@@ -309,7 +320,10 @@ def place_sites(
             continue
         if pres_nm and _nearest(pres_nm, site.pre * voxel_size) < MIN_SITE_SPACING_NM:
             continue
-        if posts_nm and min(_nearest(posts_nm, p * voxel_size) for p in site.posts) < POST_SPACING_NM:
+        if (
+            posts_nm
+            and min(_nearest(posts_nm, p * voxel_size) for p in site.posts) < POST_SPACING_NM
+        ):
             continue
         points = np.array([site.pre, *site.posts])
         inside = np.all((points >= cube_begin) & (points < cube_end), axis=1)
@@ -346,10 +360,28 @@ def render_site(
     n = site.normal
     tbar_profile = section_profile(rng, int(rng.integers(2, 4)), falloff=0.7)
     # pedestal standing on the membrane, and the platform on top of it (a "T")
-    draw_ellipse(darkness, z, site.foot + 4.5 * n, (5.0, 3.2), n, TBAR_DARKNESS, tbar_profile,
-                 index, site.pre_neuron)
-    draw_ellipse(darkness, z, site.foot + 10.0 * n, (2.8, 10.0), n, TBAR_DARKNESS, tbar_profile,
-                 index, site.pre_neuron)
+    draw_ellipse(
+        darkness,
+        z,
+        site.foot + 4.5 * n,
+        (5.0, 3.2),
+        n,
+        TBAR_DARKNESS,
+        tbar_profile,
+        index,
+        site.pre_neuron,
+    )
+    draw_ellipse(
+        darkness,
+        z,
+        site.foot + 10.0 * n,
+        (2.8, 10.0),
+        n,
+        TBAR_DARKNESS,
+        tbar_profile,
+        index,
+        site.pre_neuron,
+    )
     # vesicle cloud around and behind the T-bar
     cloud_centre = site.foot + 17.0 * n
     tbar_centre = site.foot + 7.0 * n

@@ -110,11 +110,15 @@ class TFCheckpoint:
         self.prefix = checkpoint_prefix(prefix)
         self.index_path = self.prefix.with_name(self.prefix.name + ".index")
         if not self.index_path.is_file():
-            raise SynfulError(self.index_path, "no such TensorFlow checkpoint index (give the checkpoint prefix)")
+            raise SynfulError(
+                self.index_path, "no such TensorFlow checkpoint index (give the checkpoint prefix)"
+            )
         try:
             items = list(read_table(self.index_path.read_bytes()))
         except TableError as exc:
-            raise SynfulError(self.index_path, f"not a readable TensorFlow checkpoint index: {exc}") from None
+            raise SynfulError(
+                self.index_path, f"not a readable TensorFlow checkpoint index: {exc}"
+            ) from None
         if not items or items[0][0] != b"":
             raise SynfulError(self.index_path, "TensorFlow checkpoint index without a header entry")
         try:
@@ -122,7 +126,9 @@ class TFCheckpoint:
             version = fields(first(header, 3, b""))
             self.entries = {k.decode("utf-8"): _entry(k.decode("utf-8"), v) for k, v in items[1:]}
         except (WireError, UnicodeDecodeError) as exc:
-            raise SynfulError(self.index_path, f"corrupt TensorFlow checkpoint index ({exc})") from None
+            raise SynfulError(
+                self.index_path, f"corrupt TensorFlow checkpoint index ({exc})"
+            ) from None
         self.num_shards = first(header, 1, 1)
         self.byte_order = ">" if first(header, 2, 0) == 1 else "<"
         if first(version, 2, 0) > BUNDLE_VERSION:
@@ -139,7 +145,9 @@ class TFCheckpoint:
         return self.entries[name].shape
 
     def data_path(self, shard: int) -> Path:
-        return self.prefix.with_name(f"{self.prefix.name}.data-{shard:05d}-of-{self.num_shards:05d}")
+        return self.prefix.with_name(
+            f"{self.prefix.name}.data-{shard:05d}-of-{self.num_shards:05d}"
+        )
 
     def read(self, name: str) -> np.ndarray:
         """The tensor ``name`` as a numpy array (native byte order), checked against its size
@@ -153,14 +161,20 @@ class TFCheckpoint:
             raise SynfulError(self.index_path, f"no variable {name!r} in the checkpoint")
         entry = self.entries[name]
         if entry.sliced:
-            raise SynfulError(self.index_path, f"variable {name} is saved in slices (partitioned), not supported")
+            raise SynfulError(
+                self.index_path, f"variable {name} is saved in slices (partitioned), not supported"
+            )
         if entry.dtype not in DTYPES:
-            raise SynfulError(self.index_path, f"variable {name} has type {entry.dtype_name}, not a numeric tensor")
+            raise SynfulError(
+                self.index_path,
+                f"variable {name} has type {entry.dtype_name}, not a numeric tensor",
+            )
         dtype = np.dtype(DTYPES[entry.dtype]).newbyteorder(self.byte_order)
         count = int(np.prod(entry.shape, dtype=np.int64)) if entry.shape else 1
         if min(entry.shape, default=0) < 0 or count * dtype.itemsize != entry.size:
             raise SynfulError(
-                self.index_path, f"variable {name}: {entry.size} bytes do not hold a {entry.dtype_name} tensor of shape {list(entry.shape)}"
+                self.index_path,
+                f"variable {name}: {entry.size} bytes do not hold a {entry.dtype_name} tensor of shape {list(entry.shape)}",
             )
         path = self.data_path(entry.shard)
         try:
@@ -168,9 +182,13 @@ class TFCheckpoint:
                 f.seek(entry.offset)
                 raw = f.read(entry.size)
         except OSError as exc:
-            raise SynfulError(path, f"cannot read the checkpoint data ({exc.strerror or exc})") from None
+            raise SynfulError(
+                path, f"cannot read the checkpoint data ({exc.strerror or exc})"
+            ) from None
         if len(raw) != entry.size:
             raise SynfulError(path, f"checkpoint data file is truncated (variable {name})")
         if entry.crc32c is not None and google_crc32c.value(raw) != unmask_crc(entry.crc32c):
-            raise SynfulError(path, f"checksum mismatch in variable {name} (corrupt checkpoint data)")
+            raise SynfulError(
+                path, f"checksum mismatch in variable {name} (corrupt checkpoint data)"
+            )
         return np.frombuffer(raw, dtype=dtype).reshape(entry.shape).astype(dtype.newbyteorder("="))

@@ -79,7 +79,9 @@ def matching_input_shape(original_input, original_output, downsample_factors, ke
         size = target
         while True:
             try:
-                out = unet_output_size(size, factors, [c[axis] for c in crops], [k[axis] for k in kernels])
+                out = unet_output_size(
+                    size, factors, [c[axis] for c in crops], [k[axis] for k in kernels]
+                )
             except ValueError:
                 out = -1
             if out >= target and (size - out) % 2 == 0:
@@ -102,15 +104,23 @@ def _parameter_checks(config: PublishedConfig, arch: Architecture, network_type:
     }
     for key, value in found.items():
         if key in params and params[key] != value:
-            raise SynfulError(path, f"{key} is {params[key]!r} but the checkpoint's network has {value!r}")
+            raise SynfulError(
+                path, f"{key} is {params[key]!r} but the checkpoint's network has {value!r}"
+            )
     inc = params.get("fmap_inc_factor")
     if inc is not None and arch.levels > 1:
         incs = inc if isinstance(inc, list) else [inc] * (arch.levels - 1)
         if any(i != arch.fmap_inc_factor for i in incs):
-            raise SynfulError(path, f"fmap_inc_factor is {inc!r} but the checkpoint's network has {arch.fmap_inc_factor}")
+            raise SynfulError(
+                path,
+                f"fmap_inc_factor is {inc!r} but the checkpoint's network has {arch.fmap_inc_factor}",
+            )
     for key, head in (("m_loss_scale", config.mask_head), ("d_loss_scale", config.vector_head)):
         if key in params and (float(params[key]) > 0) != head:
-            raise SynfulError(path, f"{key} {params[key]} disagrees with the outputs in {config.train_net_config.name}")
+            raise SynfulError(
+                path,
+                f"{key} {params[key]} disagrees with the outputs in {config.train_net_config.name}",
+            )
     return {ours: params[theirs] for theirs, ours in PARAMETER_KEYS.items() if theirs in params}
 
 
@@ -126,7 +136,9 @@ def build_setup(config: PublishedConfig, arch: Architecture, source: str) -> dic
         )
     factors = [list(f) for f in arch.downsample_factors]
     kernels = None if all(k == (3, 3, 3) for k in arch.kernels) else [list(k) for k in arch.kernels]
-    input_shape = matching_input_shape(config.input_shape, config.output_shape, arch.downsample_factors, arch.kernels)
+    input_shape = matching_input_shape(
+        config.input_shape, config.output_shape, arch.downsample_factors, arch.kernels
+    )
     data = {
         "description": (
             f"{config.name}: imported from the TensorFlow checkpoint {source} (original input "
@@ -164,8 +176,12 @@ def _iteration(prefix: Path, config: PublishedConfig, checkpoint: TFCheckpoint) 
     return 0
 
 
-def import_tf_checkpoint(prefix: str | os.PathLike, setup_dir: str | os.PathLike, out: str | os.PathLike,
-                         setup_name: str | None = None) -> Path:
+def import_tf_checkpoint(
+    prefix: str | os.PathLike,
+    setup_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    setup_name: str | None = None,
+) -> Path:
     """Convert a published TensorFlow Synful model into a synful checkpoint at ``out``.
 
     Args:
@@ -207,7 +223,9 @@ def import_tf_checkpoint(prefix: str | os.PathLike, setup_dir: str | os.PathLike
     state = {}
     for variable, parameter, kind in weight_map(model):
         if variable not in checkpoint.entries:
-            raise SynfulError(index, f"missing variable {variable} (the {setup['network_type']} network needs it)")
+            raise SynfulError(
+                index, f"missing variable {variable} (the {setup['network_type']} network needs it)"
+            )
         array = checkpoint.read(variable)
         if not np.issubdtype(array.dtype, np.floating):
             raise SynfulError(index, f"variable {variable} is {array.dtype}, not floating point")
@@ -219,24 +237,40 @@ def import_tf_checkpoint(prefix: str | os.PathLike, setup_dir: str | os.PathLike
             if kind == "kernel" and len(expected) == 5:
                 inverse = np.argsort(KERNEL_TO_TORCH)
                 expected = tuple(expected[i] for i in inverse)
-            raise SynfulError(index, f"variable {variable} has shape {list(array.shape)}, the network needs {list(expected)}")
+            raise SynfulError(
+                index,
+                f"variable {variable} has shape {list(array.shape)}, the network needs {list(expected)}",
+            )
         state[id(parameter)] = tensor
         used.add(variable)
     top = arch.fmaps[0]
     dropped = []
-    for head, present, channels in ((VECTOR_HEAD, model.vector_head is not None, 3), (MASK_HEAD, model.mask_head is not None, 1)):
+    for head, present, channels in (
+        (VECTOR_HEAD, model.vector_head is not None, 3),
+        (MASK_HEAD, model.mask_head is not None, 1),
+    ):
         if present:
             continue
-        for variable, shape in ((f"{head}/kernel", (1, 1, 1, top, channels)), (f"{head}/bias", (channels,))):
+        for variable, shape in (
+            (f"{head}/kernel", (1, 1, 1, top, channels)),
+            (f"{head}/bias", (channels,)),
+        ):
             if variable in checkpoint.entries:
                 if tuple(checkpoint.shape(variable)) != shape:
-                    raise SynfulError(index, f"variable {variable} has shape {list(checkpoint.shape(variable))}, the original head has {list(shape)}")
+                    raise SynfulError(
+                        index,
+                        f"variable {variable} has shape {list(checkpoint.shape(variable))}, the original head has {list(shape)}",
+                    )
                 dropped.append(variable)
     accounted = used | set(dropped)
-    rest = sorted(n for n in checkpoint.entries if n not in accounted and not is_bookkeeping(n, accounted))
+    rest = sorted(
+        n for n in checkpoint.entries if n not in accounted and not is_bookkeeping(n, accounted)
+    )
     if rest:
         more = f" (and {len(rest) - 1} more)" if len(rest) > 1 else ""
-        raise SynfulError(index, f"unmapped variable {rest[0]}{more}: not part of the original Synful network")
+        raise SynfulError(
+            index, f"unmapped variable {rest[0]}{more}: not part of the original Synful network"
+        )
     with torch.no_grad():
         for parameter in model.parameters():
             if id(parameter) not in state:  # pragma: no cover - weight_map covers every parameter
@@ -246,9 +280,16 @@ def import_tf_checkpoint(prefix: str | os.PathLike, setup_dir: str | os.PathLike
     path = save_checkpoint(out, model=model, setup=setup, iteration=iteration)
     logger.info(
         "%s: %d weights (%d parameters) from %s, iteration %d, %s%s; input %s -> %s here (original %s -> %s)",
-        config.name, len(used), sum(p.numel() for p in model.parameters()), checkpoint.prefix.name, iteration,
-        setup["network_type"], f", dropped the untrained head {dropped[0].split('/')[0]}" if dropped else "",
-        setup["input_shape"], list(model.output_shape(setup["input_shape"])), list(config.input_shape),
+        config.name,
+        len(used),
+        sum(p.numel() for p in model.parameters()),
+        checkpoint.prefix.name,
+        iteration,
+        setup["network_type"],
+        f", dropped the untrained head {dropped[0].split('/')[0]}" if dropped else "",
+        setup["input_shape"],
+        list(model.output_shape(setup["input_shape"])),
+        list(config.input_shape),
         list(config.output_shape),
     )
     return path

@@ -117,7 +117,9 @@ def _kernel(shapes: dict[str, tuple[int, ...]], layer: str) -> tuple[int, ...]:
         raise NetworkError(f"missing variable {name}")
     shape = shapes[name]
     if len(shape) != 5:
-        raise NetworkError(f"variable {name} has shape {list(shape)}, expected a 3D kernel (z, y, x, in, out)")
+        raise NetworkError(
+            f"variable {name} has shape {list(shape)}, expected a 3D kernel (z, y, x, in, out)"
+        )
     return shape
 
 
@@ -138,7 +140,9 @@ def infer_architecture(shapes: dict[str, tuple[int, ...]]) -> Architecture:
         elif (m := _DECODER_UP.match(layer)) or (m := _DECODER_CONV.match(layer)):
             decoders.add(int(m[1]))
     if not encoder:
-        raise NetworkError("no U-Net variables (unet_layer_0_left_0/kernel): not a Synful network checkpoint")
+        raise NetworkError(
+            "no U-Net variables (unet_layer_0_left_0/kernel): not a Synful network checkpoint"
+        )
     levels = max(encoder) + 1
     for level in range(levels):
         if encoder.get(level, set()) != set(range(CONVS_PER_LEVEL)):
@@ -163,7 +167,11 @@ def infer_architecture(shapes: dict[str, tuple[int, ...]]) -> Architecture:
     for level in range(levels):
         layers_here = [encoder_conv(level, i) for i in range(CONVS_PER_LEVEL)]
         if level < levels - 1:
-            layers_here += [decoder_conv(h, level, i) for h in range(len(decoders)) for i in range(CONVS_PER_LEVEL)]
+            layers_here += [
+                decoder_conv(h, level, i)
+                for h in range(len(decoders))
+                for i in range(CONVS_PER_LEVEL)
+            ]
         for layer in layers_here:
             kernel = tuple(int(k) for k in _kernel(shapes, layer)[:3])
             if kernel != kernels[level]:
@@ -182,7 +190,9 @@ def infer_architecture(shapes: dict[str, tuple[int, ...]]) -> Architecture:
     return Architecture(tuple(fmaps), tuple(kernels), tuple(factors), len(decoders))
 
 
-def original_output_shape(input_shape: Sequence[int], downsample_factors, kernels) -> tuple[int, ...]:
+def original_output_shape(
+    input_shape: Sequence[int], downsample_factors, kernels
+) -> tuple[int, ...]:
     """The output shape of the original U-Net (funlib.learn.tensorflow @ 0712fee: valid
     convolutions, ``max_pooling3d`` that floors, transposed convolution by the factor, skip
     centre-cropped to the upsampled map, no crop-to-factor) for ``input_shape``.
@@ -198,17 +208,23 @@ def original_output_shape(input_shape: Sequence[int], downsample_factors, kernel
         for level, kernel in enumerate(kernels):
             size -= CONVS_PER_LEVEL * (kernel[axis] - 1)
             if size < 1:
-                raise NetworkError(f"input {list(input_shape)} vanishes on axis {axis} at level {level}")
+                raise NetworkError(
+                    f"input {list(input_shape)} vanishes on axis {axis} at level {level}"
+                )
             lefts.append(size)
             if level < len(downsample_factors):
                 size //= downsample_factors[level][axis]
         for level in reversed(range(len(downsample_factors))):
             size *= downsample_factors[level][axis]
             if size > lefts[level]:
-                raise NetworkError(f"input {list(input_shape)}: the upsampled map exceeds its skip on axis {axis}")
+                raise NetworkError(
+                    f"input {list(input_shape)}: the upsampled map exceeds its skip on axis {axis}"
+                )
             size -= CONVS_PER_LEVEL * (kernels[level][axis] - 1)
             if size < 1:
-                raise NetworkError(f"input {list(input_shape)} vanishes on axis {axis} on the way up")
+                raise NetworkError(
+                    f"input {list(input_shape)} vanishes on axis {axis} on the way up"
+                )
         out.append(size)
     return tuple(out)
 

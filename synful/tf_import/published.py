@@ -63,7 +63,11 @@ def _read_json(path: Path) -> dict:
 
 def _shape(data: dict, key: str, path: Path) -> tuple[int, int, int]:
     value = data.get(key)
-    if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, int) and v > 0 for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int) and v > 0 for v in value)
+    ):
         raise SynfulError(path, f"{key} must be 3 positive integers (z, y, x), got {value!r}")
     return tuple(value)
 
@@ -74,7 +78,9 @@ def setup_name(setup_dir: Path, name: str | None) -> str:
     if name:
         return name
     own = {TRAIN_NET_CONFIG, TEST_NET_CONFIG}
-    found = sorted(p.name[: -len("_config.json")] for p in setup_dir.glob("*_config.json") if p.name not in own)
+    found = sorted(
+        p.name[: -len("_config.json")] for p in setup_dir.glob("*_config.json") if p.name not in own
+    )
     return found[0] if len(found) == 1 else setup_dir.resolve().name
 
 
@@ -91,7 +97,10 @@ def read_published_config(setup_dir: str | os.PathLike, name: str | None = None)
     name = setup_name(setup_dir, name)
     path = setup_dir / TRAIN_NET_CONFIG
     if not path.is_file():
-        raise SynfulError(path, "missing: a published setup directory holds the train_net_config.json that generate_network.py wrote")
+        raise SynfulError(
+            path,
+            "missing: a published setup directory holds the train_net_config.json that generate_network.py wrote",
+        )
     net = _read_json(path)
     files = [path]
     input_shape, output_shape = _shape(net, "input_shape", path), _shape(net, "output_shape", path)
@@ -103,13 +112,19 @@ def read_published_config(setup_dir: str | os.PathLike, name: str | None = None)
     outputs = net.get("outputs")
     if outputs is None and parameters is not None:
         # older configs without "outputs": generate_network.py keeps a head when its loss scale is not 0
-        outputs = {k: {} for k, scale in ((MASK_OUTPUT, "m_loss_scale"), (VECTOR_OUTPUT, "d_loss_scale"))
-                   if float(parameters.get(scale, 1)) != 0}
+        outputs = {
+            k: {}
+            for k, scale in ((MASK_OUTPUT, "m_loss_scale"), (VECTOR_OUTPUT, "d_loss_scale"))
+            if float(parameters.get(scale, 1)) != 0
+        }
     if not isinstance(outputs, dict) or not outputs:
         raise SynfulError(path, "no 'outputs' (pred_syn_indicator_out and/or pred_partner_vectors)")
     unknown = sorted(set(outputs) - {MASK_OUTPUT, VECTOR_OUTPUT})
     if unknown:
-        raise SynfulError(path, f"unknown output {unknown[0]!r} (the original networks output {MASK_OUTPUT} and {VECTOR_OUTPUT})")
+        raise SynfulError(
+            path,
+            f"unknown output {unknown[0]!r} (the original networks output {MASK_OUTPUT} and {VECTOR_OUTPUT})",
+        )
     mask_loss = "ce"
     if MASK_OUTPUT in outputs:
         tensor, linear = net.get(MASK_OUTPUT), net.get("pred_syn_indicator")
@@ -117,8 +132,9 @@ def read_published_config(setup_dir: str | os.PathLike, name: str | None = None)
             mask_loss = "mse"  # the MSE graphs output the linear indicator itself
         elif not (isinstance(tensor, str) and tensor.split("/")[-1].startswith("Sigmoid")):
             raise SynfulError(
-                path, f"{MASK_OUTPUT} is {tensor!r}: neither a Sigmoid (CE models) nor the linear "
-                f"pred_syn_indicator {linear!r} (MSE models)"
+                path,
+                f"{MASK_OUTPUT} is {tensor!r}: neither a Sigmoid (CE models) nor the linear "
+                f"pred_syn_indicator {linear!r} (MSE models)",
             )
     iteration = None
     own = setup_dir / f"{name}_config.json"
@@ -132,7 +148,9 @@ def read_published_config(setup_dir: str | os.PathLike, name: str | None = None)
     test_input_shape = None
     if (setup_dir / TEST_NET_CONFIG).is_file():
         files.append(setup_dir / TEST_NET_CONFIG)
-        test_input_shape = _shape(_read_json(setup_dir / TEST_NET_CONFIG), "input_shape", setup_dir / TEST_NET_CONFIG)
+        test_input_shape = _shape(
+            _read_json(setup_dir / TEST_NET_CONFIG), "input_shape", setup_dir / TEST_NET_CONFIG
+        )
     return PublishedConfig(
         name=name,
         train_net_config=path,

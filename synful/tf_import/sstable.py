@@ -52,7 +52,9 @@ def _block(data: bytes, offset: int, size: int) -> bytes:
     if google_crc32c.extend(google_crc32c.value(contents), bytes([kind])) != unmask_crc(stored):
         raise TableError(f"checksum mismatch in the block at byte {offset} (corrupt file)")
     if kind != NO_COMPRESSION:
-        raise TableError(f"block at byte {offset} is compressed (type {kind}); checkpoint indexes are not")
+        raise TableError(
+            f"block at byte {offset} is compressed (type {kind}); checkpoint indexes are not"
+        )
     return contents
 
 

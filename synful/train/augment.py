@@ -109,7 +109,10 @@ class SpatialTransform:
             ]
             grid = [a / s for a, s in zip(np.meshgrid(*axes, indexing="ij"), self.control_spacing)]
             self._coarse = np.stack(
-                [ndimage.map_coordinates(d, grid, order=3, mode="nearest") for d in self.control_displacements]
+                [
+                    ndimage.map_coordinates(d, grid, order=3, mode="nearest")
+                    for d in self.control_displacements
+                ]
             )
         return self._coarse
 
@@ -123,7 +126,9 @@ class SpatialTransform:
             return np.zeros_like(points)
         coarse = self._coarse_field()
         grid = (points / np.asarray(self._steps(), dtype=np.float64)).T
-        return np.stack([ndimage.map_coordinates(c, grid, order=1, mode="nearest") for c in coarse], axis=-1)
+        return np.stack(
+            [ndimage.map_coordinates(c, grid, order=1, mode="nearest") for c in coarse], axis=-1
+        )
 
     def _shift(self, z: np.ndarray) -> np.ndarray:
         """S: the (N, 3) in-plane shift of the sections ``round(z)`` (clamped to the window)."""
@@ -194,7 +199,11 @@ class SpatialTransform:
         if len(sources) == 0:
             return sources.copy()
         u = self._rotate(sources, -self.angle)
-        for _ in range(iterations if self.control_displacements is not None or self.section_shifts is not None else 1):
+        for _ in range(
+            iterations
+            if self.control_displacements is not None or self.section_shifts is not None
+            else 1
+        ):
             shifted = self._rotate(sources - self._shift(u[:, 0]), -self.angle)
             u_next = shifted - self._displacement(u)
             converged = np.max(np.abs(u_next - u)) < 1e-6
@@ -227,9 +236,22 @@ def sample_transform(
 ) -> SpatialTransform:
     """Draw a random :class:`SpatialTransform` for a window of ``shape`` voxels."""
     shape = tuple(int(s) for s in shape)
-    mirror = (bool(simple.mirror and rng.random() < 0.5), bool(simple.mirror and rng.random() < 0.5))
-    transpose = bool(simple.transpose and shape[1] == shape[2] and voxel_size[1] == voxel_size[2] and rng.random() < 0.5)
-    transform = SpatialTransform(shape=shape, voxel_size=tuple(float(v) for v in voxel_size), mirror=mirror, transpose=transpose)
+    mirror = (
+        bool(simple.mirror and rng.random() < 0.5),
+        bool(simple.mirror and rng.random() < 0.5),
+    )
+    transpose = bool(
+        simple.transpose
+        and shape[1] == shape[2]
+        and voxel_size[1] == voxel_size[2]
+        and rng.random() < 0.5
+    )
+    transform = SpatialTransform(
+        shape=shape,
+        voxel_size=tuple(float(v) for v in voxel_size),
+        mirror=mirror,
+        transpose=transpose,
+    )
     if not elastic.enabled:
         return transform
     low, high = elastic.rotation_interval
@@ -260,7 +282,9 @@ def sample_transform(
     return transform
 
 
-def augment_intensity(rng: np.random.Generator, raw: np.ndarray, settings: IntensitySettings) -> np.ndarray:
+def augment_intensity(
+    rng: np.random.Generator, raw: np.ndarray, settings: IntensitySettings
+) -> np.ndarray:
     """Per section: a' = mean + (a - mean) * scale + shift, clipped to [0, 1] (raw in [0, 1])."""
     if not settings.enabled:
         return raw
@@ -271,12 +295,16 @@ def augment_intensity(rng: np.random.Generator, raw: np.ndarray, settings: Inten
     return np.clip(mean + (raw - mean) * scale + shift, 0.0, 1.0).astype(np.float32)
 
 
-def augment_defects(rng: np.random.Generator, raw: np.ndarray, settings: DefectSettings) -> np.ndarray:
+def augment_defects(
+    rng: np.random.Generator, raw: np.ndarray, settings: DefectSettings
+) -> np.ndarray:
     """Section defects of the raw only (the labels and synapses stay where they are), each with
     its probability per section: missing (black), low contrast, misaligned (moved in-plane by
     whole voxels, up to ``max_misaligned`` per axis, as ``synful synthesize
     --misaligned-sections`` makes them)."""
-    probabilities = np.cumsum([settings.prob_missing, settings.prob_low_contrast, settings.prob_misaligned])
+    probabilities = np.cumsum(
+        [settings.prob_missing, settings.prob_low_contrast, settings.prob_misaligned]
+    )
     if probabilities[-1] <= 0:
         return raw
     raw = raw.copy()

@@ -62,7 +62,9 @@ def render_sample(
 
     # the synapses near the source region, moved into the augmented window
     margin = int(np.ceil(max(setup.blob_radius, setup.d_blob_radius))) + int(vs.max())
-    near = points_in_roi(sample.post, source_roi.grow(Coordinate((margin,) * 3), Coordinate((margin,) * 3)))
+    near = points_in_roi(
+        sample.post, source_roi.grow(Coordinate((margin,) * 3), Coordinate((margin,) * 3))
+    )
     post = _to_window(transform, sample.post[near], input_begin, vs)
     pre = _to_window(transform, sample.pre[near], input_begin, vs)
 
@@ -73,14 +75,18 @@ def render_sample(
     window_labels = labels[tuple(slice(b, e) for b, e in zip(begin, end))]
     window_offset = input_begin + begin * vs
     indicator = post_indicator(post, window_labels, window_offset, vs, setup.blob_radius)
-    vectors, vector_mask = partner_vectors(pre, post, window_labels, window_offset, vs, setup.d_blob_radius)
+    vectors, vector_mask = partner_vectors(
+        pre, post, window_labels, window_offset, vs, setup.d_blob_radius
+    )
     crop = tuple(slice(g, g + o) for g, o in zip(grow, output_shape))
     return {
         "raw": raw[None],
         "post_indicator": indicator[crop][None].astype(np.float32),
         "partner_vectors": np.ascontiguousarray(vectors[(slice(None), *crop)]),
         "vector_mask": vector_mask[crop][None].astype(np.float32),
-        "neuron_ids": labels[tuple(slice(c, c + o) for c, o in zip(context, output_shape))].astype(np.int64),
+        "neuron_ids": labels[tuple(slice(c, c + o) for c, o in zip(context, output_shape))].astype(
+            np.int64
+        ),
     }
 
 
@@ -92,13 +98,21 @@ def _interpolate_linear(source: np.ndarray, coordinates: np.ndarray) -> np.ndarr
     """
     z = coordinates[0]
     planes = z[:, :1, :1] if z.ndim == 3 else None
-    if planes is not None and np.array_equal(z, np.broadcast_to(planes, z.shape)) and np.all(planes == np.rint(planes)):
+    if (
+        planes is not None
+        and np.array_equal(z, np.broadcast_to(planes, z.shape))
+        and np.all(planes == np.rint(planes))
+    ):
         out = np.zeros(z.shape, dtype=np.float32)
         for i, plane in enumerate(planes.ravel().astype(np.int64)):
             if 0 <= plane < source.shape[0]:
-                out[i] = ndimage.map_coordinates(source[plane], coordinates[1:, i], order=1, mode="constant", cval=0.0)
+                out[i] = ndimage.map_coordinates(
+                    source[plane], coordinates[1:, i], order=1, mode="constant", cval=0.0
+                )
         return out
-    return ndimage.map_coordinates(source, coordinates, order=1, mode="constant", cval=0.0).astype(np.float32)
+    return ndimage.map_coordinates(source, coordinates, order=1, mode="constant", cval=0.0).astype(
+        np.float32
+    )
 
 
 def _lookup_nearest(source: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
@@ -135,7 +149,9 @@ def make_sample(
     reject_probability: float,
 ) -> dict[str, np.ndarray]:
     """A random augmented training sample from one store."""
-    output_roi = choose_output_window(rng, sample, output_shape, reject_probability, setup.min_masked)
+    output_roi = choose_output_window(
+        rng, sample, output_shape, reject_probability, setup.min_masked
+    )
     transform = sample_transform(rng, input_shape, sample.voxel_size, setup.elastic, setup.simple)
     out = render_sample(rng, sample, output_roi, transform, setup, input_shape, output_shape)
     out["output_begin"] = np.asarray(output_roi.begin, dtype=np.int64)
@@ -161,6 +177,8 @@ def make_batch(
         sample = samples[int(rng.integers(len(samples)))]
         parts.append(make_sample(rng, sample, setup, input_shape, output_shape, reject_probability))
     batch = {key: np.stack([p[key] for p in parts]) for key in parts[0]}
-    batch["loss_weights"] = balance_weights(batch["post_indicator"], setup.balance_clip_at(iteration))
+    batch["loss_weights"] = balance_weights(
+        batch["post_indicator"], setup.balance_clip_at(iteration)
+    )
     batch["iteration"] = np.asarray(iteration, dtype=np.int64)
     return batch

@@ -29,8 +29,12 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def recompute_statistics(model: nn.Module, inputs: Iterable[torch.Tensor], count: int,
-                         forward: Callable[[torch.Tensor], object] | None = None) -> int:
+def recompute_statistics(
+    model: nn.Module,
+    inputs: Iterable[torch.Tensor],
+    count: int,
+    forward: Callable[[torch.Tensor], object] | None = None,
+) -> int:
     """Replace the running statistics of every BatchNorm layer of ``model`` by their plain
     average over the first ``count`` of ``inputs`` (raw batches, already on the device).
 

@@ -33,7 +33,13 @@ class TrainingBatches(IterableDataset):
     """
 
     def __init__(
-        self, sample_paths: Sequence, setup: dict, input_shape, output_shape, start: int = 1, stream: int = 0
+        self,
+        sample_paths: Sequence,
+        setup: dict,
+        input_shape,
+        output_shape,
+        start: int = 1,
+        stream: int = 0,
     ):
         super().__init__()
         self.sample_paths = [str(p) for p in sample_paths]
@@ -48,10 +54,17 @@ class TrainingBatches(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         setup: TrainSetup = resolve_setup(self.setup_dict)
         max_bytes = setup.in_memory_mib << 20
-        samples = [load_small_arrays(open_training_sample(p, setup.voxel_size), max_bytes) for p in self.sample_paths]
+        samples = [
+            load_small_arrays(open_training_sample(p, setup.voxel_size), max_bytes)
+            for p in self.sample_paths
+        ]
         iteration = self.start + worker
         while True:
-            key = [setup.seed, iteration] if self.stream == 0 else [setup.seed, iteration, self.stream]
+            key = (
+                [setup.seed, iteration]
+                if self.stream == 0
+                else [setup.seed, iteration, self.stream]
+            )
             rng = np.random.default_rng(key)
             yield make_batch(rng, samples, setup, self.input_shape, self.output_shape, iteration)
             iteration += workers
@@ -61,9 +74,13 @@ def _worker_init(_):
     torch.set_num_threads(1)  # workers run numpy/scipy; leave the cores to the training process
 
 
-def batch_loader(dataset: TrainingBatches, num_workers: int, pin_memory: bool = False) -> DataLoader:
+def batch_loader(
+    dataset: TrainingBatches, num_workers: int, pin_memory: bool = False
+) -> DataLoader:
     """A DataLoader over whole batches with ``num_workers`` background processes (0: inline)."""
     kwargs = {}
     if num_workers > 0:
         kwargs = {"prefetch_factor": 2, "persistent_workers": False, "worker_init_fn": _worker_init}
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+    return DataLoader(
+        dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs
+    )

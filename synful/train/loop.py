@@ -100,8 +100,17 @@ def train(
             ``out_dir`` made with another recipe.
     """
     setup = load_setup(setup_path)
-    return train_setup(setup, samples, out_dir, iterations=iterations, device=device, progress=progress,
-                       setup_path=setup_path, restart=restart, start_from=start_from)
+    return train_setup(
+        setup,
+        samples,
+        out_dir,
+        iterations=iterations,
+        device=device,
+        progress=progress,
+        setup_path=setup_path,
+        restart=restart,
+        start_from=start_from,
+    )
 
 
 def train_setup(
@@ -119,11 +128,22 @@ def train_setup(
     """:func:`train` for an already resolved setup."""
     inputs = [setup_path, *samples, *(default_synapse_table(s) for s in samples)]
     with claim([output(out_dir, TRAINING, sweep=("", "snapshots"))], inputs):
-        return _train_setup(setup, samples, out_dir, iterations=iterations, device=device,
-                            progress=progress, setup_path=setup_path, restart=restart, start_from=start_from)
+        return _train_setup(
+            setup,
+            samples,
+            out_dir,
+            iterations=iterations,
+            device=device,
+            progress=progress,
+            setup_path=setup_path,
+            restart=restart,
+            start_from=start_from,
+        )
 
 
-def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup_path, restart, start_from) -> Path:
+def _train_setup(
+    setup, samples, out_dir, *, iterations, device, progress, setup_path, restart, start_from
+) -> Path:
     if not samples:
         raise SynfulError(None, "no sample stores given (--samples)")
     last_iteration = int(iterations if iterations is not None else setup.max_iteration)
@@ -140,7 +160,9 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
     identity = training_identity(setup_dict, samples)
 
     torch.manual_seed(setup.seed)
-    start = plan_start(out_dir, setup_dict, identity, last_iteration, restart=restart, start_from=start_from)
+    start = plan_start(
+        out_dir, setup_dict, identity, last_iteration, restart=restart, start_from=start_from
+    )
     start_iteration, lineage = start.iteration, list(start.lineage)
     if start.path is not None:
         checkpoint = load_checkpoint(start.path, device=torch_device)
@@ -155,7 +177,10 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
         logger.info("training from scratch (training recipe %s)", identity["recipe"][:12])
     model.train()
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=setup.learning_rate, betas=tuple(setup.adam_betas), eps=setup.adam_eps
+        model.parameters(),
+        lr=setup.learning_rate,
+        betas=tuple(setup.adam_betas),
+        eps=setup.adam_eps,
     )
     if checkpoint is not None and checkpoint.optimizer_state is not None:
         optimizer.load_state_dict(checkpoint.optimizer_state)
@@ -170,11 +195,15 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
 
     use_cuda = torch_device.type == "cuda"
     bf16 = setup.mixed_precision and native_bf16(torch_device)
-    logger.info("training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32")
+    logger.info(
+        "training on %s in %s", torch_device, "bfloat16 mixed precision" if bf16 else "float32"
+    )
     if avoid_amx_weight_gradient_crash(torch_device, bf16, setup.batch_size):
         logger.info(
             "%d threads for batches of %d: oneDNN kept off AMX (ONEDNN_MAX_CPU_ISA=%s)",
-            torch.get_num_threads(), setup.batch_size, NO_AMX_ISA,
+            torch.get_num_threads(),
+            setup.batch_size,
+            NO_AMX_ISA,
         )
 
     def forward(raw: torch.Tensor) -> dict:
@@ -182,7 +211,9 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
             return model(raw)
 
     recompute_batch_norm = bool(batchnorm.batch_norms(model)) and setup.batch_norm_batches > 0
-    dataset = TrainingBatches(samples, setup_dict, input_shape, output_shape, start=start_iteration + 1)
+    dataset = TrainingBatches(
+        samples, setup_dict, input_shape, output_shape, start=start_iteration + 1
+    )
     loader = batch_loader(dataset, setup.num_workers, pin_memory=use_cuda)
     batches = iter(loader)
     last_path = None
@@ -197,7 +228,9 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
                 batch = next(batches)
                 t1 = time.perf_counter()
                 if int(batch["iteration"]) != iteration:  # the loader's order is the contract
-                    raise RuntimeError(f"batch for iteration {int(batch['iteration'])} arrived at {iteration}")
+                    raise RuntimeError(
+                        f"batch for iteration {int(batch['iteration'])} arrived at {iteration}"
+                    )
                 tensors = {k: batch[k].to(torch_device, non_blocking=True) for k in TENSOR_KEYS}
                 optimizer.zero_grad(set_to_none=True)
                 for group in optimizer.param_groups:
@@ -205,15 +238,23 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
                 outputs = forward(tensors["raw"])
                 loss, parts = training_loss(outputs, tensors, setup)
                 if not torch.isfinite(loss):
-                    raise SynfulError(setup_path, f"the loss became {float(loss)} at iteration {iteration}")
+                    raise SynfulError(
+                        setup_path, f"the loss became {float(loss)} at iteration {iteration}"
+                    )
                 loss.backward()
                 optimizer.step()
                 if use_cuda:
                     torch.cuda.synchronize()
                 t2 = time.perf_counter()
                 if iteration % setup.log_every == 0 or iteration == last_iteration:
-                    writer.writerow({"iteration": iteration, **{k: parts.get(k, "") for k in LOG_COLUMNS[1:4]},
-                                     "step_seconds": round(t2 - t0, 5), "data_seconds": round(t1 - t0, 5)})
+                    writer.writerow(
+                        {
+                            "iteration": iteration,
+                            **{k: parts.get(k, "") for k in LOG_COLUMNS[1:4]},
+                            "step_seconds": round(t2 - t0, 5),
+                            "data_seconds": round(t1 - t0, 5),
+                        }
+                    )
                     log_file.flush()
                 if bar is not None:
                     bar.set_postfix(loss=f"{parts['loss']:.4g}", refresh=False)
@@ -223,12 +264,18 @@ def _train_setup(setup, samples, out_dir, *, iterations, device, progress, setup
                 if iteration % setup.checkpoint_every == 0 or iteration == last_iteration:
                     if recompute_batch_norm:
                         batchnorm.recompute_statistics(
-                            model, _batch_norm_inputs(dataset, iteration, torch_device), setup.batch_norm_batches,
+                            model,
+                            _batch_norm_inputs(dataset, iteration, torch_device),
+                            setup.batch_norm_batches,
                             forward,
                         )
                     last_path = save_checkpoint(
-                        out_dir / checkpoint_name(iteration), model=model, setup=setup_dict,
-                        iteration=iteration, optimizer=optimizer, identity={**identity, "lineage": lineage},
+                        out_dir / checkpoint_name(iteration),
+                        model=model,
+                        setup=setup_dict,
+                        iteration=iteration,
+                        optimizer=optimizer,
+                        identity={**identity, "lineage": lineage},
                     )
                     lineage.append(file_identity(last_path))
     finally:
@@ -245,8 +292,14 @@ BATCH_NORM_STREAM = 1
 def _batch_norm_inputs(training: TrainingBatches, iteration: int, device):
     """Input batches for the BatchNorm statistics of the checkpoint at ``iteration``: the
     training batches' samples and shapes, from their own stream."""
-    batches = TrainingBatches(training.sample_paths, training.setup_dict, training.input_shape,
-                              training.output_shape, start=iteration, stream=BATCH_NORM_STREAM)
+    batches = TrainingBatches(
+        training.sample_paths,
+        training.setup_dict,
+        training.input_shape,
+        training.output_shape,
+        start=iteration,
+        stream=BATCH_NORM_STREAM,
+    )
     return (torch.as_tensor(batch["raw"]).to(device) for batch in batches)
 
 
@@ -256,7 +309,12 @@ def _remove_snapshots_after(directory: Path, iteration: int) -> None:
         if it <= iteration:
             continue
         for path in paths:
-            if path.suffix == ".png" and path.is_file() and not path.is_symlink() or is_kind(path, SNAPSHOT):
+            if (
+                path.suffix == ".png"
+                and path.is_file()
+                and not path.is_symlink()
+                or is_kind(path, SNAPSHOT)
+            ):
                 remove_path(path)
 
 
@@ -277,17 +335,29 @@ def _progress(enabled: bool, start: int, total: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, desc="train", unit="it", mininterval=1.0, dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=start, desc="train", unit="it", mininterval=1.0, dynamic_ncols=True
+    )
 
 
-def _snapshot(out_dir: Path, iteration: int, batch: dict, outputs: dict, setup: TrainSetup, context) -> None:
+def _snapshot(
+    out_dir: Path, iteration: int, batch: dict, outputs: dict, setup: TrainSetup, context
+) -> None:
     predictions = {}
     for key, value in outputs.items():
         value = value.detach().float()
         if key == POST_INDICATOR:
             value = mask_probability(value, MASK_ACTIVATION[setup.mask_loss])
         predictions[key] = value.cpu().numpy()
-    numpy_batch = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in batch.items()}
-    write_snapshot(out_dir / "snapshots", iteration, numpy_batch, predictions, setup.voxel_size, context,
-                   keep=setup.keep_snapshots)
-
+    numpy_batch = {
+        k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in batch.items()
+    }
+    write_snapshot(
+        out_dir / "snapshots",
+        iteration,
+        numpy_batch,
+        predictions,
+        setup.voxel_size,
+        context,
+        keep=setup.keep_snapshots,
+    )

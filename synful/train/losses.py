@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from ..models import PARTNER_VECTORS, POST_INDICATOR
 
 
-def mask_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+def mask_loss(
+    output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "ce"
+) -> torch.Tensor:
     """Weighted mask loss over all voxels of the mask head's linear ``output`` (``kind``:
     ``"ce"``, the output read as logits, or ``"mse"``, the output regressed directly)."""
     output = output.float()
@@ -32,7 +34,9 @@ def mask_loss(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
     return (weights * per_voxel).sum() / per_voxel.numel()
 
 
-def vector_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, d_scale: float = 1.0) -> torch.Tensor:
+def vector_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, d_scale: float = 1.0
+) -> torch.Tensor:
     """Masked mean squared error of (d_scale x) vectors: (B, 3, ...) against (B, 3, ...), mask (B, 1, ...)."""
     difference = (prediction.float() - target) * d_scale
     masked = mask.expand_as(difference)
@@ -47,11 +51,15 @@ def training_loss(outputs: dict, batch: dict, setup) -> tuple[torch.Tensor, dict
     total = torch.zeros((), device=batch["raw"].device)
     parts = {}
     if POST_INDICATOR in outputs and setup.m_loss_scale > 0:
-        loss = mask_loss(outputs[POST_INDICATOR], batch["post_indicator"], batch["loss_weights"], setup.mask_loss)
+        loss = mask_loss(
+            outputs[POST_INDICATOR], batch["post_indicator"], batch["loss_weights"], setup.mask_loss
+        )
         total = total + setup.m_loss_scale * loss
         parts["mask_loss"] = float(loss.detach())
     if PARTNER_VECTORS in outputs and setup.d_loss_scale > 0:
-        loss = vector_loss(outputs[PARTNER_VECTORS], batch["partner_vectors"], batch["vector_mask"], setup.d_scale)
+        loss = vector_loss(
+            outputs[PARTNER_VECTORS], batch["partner_vectors"], batch["vector_mask"], setup.d_scale
+        )
         total = total + setup.d_loss_scale * loss
         parts["vector_loss"] = float(loss.detach())
     parts["loss"] = float(total.detach())

@@ -144,7 +144,9 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     return changed
 
 
-def recipe_difference(stored_setup: dict, stored: dict | None, current_setup: dict, current: dict) -> str:
+def recipe_difference(
+    stored_setup: dict, stored: dict | None, current_setup: dict, current: dict
+) -> str:
     """What differs between a checkpoint's recipe and the current one, in a few words, e.g.
     ``setup keys d_blob_radius, learning_rate / sample A.zarr``."""
     if not stored or "recipe" not in stored:
@@ -221,8 +223,14 @@ def plan_start(
         for _, path in reversed(checkpoints):
             stored_setup, stored = read_checkpoint_identity(path)
             if not same_recipe(stored, identity):
-                raise _mismatch(path, stored_setup, stored, setup, identity,
-                                "rerun with --restart to train from scratch")
+                raise _mismatch(
+                    path,
+                    stored_setup,
+                    stored,
+                    setup,
+                    identity,
+                    "rerun with --restart to train from scratch",
+                )
         eligible = [(it, path) for it, path in checkpoints if it <= last_iteration]
         if not eligible:
             return Start()
@@ -233,8 +241,14 @@ def plan_start(
     if start.path is not None:
         stored_setup, stored = read_checkpoint_identity(start.path)
         if not same_recipe(stored, identity):
-            raise _mismatch(start.path, stored_setup, stored, setup, identity,
-                            "it cannot be continued with this setup and these samples")
+            raise _mismatch(
+                start.path,
+                stored_setup,
+                stored,
+                setup,
+                identity,
+                "it cannot be continued with this setup and these samples",
+            )
         start.lineage = _lineage_after(start.path, stored)
         required = start.lineage[-1]
     best = start
@@ -243,7 +257,11 @@ def plan_start(
             continue
         stored_setup, stored = read_checkpoint_identity(path)
         if not same_recipe(stored, identity):
-            _remove(path, "made with another recipe: " + recipe_difference(stored_setup, stored, setup, identity))
+            _remove(
+                path,
+                "made with another recipe: "
+                + recipe_difference(stored_setup, stored, setup, identity),
+            )
         elif required is not None and required not in stored.get("lineage", []):
             _remove(path, f"not trained from {start.path.name}")
         else:
@@ -257,7 +275,9 @@ def _resolve_start(out_dir: Path, start_from, last_iteration: int) -> Start:
     path = Path(start_from)
     match = CHECKPOINT_PATTERN.match(path.name)
     if match is None or os.path.realpath(path.parent) != os.path.realpath(out_dir):
-        raise SynfulError(path, f"--from must be a checkpoint_<iteration>.pt in --out {out_dir} (or '{SCRATCH}')")
+        raise SynfulError(
+            path, f"--from must be a checkpoint_<iteration>.pt in --out {out_dir} (or '{SCRATCH}')"
+        )
     iteration = int(match.group(1))
     if iteration > last_iteration:
         raise SynfulError(path, f"--from is after --iterations {last_iteration}")

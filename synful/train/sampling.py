@@ -70,15 +70,22 @@ def open_training_sample(path: str | os.PathLike, voxel_size=None, synapses=None
     vs = labels.voxel_size
     for volume in [raw] + ([mask] if mask is not None else []):
         if volume.voxel_size != vs:
-            raise SynfulError(path, f"{array_path(volume)} has voxel size {list(volume.voxel_size)}, neuron_ids {list(vs)}")
+            raise SynfulError(
+                path,
+                f"{array_path(volume)} has voxel size {list(volume.voxel_size)}, neuron_ids {list(vs)}",
+            )
         if (volume.offset - labels.offset) % vs != Coordinate((0, 0, 0)):
             raise SynfulError(path, f"{array_path(volume)} is not on the voxel grid of neuron_ids")
     if voxel_size is not None and Coordinate(voxel_size) != vs:
-        raise SynfulError(path, f"voxel size {list(vs)} differs from the setup's voxel_size {list(voxel_size)}")
+        raise SynfulError(
+            path, f"voxel size {list(vs)} differs from the setup's voxel_size {list(voxel_size)}"
+        )
     region = labels.roi if mask is None else labels.roi.intersect(mask.roi)
     if region.empty:
         raise SynfulError(path, "masks/training does not overlap neuron_ids")
-    table = read_synapses(synapses if synapses is not None else sample_store.default_synapse_table(path))
+    table = read_synapses(
+        synapses if synapses is not None else sample_store.default_synapse_table(path)
+    )
     pre = table[PRE].to_numpy(np.float64).reshape(-1, 3)
     post = table[POST].to_numpy(np.float64).reshape(-1, 3)
     inside = points_in_roi(post, region)

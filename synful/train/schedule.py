@@ -14,8 +14,12 @@ SCHEDULES = ("constant", "cosine", "linear")
 
 
 def learning_rate_at(
-    iteration: int, learning_rate: float, schedule: str = "constant", warmup: int = 0,
-    final: float = 0.0, max_iteration: int = 1,
+    iteration: int,
+    learning_rate: float,
+    schedule: str = "constant",
+    warmup: int = 0,
+    final: float = 0.0,
+    max_iteration: int = 1,
 ) -> float:
     """The learning rate of the optimiser step of ``iteration`` (1-based).
 

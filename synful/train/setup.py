@@ -91,7 +91,9 @@ class TrainSetup:
     network_type: str = "vanilla"
     input_shape: list[int] = field(default_factory=lambda: [45, 295, 295])
     predict_input_shape: list[int] | None = None
-    downsample_factors: list[list[int]] = field(default_factory=lambda: [[1, 3, 3], [1, 3, 3], [3, 3, 3]])
+    downsample_factors: list[list[int]] = field(
+        default_factory=lambda: [[1, 3, 3], [1, 3, 3], [3, 3, 3]]
+    )
     fmap_num: int = 4
     fmap_inc_factor: int = 5
     kernel_sizes: list[list[int]] | None = None
@@ -161,7 +163,9 @@ class TrainSetup:
 
     def reject_probability_at(self, iteration: int) -> float:
         """``reject_probability`` at an iteration (the curriculum's schedule, if on)."""
-        return self._scheduled(self.curriculum.reject_probability, self.reject_probability, iteration)
+        return self._scheduled(
+            self.curriculum.reject_probability, self.reject_probability, iteration
+        )
 
     def balance_clip_at(self, iteration: int) -> tuple[float, float]:
         """The balancing clip range at an iteration (the curriculum's schedule, if on)."""
@@ -170,8 +174,14 @@ class TrainSetup:
 
     def learning_rate_at(self, iteration: int) -> float:
         """The learning rate of the step of ``iteration`` (``lr_schedule``)."""
-        return learning_rate_at(iteration, self.learning_rate, self.lr_schedule, self.lr_warmup,
-                                self.lr_final, self.max_iteration)
+        return learning_rate_at(
+            iteration,
+            self.learning_rate,
+            self.lr_schedule,
+            self.lr_warmup,
+            self.lr_final,
+            self.max_iteration,
+        )
 
     def _scheduled(self, ends, fixed, iteration):
         if ends is None or self.curriculum.iterations <= 0:
@@ -203,7 +213,9 @@ def _convert(value, annotation, where: str, path):
             raise SynfulError(path, f"{where} must be true or false, got {value!r}")
         return value
     if annotation is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
             raise SynfulError(path, f"{where} must be an integer, got {value!r}")
         return int(value)
     if annotation is float:
@@ -298,7 +310,11 @@ def _check(setup: TrainSetup, path) -> None:
     if setup.lr_warmup < 0 or not 0 <= setup.lr_final <= 1:
         fail("lr_warmup must be >= 0 and lr_final in [0, 1]")
     e = setup.elastic
-    if len(e.control_point_spacing) != 3 or min(e.control_point_spacing) < 1 or len(e.jitter_sigma) != 3:
+    if (
+        len(e.control_point_spacing) != 3
+        or min(e.control_point_spacing) < 1
+        or len(e.jitter_sigma) != 3
+    ):
         fail("elastic.control_point_spacing and elastic.jitter_sigma need 3 entries (z, y, x)")
     if len(e.rotation_interval) != 2 or e.subsample < 1:
         fail("elastic.rotation_interval needs 2 entries and elastic.subsample must be >= 1")
@@ -307,7 +323,9 @@ def _check(setup: TrainSetup, path) -> None:
     if min(chances) < 0 or e.prob_slip + e.prob_shift > 1:
         fail("elastic.prob_slip and prob_shift must be >= 0 with a sum <= 1")
     if d.prob_missing + d.prob_low_contrast + d.prob_misaligned > 1:
-        fail("defect.prob_missing, prob_low_contrast and prob_misaligned must be >= 0 with a sum <= 1")
+        fail(
+            "defect.prob_missing, prob_low_contrast and prob_misaligned must be >= 0 with a sum <= 1"
+        )
     if e.max_misalign < 0 or d.max_misaligned < 0:
         fail("elastic.max_misalign and defect.max_misaligned must be >= 0 (voxels)")
     for name in ("scale", "shift"):
@@ -334,12 +352,20 @@ def resolve_setup(data: dict, path: str | os.PathLike | None = None) -> TrainSet
 
     try:
         setup.input_shape = list(
-            valid_input_shape(setup.input_shape, setup.downsample_factors, setup.kernel_sizes, setup.skip_alignment)
+            valid_input_shape(
+                setup.input_shape,
+                setup.downsample_factors,
+                setup.kernel_sizes,
+                setup.skip_alignment,
+            )
         )
         if setup.predict_input_shape is not None:
             setup.predict_input_shape = list(
                 valid_input_shape(
-                    setup.predict_input_shape, setup.downsample_factors, setup.kernel_sizes, setup.skip_alignment
+                    setup.predict_input_shape,
+                    setup.downsample_factors,
+                    setup.kernel_sizes,
+                    setup.skip_alignment,
                 )
             )
     except ValueError as exc:

@@ -117,7 +117,10 @@ def _write_png(path: Path, arrays: dict, context, iteration: int) -> None:
     out_shape = arrays["post_indicator"][0].shape
     z = out_shape[0] // 2
     crop = tuple(slice(c, c + s) for c, s in zip(context, out_shape))
-    panels = [("raw", raw[crop][z], "gray", (-1, 1)), ("target post", arrays["post_indicator"][0][z], "magma", (0, 1))]
+    panels = [
+        ("raw", raw[crop][z], "gray", (-1, 1)),
+        ("target post", arrays["post_indicator"][0][z], "magma", (0, 1)),
+    ]
     if "pred_post_indicator" in arrays:
         panels.append(("predicted post", arrays["pred_post_indicator"][0][z], "magma", (0, 1)))
     magnitude = np.linalg.norm(arrays["partner_vectors"][0][:, z], axis=0)

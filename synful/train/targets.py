@@ -78,7 +78,9 @@ def post_indicator(post, labels, offset, voxel_size, blob_radius) -> np.ndarray:
     return out
 
 
-def partner_vectors(pre, post, labels, offset, voxel_size, d_blob_radius) -> tuple[np.ndarray, np.ndarray]:
+def partner_vectors(
+    pre, post, labels, offset, voxel_size, d_blob_radius
+) -> tuple[np.ndarray, np.ndarray]:
     """Partner vectors (float32 (3, z, y, x), nm) and their mask (uint8 (z, y, x)).
 
     Args:
@@ -95,7 +97,9 @@ def partner_vectors(pre, post, labels, offset, voxel_size, d_blob_radius) -> tup
     off = np.asarray(offset, dtype=np.float64)
     vectors = np.zeros((3, *labels.shape), dtype=np.float32)
     mask = np.zeros(labels.shape, dtype=np.uint8)
-    flat, owners = _ball_voxels(voxel_indices(post, offset, voxel_size, "floor"), labels, d_blob_radius, voxel_size)
+    flat, owners = _ball_voxels(
+        voxel_indices(post, offset, voxel_size, "floor"), labels, d_blob_radius, voxel_size
+    )
     if len(flat) == 0:
         return vectors, mask
     corners = np.stack(np.unravel_index(flat, labels.shape), axis=1) * vs + off
