@@ -29,6 +29,7 @@ from snakemake.utils import validate
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
 from synful.io.sample_store import open_mask, open_neuron_ids, open_raw
 from synful.io.synapse_table import read_synapses
+from synful.io.zarr_array import storage
 from synful.masks import synapses_in_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -395,7 +396,7 @@ def test_given_and_downloaded_samples(tmp_path):
     samples = tmp_path / "results" / "samples"
     for name in ("given", "fetched"):
         store = samples / f"{name}.zarr"
-        assert open_raw(store).array.chunks == (2, 16, 16)
+        assert storage(open_raw(store)).chunks == (2, 16, 16)
         assert open_neuron_ids(store).offset == (80, 16, 16)
         synapses = read_synapses(samples / f"{name}.parquet")
         assert len(synapses) == 2
