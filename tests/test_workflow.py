@@ -29,7 +29,7 @@ from snakemake.utils import validate
 from synful.io.cremi import CremiAnnotations, CremiSample, CremiVolume, write_cremi
 from synful.io.sample_store import open_mask, open_neuron_ids, open_raw
 from synful.io.synapse_table import read_synapses
-from synful.io.zarr_array import storage
+from synful.io.zarr_array import read, storage
 from synful.masks import synapses_in_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -404,9 +404,9 @@ def test_given_and_downloaded_samples(tmp_path):
         for split in ("training", "validation"):
             assert summary[split]["synapses"] == len(synapses_in_split(synapses, store, split))
         assert (tmp_path / "logs" / "masks" / f"{name}.log").read_text().startswith("synful masks")
-    given_training = open_mask(samples / "given.zarr", "training").read()
+    given_training = read(open_mask(samples / "given.zarr", "training"))
     assert given_training[:3].all() and not given_training[3:].any()
-    fetched_training = open_mask(samples / "fetched.zarr", "training").read()
+    fetched_training = read(open_mask(samples / "fetched.zarr", "training"))
     assert fetched_training[:, :16].all() and not fetched_training[:, 16:].any()
     assert (tmp_path / "resources" / "download" / "fetched.hdf").read_bytes() == (
         data / "remote.hdf"
@@ -665,7 +665,7 @@ def test_cremi_realigned_config_rehearsal(tmp_path):
     check_pairs(tmp_path, config, "A")
     # the archive came down once; the masks are the archive's (non-cuboid), not a split rule
     assert len(list((tmp_path / "resources" / "archives").glob("*.tar.gz"))) == 1
-    training = open_mask(tmp_path / "results" / "samples" / "A.zarr", "training").read()
+    training = read(open_mask(tmp_path / "results" / "samples" / "A.zarr", "training"))
     assert training[:12].any() and not training[12:].any() and not training[:4, :, :48].any()
 
 
