@@ -106,6 +106,12 @@ def best_group(table: pd.DataFrame) -> pd.Series:
     return combined.loc[ranking_fscore(combined).idxmax()]
 
 
+def chosen_score_threshold(best: pd.Series) -> float | None:
+    """The best row's score threshold (``None``: all predictions, the runs had no sweep)."""
+    threshold = best.get("best_score_threshold")
+    return None if threshold is None or pd.isna(threshold) else float(threshold)
+
+
 def plot_fscore_by_iteration(table: pd.DataFrame, path: str | os.PathLike) -> list[str]:
     """Plot the F-score (:func:`ranking_fscore`) of the combined runs against iteration.
 
@@ -177,8 +183,7 @@ def summarize_errors(
     """
     best = best_group(table)
     key_columns = run_keys(runs)
-    threshold = best.get("best_score_threshold")
-    threshold = None if threshold is None or pd.isna(threshold) else float(threshold)
+    threshold = chosen_score_threshold(best)
     members = [run for run in runs if all(run[k] == best[k] for k in key_columns)]
     per_sample, listed = {}, []
     for run in members:
@@ -237,8 +242,7 @@ def summarize_test(
     """
     best = best_group(table)
     key_columns = run_keys(runs)
-    threshold = best.get("best_score_threshold")
-    threshold = None if threshold is None or pd.isna(threshold) else float(threshold)
+    threshold = chosen_score_threshold(best)
     keys = {k: best[k] for k in key_columns}
     chosen = [run for run in test_runs if all(run[k] == keys[k] for k in key_columns)]
     if not chosen:
@@ -336,8 +340,8 @@ def format_results(results: str | os.PathLike) -> str:
     best = best_group(table)
     fixed = {"setup", "iteration", "sample", "seg", *COUNTS} | {f"best_{n}" for n in BEST}
     settings = " ".join(f"{k} {best[k]}" for k in table.columns if k not in fixed)
-    threshold = best.get("best_score_threshold")
-    cut = "" if pd.isna(threshold) else f", score >= {threshold:g}"
+    threshold = chosen_score_threshold(best)
+    cut = "" if threshold is None else f", score >= {threshold:g}"
     precision, recall, fscore = (
         best[n] if pd.isna(best[f"best_{n}"]) else best[f"best_{n}"]
         for n in ("precision", "recall", "fscore")
