@@ -35,13 +35,18 @@ from synful.extract import (
 )
 from synful.extract.predictions import open_predictions
 from synful.io.synapse_table import read_synapses
-from synful.io.zarr_array import write_volume
+from synful.io.zarr_array import world_array, write_volume
 
 VS = (40, 4, 4)
 SHAPE = (12, 64, 64)
 # blob centres chosen to straddle the borders of 4 x 16 x 16 and 6 x 32 x 32 blocks
 CENTRES = [(3, 15, 16), (4, 32, 31), (6, 8, 47), (8, 48, 48), (2, 40, 10), (9, 20, 56), (5, 55, 25)]
 OFFSET = (400, 80, 120)
+
+
+def in_memory_arrays(prob, vectors):
+    """The probabilities and partner vectors as Arrays at ``OFFSET`` (for extract_from_arrays)."""
+    return world_array(prob, VS, OFFSET), world_array(vectors, VS, OFFSET, channels=1)
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def test_blockwise_equals_whole_volume(tmp_path, store, prob, vectors, mode, blo
     assert len(whole) >= len(CENTRES)
     pd.testing.assert_frame_equal(whole, blocks)
     pd.testing.assert_frame_equal(blocks, read_synapses(tmp_path / "blocks.parquet"))
-    in_memory = extract_from_arrays(prob, vectors, VS, OFFSET, ExtractConfig(**MODES[mode]))
+    in_memory = extract_from_arrays(*in_memory_arrays(prob, vectors), ExtractConfig(**MODES[mode]))
     pd.testing.assert_frame_equal(whole, in_memory)
     assert whole["id"].is_unique and whole["id"].is_monotonic_increasing
     assert not work_directory(tmp_path / "blocks.parquet").exists()
@@ -103,7 +108,9 @@ def test_quantized_store_honours_scale(tmp_path, prob, vectors):
     )
     table = extract_synapses(store, tmp_path / "q.parquet", block_shape=(4, 16, 16), progress=False)
     stored = zarr.open_array(str(store / "post_indicator"))[...]
-    expected = extract_from_arrays(stored / np.float32(255), vectors, VS, OFFSET, ExtractConfig())
+    expected = extract_from_arrays(
+        *in_memory_arrays(stored / np.float32(255), vectors), ExtractConfig()
+    )
     pd.testing.assert_frame_equal(table, expected)
     post = table[["post_z", "post_y", "post_x"]].to_numpy()
     pre = table[["pre_z", "pre_y", "pre_x"]].to_numpy()
@@ -132,7 +139,7 @@ def test_float16_store_with_unit_scale(tmp_path, prob, vectors):
             tmp_path / "f16.zarr", tmp_path / f"{mode}.parquet", mode=mode, progress=False
         )
         config = ExtractConfig(mode=mode)
-        expected = extract_from_arrays(half.astype(np.float32), vectors, VS, OFFSET, config)
+        expected = extract_from_arrays(*in_memory_arrays(half.astype(np.float32), vectors), config)
         assert len(table) >= len(CENTRES)
         pd.testing.assert_frame_equal(table, expected)
 

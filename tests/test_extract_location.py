@@ -29,6 +29,7 @@ from synful.extract.components import master_boundaries, master_location
 from synful.extract.nms import ellipsoid_footprint, local_maxima, pad_map, reflected_faces
 from synful.extract.volume import IDENTITY_FILE
 from synful.io.synapse_table import read_synapses
+from synful.io.zarr_array import world_array
 
 VS = (40, 4, 4)
 
@@ -95,7 +96,9 @@ def test_fidelity_audit_check_2_table(blob):
         assert off == pytest.approx(nm, abs=0.05), rule
         # the same through the whole-volume table (post = voxel * voxel size)
         table = extract_from_arrays(
-            prob, np.zeros((3, *prob.shape)), VS, (0, 0, 0), ExtractConfig(cc_location=rule)
+            world_array(prob, VS, (0, 0, 0)),
+            world_array(np.zeros((3, *prob.shape)), VS, (0, 0, 0), channels=1),
+            ExtractConfig(cc_location=rule),
         )
         np.testing.assert_array_equal(
             table[["post_z", "post_y", "post_x"]].to_numpy()[0], np.array(expected) * VS
@@ -283,7 +286,10 @@ def test_blockwise_equals_whole_volume_at_the_volume_border(tmp_path, options):
         blocks = extract_synapses(store, tmp_path / "b.parquet", block_shape=block_shape, **kwargs)
         pd.testing.assert_frame_equal(whole, blocks)
     config = ExtractConfig(**{k: v for k, v in kwargs.items() if k != "progress"})
-    pd.testing.assert_frame_equal(whole, extract_from_arrays(prob, vectors, VS, offset, config))
+    in_memory = extract_from_arrays(
+        world_array(prob, VS, offset), world_array(vectors, VS, offset, channels=1), config
+    )
+    pd.testing.assert_frame_equal(whole, in_memory)
     if options["mode"] == "nms":  # the border mode never changes a result
         constant = {**kwargs, "nms_border": "constant"}
         pd.testing.assert_frame_equal(

@@ -4,7 +4,7 @@
 predictions), finds candidates there, keeps those whose post voxel lies in the write ROI
 (half-open: every synapse belongs to exactly one block), reads the partner vectors at just
 those voxels and returns the synapse table. :func:`extract_from_arrays` does the same for
-arrays in memory; on the same data both give the same table.
+whole arrays in memory (funlib ``Array``); on the same data both give the same table.
 
 Synapse ids are the linear (C-order) index of the post voxel in the prediction volume's
 voxel grid, so they are unique and independent of the block shape.
@@ -197,34 +197,31 @@ def extract_block(
 
 
 def extract_from_arrays(
-    probabilities: np.ndarray,
-    vectors: np.ndarray,
-    voxel_size: Sequence[int],
-    offset: Sequence[int],
-    config: ExtractConfig,
+    probabilities: Array, vectors: Array, config: ExtractConfig
 ) -> pd.DataFrame:
-    """Whole-volume extraction from in-memory arrays (no store, no blocks).
+    """Whole-volume extraction from arrays in memory (no store, no blocks).
 
     Args:
-        probabilities: probability map (z, y, x), floats in [0, 1].
-        vectors: partner vectors (3, z, y, x), nm.
-        voxel_size: voxel size (nm).
-        offset: world position (nm) of voxel (0, 0, 0).
+        probabilities: the probability map (z, y, x), floats in [0, 1] (not a stored,
+            scaled array: wrap numpy with :func:`synful.io.zarr_array.world_array`).
+        vectors: partner vectors (3, z, y, x), nm, on the same voxel grid.
         config: the extraction settings (``seg`` options do not apply).
+
+    Raises:
+        ValueError: the two arrays do not share a voxel size and ROI.
     """
-    probabilities = np.asarray(probabilities)
-    shape_nm = tuple(int(s) * int(v) for s, v in zip(probabilities.shape, voxel_size))
-    roi = Roi(tuple(int(o) for o in offset), shape_nm)
-    candidates = find_candidates(probabilities, voxel_size, config)
-
-    def at(array, points: np.ndarray) -> np.ndarray:
-        """``array`` (channels first) at world points (floor rule), 0 outside: (N, ...)."""
-        values = values_at(
-            array, points, "floor", offset=offset, voxel_size=voxel_size, outside="fill"
+    roi, voxel_size = probabilities.roi, probabilities.voxel_size
+    if vectors.roi != roi or vectors.voxel_size != voxel_size:
+        raise ValueError(
+            f"partner vectors {vectors.roi} ({vectors.voxel_size} nm) do not lie on the grid of "
+            f"the probabilities {roi} ({voxel_size} nm)"
         )
-        return values.astype(np.float64)
+    candidates = find_candidates(np.asarray(read(probabilities)), voxel_size, config)
 
-    vectors = np.asarray(vectors)
+    def at(array: Array, points: np.ndarray) -> np.ndarray:
+        """``array`` (channels first) at world points (floor rule), 0 outside: (N, ...)."""
+        return values_at(array, points, "floor", outside="fill").astype(np.float64)
+
     reader = _vector_reader(
         config, voxel_size, lambda p: at(probabilities, p), lambda p: at(vectors, p)
     )
