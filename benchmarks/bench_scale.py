@@ -31,7 +31,7 @@ Results and assumptions: ``docs/scale.md``.
 
     .venv/bin/python benchmarks/bench_scale.py [--predict-grid 10 32 32] [--extract-shape ...]
 
-About 20 minutes on 2 shared cores (14 of them the 102,400 extraction blocks at ~8 ms each).
+About 20 minutes on 2 shared cores, most of it the extraction blocks (times: ``docs/scale.md``).
 
 Per-block times of the CLI runs are after start-up (a 2-block run of the same command is
 subtracted) and given as wall time and as CPU time of all processes (``wait4``'s

@@ -14,7 +14,8 @@ How blocks reach the workers (sized for 10^6-10^7 blocks with a flat client):
   building each :class:`~.task.Block` there from its id. A batch starts at one block and grows
   (at most 4x per finished batch) until it takes about :data:`TARGET_BATCH_SECONDS`, up to
   :data:`MAX_BATCH` blocks: a network's multi-second blocks go one per task, no-op blocks
-  thousands per task, so the scheduler's ~1 ms per task is paid once per batch.
+  thousands per task, so the scheduler's per-task cost (docs/performance.md) is paid once
+  per batch.
 * At most ``2 x worker threads`` batches are in flight (a window: one running and one queued
   per thread); a new one is submitted as each finishes.
 * The client marks a batch's blocks done when its result arrives (one writer of the done

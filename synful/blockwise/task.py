@@ -33,7 +33,8 @@ from ..geometry import Coordinate, Roi, points_in_roi
 
 FITS = ("shrink", "overhang")
 #: the most blocks a task may have: blocks are generated one at a time, but the done store
-#: takes one byte per block (10**8 blocks: 100 MB) and a no-op block ~0.02 ms of bookkeeping
+#: takes one byte per block (10**8 blocks: 100 MB) and every block some bookkeeping time
+#: (docs/performance.md, "Blockwise bookkeeping per block")
 MAX_BLOCKS = 10**8
 
 
@@ -47,7 +48,8 @@ class Block:
         read_roi: ``write_roi`` grown by the task's context (nm).
 
     A task makes its blocks with plain integer corners; the ``Roi`` objects are built on first
-    access (a funlib ``Roi`` costs ~20 us to build, more than a no-op block's bookkeeping).
+    access (building a funlib ``Roi`` costs more than a no-op block's bookkeeping:
+    docs/performance.md).
     """
 
     __slots__ = ("block_id", "index", "_write", "_read", "_write_roi", "_read_roi")

@@ -47,9 +47,9 @@ def resolve_device(device: str, worker_index: int | None = None) -> str:
 def prepare_model(model, device: str):
     """Move ``model`` to ``device``; on CPU, use the channels-last layout.
 
-    Channels-last lets oneDNN run the network's thin (1- and 4-channel) convolutions
-    1.6-1.8x faster on CPU than the default layout (measured at a 51 x 430 x 430 input); the
-    values are the same up to float32 rounding.
+    Channels-last lets oneDNN run the network's thin (1- and 4-channel) convolutions faster on
+    CPU than the default layout (docs/performance.md); the values are the same up to float32
+    rounding.
     """
     import torch
 

@@ -30,7 +30,7 @@ from ..geometry import Coordinate, Roi
 # memory stays within this budget: bigger blocks recompute less context.
 DEFAULT_BLOCK_MEMORY = 2 * 2**30
 # Estimated peak activation bytes per input voxel and top-level feature map (float32, inference
-# mode); measured: 40 bytes/voxel for fmap_num 4 (0.9 GiB at a 66 x 592 x 592 input).
+# mode); above the measured value (docs/performance.md, "Activation memory of prediction").
 BYTES_PER_VOXEL_AND_FMAP = 12
 
 

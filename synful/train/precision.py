@@ -2,9 +2,9 @@
 
 bfloat16 autocast runs convolutions in bfloat16 and keeps reductions, normalisation and the
 losses in float32. It pays off only where the hardware computes in bfloat16 natively: CUDA
-GPUs that support it (Ampere and later) and CPUs with AVX512-BF16 or AMX instructions (there
-oneDNN runs the demo network's training step 2.8x faster than in float32). Elsewhere bfloat16
-is emulated and slower than float32, so it is not used.
+GPUs that support it (Ampere and later) and CPUs with AVX512-BF16 or AMX instructions (the
+demo's speed-up there: docs/training.md, "Training speed on CPU"). Elsewhere bfloat16 is
+emulated and slower than float32, so it is not used.
 """
 
 from __future__ import annotations
