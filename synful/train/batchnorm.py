@@ -3,10 +3,9 @@
 With one sample per batch, PyTorch's running averages (momentum 0.1) follow the last ~10
 training batches, computed with weights that have changed since; the statistics stored in a
 checkpoint, and with them the calibration of the predicted indicator, jump from one checkpoint
-to the next. On the demo data, one run's F-score at CC 0.9 went from 0.66 at 1000 iterations
-to 0.27 at 1500, and back to 0.70 with the 1500-iteration weights and statistics recomputed
-over 200 batches. Averaging the training batches' statistics over the last 200 iterations
-does not help (0.31): the weights move too much in that time.
+to the next. Averaging the training batches' statistics over recent iterations does not help:
+the weights move too much in that time (measured on the demo: docs/training.md, "BatchNorm
+statistics in checkpoints").
 
 So before a checkpoint is written, the statistics are recomputed with its final weights: the
 plain average (PyTorch's ``momentum=None``) over ``count`` batches of a separate, deterministic
