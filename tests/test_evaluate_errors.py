@@ -28,7 +28,7 @@ from synful.evaluate.labels import labels_at_points
 from synful.evaluate.matching import candidate_edges, solve_matching
 from synful.extract.predictions import open_predictions
 from synful.io.synapse_table import make_synapses, write_synapses
-from synful.io.zarr_array import write_volume
+from synful.io.zarr_array import world_array, write_volume
 
 T = 400.0
 VOXEL = (40, 10, 10)
@@ -42,14 +42,15 @@ def stripes():
 
 
 SEG = stripes()
+SEG_ARRAY = world_array(SEG, VOXEL, (0, 0, 0))
 
 
 def labels(pre, post):
     pre, post = np.asarray(pre, float).reshape(-1, 3), np.asarray(post, float).reshape(-1, 3)
     return np.stack(
         [
-            labels_at_points(SEG, pre, (0, 0, 0), VOXEL),
-            labels_at_points(SEG, post, (0, 0, 0), VOXEL),
+            labels_at_points(SEG_ARRAY, pre),
+            labels_at_points(SEG_ARRAY, post),
         ],
         axis=1,
     )
@@ -288,7 +289,7 @@ def test_post_indicator_near_stays_in_the_neuron(tmp_path):
     )
     store = open_predictions(path)
     points = [(500, 1000, 1100), (500, 1000, 1100), (500, 5000, 1100), (500, 2000, 2200)]
-    near = post_indicator_near(store.post_indicator, SEG, (0, 0, 0), VOXEL, points, [3, 2, 3, 5], T)
+    near = post_indicator_near(store.post_indicator, SEG_ARRAY, points, [3, 2, 3, 5], T)
     assert near[0] == pytest.approx(0.7, abs=1 / 255)
     assert near[1] == pytest.approx(0.95, abs=1 / 255)
     assert np.isnan(near[2])  # the store ends at y 3000: nothing within 400 nm

@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 
 from synful.evaluate.labels import labels_at_points
 from synful.evaluate.matching import candidate_edges, match_pairs, solve_matching
+from synful.io.zarr_array import world_array
 from synful.lookup import round_half_away_from_zero, values_at_voxels, voxel_indices
 
 T = 400.0
@@ -136,10 +137,8 @@ def test_labels_and_matching_equal_the_official_rule(problem):
     def ours(pairs):
         pre = np.array([p for p, _ in pairs], float).reshape(-1, 3)
         post = np.array([q for _, q in pairs], float).reshape(-1, 3)
-        lab = np.stack(
-            [labels_at_points(seg, pre, offset, voxel), labels_at_points(seg, post, offset, voxel)],
-            axis=1,
-        )
+        array = world_array(seg, voxel, offset)
+        lab = np.stack([labels_at_points(array, pre), labels_at_points(array, post)], axis=1)
         return pre, post, lab
 
     def reference(pairs):
@@ -176,7 +175,7 @@ def test_lookup_rounds_to_nearest_voxel_with_offset():
     # half a voxel before the start rounds away from zero to -1: outside
     assert voxel_indices([[20.0, 8.0, 8.0]], offset, voxel, "cremi").tolist() == [[-1, 0, 0]]
     labels = labels_at_points(
-        seg, [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]], offset, voxel
+        world_array(seg, voxel, offset), [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]]
     )
     assert labels.tolist() == [seg[1, 1, 1], 0, seg[0, 0, 0]]
 
@@ -185,7 +184,7 @@ def test_lookup_outside_warns(caplog):
     seg = np.ones((1, 2, 2), np.uint64)
     with caplog.at_level("WARNING"):
         labels = labels_at_points(
-            seg, [[0, 0, 0], [0, 0, 100]], (0, 0, 0), (40, 4, 4), "test points"
+            world_array(seg, (40, 4, 4), (0, 0, 0)), [[0, 0, 0], [0, 0, 100]], "test points"
         )
     assert labels.tolist() == [1, 0]
     assert "1 of 2 test points lie outside" in caplog.text

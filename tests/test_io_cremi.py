@@ -19,6 +19,7 @@ from synful.io.synapse_table import (
     read_synapses,
     synapses_from_annotations,
 )
+from synful.io.zarr_array import read
 
 
 def polyadic_annotations(offset=(80.0, 40.0, 40.0)):
@@ -58,7 +59,7 @@ def test_round_trip(tmp_path):
     assert s.raw.data.dtype == np.uint8 and s.raw.resolution == (40, 4, 4)
     assert s.raw.offset == (0.0, 0.0, 0.0)
     assert s.neuron_ids.offset == (40.0, 8.0, 8.0)
-    assert s.neuron_ids.roi == Roi((40, 8, 8), (80, 16, 16))
+    assert s.neuron_ids.to_array().roi == Roi((40, 8, 8), (80, 16, 16))
     assert s.clefts is None
     a = s.annotations
     ref = polyadic_annotations()
@@ -128,6 +129,26 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_volume_roi_uses_world_units():
-    vol = CremiVolume(np.zeros((3, 5, 7), np.uint8), (40, 4, 4), (80.0, 4.0, 0.0))
-    assert vol.roi == Roi(Coordinate((80, 4, 0)), Coordinate((120, 20, 28)))
+def test_volume_array_uses_world_units():
+    data = np.zeros((3, 5, 7), np.uint8)
+    array = CremiVolume(data, (40.0, 4.0, 4.0), (80.0, 4.0, 0.0)).to_array()
+    assert array.roi == Roi(Coordinate((80, 4, 0)), Coordinate((120, 20, 28)))
+    assert array.voxel_size == Coordinate((40, 4, 4))
+    assert np.shares_memory(read(array), data)
+
+
+def test_volume_array_needs_whole_nm(tmp_path):
+    with pytest.raises(SynfulError, match="must be whole nm"):
+        CremiVolume(np.zeros((1, 2, 2), np.uint8), (40, 4, 4), (0.5, 0, 0)).to_array()
+    path = tmp_path / "half.hdf"
+    write_cremi(path, CremiSample(raw=CremiVolume(np.zeros((1, 2, 2), np.uint8), (40, 4, 4.5))))
+    with CremiFile(path) as f, pytest.raises(SynfulError, match="volumes/raw resolution"):
+        f.volume_array("raw")
+
+
+def test_file_volume_array_reads_the_dataset(tmp_path):
+    path = sample(tmp_path)
+    with CremiFile(path) as f:
+        labels = f.volume_array("neuron_ids")
+        assert labels.roi == Roi((40, 8, 8), (80, 16, 16))
+        np.testing.assert_array_equal(read(labels), read_cremi(path).neuron_ids.data)

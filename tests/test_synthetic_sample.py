@@ -65,8 +65,9 @@ def test_annotations_inside_cube_on_the_right_neurons(sample):
     extent = np.asarray(SHAPE) * VOXEL
     assert np.all(ann.locations >= 0) and np.all(ann.locations < extent)
     pre, post = ann.pair_locations()
-    assert points_in_roi(pre, sample.neuron_ids.roi).all()
-    assert points_in_roi(post, sample.neuron_ids.roi).all()
+    cube = sample.neuron_ids.to_array().roi
+    assert points_in_roi(pre, cube).all()
+    assert points_in_roi(post, cube).all()
     pre_labels, post_labels = label_at(sample, pre), label_at(sample, post)
     assert np.all(pre_labels != post_labels)
     distance = np.linalg.norm(pre - post, axis=1)

@@ -58,11 +58,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from funlib.geometry import Coordinate, Roi
 from scipy.spatial import cKDTree
 
+from ..geometry import Coordinate, Roi
 from ..io.prediction_store import read_values
 from ..io.synapse_table import POST, PRE
+from ..io.zarr_array import Array
 from ..lookup import values_at, voxel_indices
 from ..settings.evaluate import EvaluateSettings
 from .matching import Matches
@@ -439,13 +440,7 @@ def read_errors(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def post_indicator_near(
-    post_indicator,
-    segmentation,
-    seg_offset: Sequence[float],
-    seg_voxel_size: Sequence[float],
-    points,
-    labels,
-    radius: float,
+    post_indicator: Array, segmentation: Array, points, labels, radius: float
 ) -> np.ndarray:
     """The highest post indicator within ``radius`` nm of each point, inside the point's neuron.
 
@@ -455,8 +450,7 @@ def post_indicator_near(
     Args:
         post_indicator: the ``post_indicator`` :class:`~funlib.persistence.Array`
             (values are ``stored / scale``).
-        segmentation: the ground-truth ``neuron_ids`` (numpy, h5py or zarr array).
-        seg_offset, seg_voxel_size: its offset and voxel size (nm).
+        segmentation: the ground-truth ``neuron_ids`` :class:`~funlib.persistence.Array`.
         points: N x 3 world points (nm).
         labels: (N,) the label each point's neuron has.
         radius: nm.
@@ -492,8 +486,6 @@ def post_indicator_near(
             segmentation,
             centres[inside],
             "floor",
-            offset=seg_offset,
-            voxel_size=seg_voxel_size,
             outside="fill",
             fill=0,
             return_inside=True,

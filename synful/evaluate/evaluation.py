@@ -304,8 +304,6 @@ def _evaluate_files(
             indicator_max[alone] = post_indicator_near(
                 store.post_indicator,
                 gt.segmentation,
-                gt.offset,
-                gt.voxel_size,
                 gt_post[alone],
                 gt_labels[alone, 1],
                 matching_threshold,

@@ -16,7 +16,7 @@ from ..errors import SynfulError
 from ..io.cremi import VOLUME_PATHS, CremiFile
 from ..io.sample_store import default_synapse_table, open_neuron_ids, open_volume
 from ..io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
-from ..io.zarr_array import Array, world_array
+from ..io.zarr_array import Array
 from ..lookup import values_at
 from .labels import labels_at_points
 
@@ -36,19 +36,9 @@ class GroundTruth:
     pairs: pd.DataFrame
     segmentation: Array
 
-    @property
-    def offset(self) -> tuple[float, float, float]:
-        """The segmentation's offset (nm)."""
-        return tuple(float(o) for o in self.segmentation.offset)
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        """The segmentation's voxel size (nm)."""
-        return tuple(float(v) for v in self.segmentation.voxel_size)
-
     def labels(self, points, what: str = "points") -> np.ndarray:
         """(N,) labels at world points by the CREMI rounding rule (0 outside, with a warning)."""
-        return labels_at_points(self.segmentation, points, self.offset, self.voxel_size, what)
+        return labels_at_points(self.segmentation, points, what)
 
 
 def is_sample_store(path: str | os.PathLike) -> bool:
@@ -82,16 +72,7 @@ def open_ground_truth(path: str | os.PathLike) -> Iterator[GroundTruth]:
                 path, f"ground truth has no {VOLUME_PATHS['neuron_ids']} to label the pairs with"
             )
         pairs = read_synapses(path)
-        offset, resolution = f.volume_offset("neuron_ids"), f.volume_resolution("neuron_ids")
-        if any(float(v) != round(float(v)) for v in (*offset, *resolution)):
-            raise SynfulError(
-                path,
-                f"{VOLUME_PATHS['neuron_ids']} resolution {list(resolution)} and offset "
-                f"{list(offset)} must be whole nm",
-            )
-        segmentation = world_array(
-            f._dataset("neuron_ids"), [round(v) for v in resolution], [round(o) for o in offset]
-        )
+        segmentation = f.volume_array("neuron_ids")
         yield GroundTruth(path, pairs, segmentation)
 
 

@@ -10,10 +10,10 @@ a point gets label 0 and a warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 
+from ..io.zarr_array import Array
 from ..lookup import values_at
 
 log = logging.getLogger(__name__)
@@ -21,27 +21,23 @@ log = logging.getLogger(__name__)
 OUTSIDE_LABEL = 0
 
 
-def labels_at_points(
-    segmentation, points, offset: Sequence[float], voxel_size: Sequence[float], what: str = "points"
-) -> np.ndarray:
+def labels_at_points(segmentation: Array, points, what: str = "points") -> np.ndarray:
     """Ground-truth labels (uint64) at world points by the CREMI rounding rule.
 
     Points outside the segmentation get label 0 and a logged warning (the reference evaluator
     raised an error instead).
 
     Args:
-        segmentation: the ``neuron_ids`` array (numpy, h5py dataset or zarr array).
+        segmentation: the ``neuron_ids`` :class:`~funlib.persistence.Array` (over numpy, an
+            h5py dataset or a zarr array; wrap numpy with
+            :func:`synful.io.zarr_array.world_array`).
         points: N x 3 world positions (nm).
-        offset: world offset (nm) of ``segmentation``.
-        voxel_size: voxel size (nm) of ``segmentation``.
         what: a name for the points, used in the warning.
     """
     values, inside = values_at(
         segmentation,
         points,
         "cremi",
-        offset=offset,
-        voxel_size=voxel_size,
         outside="fill",
         fill=OUTSIDE_LABEL,
         return_inside=True,

@@ -14,6 +14,12 @@ Layout::
 
 Locations are never modified in place: the absolute position of an annotation is computed on a
 copy (the original Synful reader added the offset once per partner row).
+
+:class:`CremiVolume` is the file's record of one volume (data, float ``resolution`` and
+``offset`` as stored, an optional comment), written back exactly; it is not an array type for
+computation. Computation uses the funlib.persistence ``Array`` that :meth:`CremiVolume.to_array`
+(in memory) or :meth:`CremiFile.volume_array` (lazily, over the HDF5 dataset) make: the one
+conversion, which requires whole nm.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, roi_to_slices
+from .zarr_array import Array, world_array
 
 VOLUME_PATHS = {
     "raw": "volumes/raw",
@@ -41,16 +48,40 @@ POSTSYNAPTIC = "postsynaptic_site"
 
 @dataclass
 class CremiVolume:
-    """A volume with its ``resolution`` (voxel size, nm) and ``offset`` (nm), both (z, y, x)."""
+    """The CREMI file's record of a volume: ``data`` with its ``resolution`` (voxel size, nm)
+    and ``offset`` (nm), both (z, y, x) floats as stored, and an optional ``comment``.
+
+    A file-format record for reading and writing CREMI files, not an array type: compute on
+    :meth:`to_array`.
+    """
 
     data: np.ndarray
     resolution: tuple[float, float, float] = CREMI_VOXEL_SIZE
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     comment: str | None = None
 
-    @property
-    def roi(self) -> Roi:
-        return Roi(Coordinate(_as_int(self.offset)), Coordinate(self.data.shape) * _voxel(self))
+    def to_array(self, name: str = "volume") -> Array:
+        """The volume as an :class:`~funlib.persistence.Array` over ``data`` (not copied).
+
+        Raises:
+            SynfulError: the resolution or offset is not in whole nm.
+        """
+        voxel_size, offset = _whole_nm(None, name, self.resolution, self.offset)
+        return world_array(self.data, voxel_size, offset)
+
+
+def _whole_nm(path, key: str, resolution, offset) -> tuple[list[int], list[int]]:
+    """(voxel size, offset) of a CREMI volume as whole nm, for an :class:`Array`.
+
+    Raises:
+        SynfulError: a resolution or offset entry is not a whole number of nm.
+    """
+    if any(float(v) != round(float(v)) for v in (*offset, *resolution)):
+        raise SynfulError(
+            path,
+            f"{key} resolution {list(resolution)} and offset {list(offset)} must be whole nm",
+        )
+    return [round(float(v)) for v in resolution], [round(float(o)) for o in offset]
 
 
 @dataclass
@@ -122,10 +153,6 @@ def _as_int(values):
     return tuple(int(round(float(v))) for v in values)
 
 
-def _voxel(volume: CremiVolume) -> Coordinate:
-    return Coordinate(_as_int(volume.resolution))
-
-
 def _decode(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -190,6 +217,18 @@ class CremiFile:
         if off.shape != (3,) or not np.all(np.isfinite(off)):
             raise SynfulError(self.path, f"{VOLUME_PATHS[name]} has an invalid offset")
         return tuple(float(o) for o in off)
+
+    def volume_array(self, name: str) -> Array:
+        """Volume ``name`` as an :class:`~funlib.persistence.Array` over the HDF5 dataset (read
+        lazily; valid while the file is open).
+
+        Raises:
+            SynfulError: no such dataset, or its resolution or offset is not in whole nm.
+        """
+        voxel_size, offset = _whole_nm(
+            self.path, VOLUME_PATHS[name], self.volume_resolution(name), self.volume_offset(name)
+        )
+        return world_array(self._dataset(name), voxel_size, offset)
 
     def volume_shape(self, name: str) -> tuple[int, int, int]:
         return tuple(int(s) for s in self._dataset(name).shape)
