@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from synful.io.zarr_array import world_array
 from synful.train.targets import balance_weights, ball_offsets, partner_vectors, post_indicator
 
 VS = (40, 4, 4)
@@ -25,7 +26,7 @@ def test_indicator_is_clipped_to_the_post_neuron_and_skips_label_zero():
     post = np.array(
         [[1040, 2040, 3038], [1040, 2000, 3000]], dtype=float
     )  # voxel (1,10,9); (1,0,0) on 0
-    mask = post_indicator(post, labels, offset, VS, blob_radius=12)
+    mask = post_indicator(post, world_array(labels, VS, offset), blob_radius=12)
     expected_ball = ball_offsets(12, VS) + np.array([1, 10, 9])
     in_neuron = [tuple(v) for v in expected_ball if labels[tuple(v)] == 1]
     assert mask.sum() == len(in_neuron)
@@ -35,7 +36,7 @@ def test_indicator_is_clipped_to_the_post_neuron_and_skips_label_zero():
 
 def test_points_outside_the_window_draw_nothing():
     labels = np.ones((2, 8, 8), dtype=np.uint64)
-    mask = post_indicator([[0, -40, 0], [0, 0, 32]], labels, (0, 0, 0), VS, 20)
+    mask = post_indicator([[0, -40, 0], [0, 0, 32]], world_array(labels, VS, (0, 0, 0)), 20)
     assert mask.sum() == 0
 
 
@@ -44,7 +45,7 @@ def test_vectors_point_from_the_voxel_corner_to_the_partner():
     offset = np.array([400, 80, 80])
     post = np.array([[480 + 5, 80 + 40 + 1, 80 + 40 + 3]])
     pre = np.array([[560.0, 300.0, 180.0]])
-    vectors, mask = partner_vectors(pre, post, labels, offset, VS, d_blob_radius=30)
+    vectors, mask = partner_vectors(pre, post, world_array(labels, VS, offset), d_blob_radius=30)
     assert mask.sum() == len(ball_offsets(30, VS))
     for voxel in np.argwhere(mask):
         corner = voxel * np.array(VS) + offset
@@ -56,7 +57,8 @@ def test_overlapping_balls_go_to_the_nearest_post_point():
     labels = np.ones((1, 1, 40), dtype=np.uint64)
     post = np.array([[0, 0, 40.0], [0, 0, 80.0]])  # voxels 10 and 20, radius 60 nm = 15 voxels
     pre = np.array([[0, 0, -1000.0], [0, 0, 1000.0]])
-    vectors, mask = partner_vectors(pre, post, labels, (0, 0, 0), VS, d_blob_radius=60)
+    window = world_array(labels, VS, (0, 0, 0))
+    vectors, mask = partner_vectors(pre, post, window, d_blob_radius=60)
     x = np.arange(40) * 4.0
     centre = x + 2
     owner = np.where(np.abs(centre - 40) <= np.abs(centre - 80), 0, 1)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import Coordinate, Roi, points_in_roi
-from ..io.zarr_array import read
+from ..io.zarr_array import read, world_array
 from .augment import SpatialTransform, augment_defects, augment_intensity, sample_transform
 from .sampling import TrainingSample, choose_output_window
 from .setup import TrainSetup
@@ -72,12 +72,11 @@ def render_sample(
     reach = np.ceil(max(setup.blob_radius, setup.d_blob_radius) / vs).astype(np.int64)
     grow = np.minimum(reach, context)
     begin, end = context - grow, context + output_shape + grow
-    window_labels = labels[tuple(slice(b, e) for b, e in zip(begin, end))]
-    window_offset = input_begin + begin * vs
-    indicator = post_indicator(post, window_labels, window_offset, vs, setup.blob_radius)
-    vectors, vector_mask = partner_vectors(
-        pre, post, window_labels, window_offset, vs, setup.d_blob_radius
+    window_labels = world_array(
+        labels[tuple(slice(b, e) for b, e in zip(begin, end))], vs, input_begin + begin * vs
     )
+    indicator = post_indicator(post, window_labels, setup.blob_radius)
+    vectors, vector_mask = partner_vectors(pre, post, window_labels, setup.d_blob_radius)
     crop = tuple(slice(g, g + o) for g, o in zip(grow, output_shape))
     return {
         "raw": raw[None],

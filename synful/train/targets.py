@@ -1,8 +1,10 @@
-"""Training targets from synapse points (pure numpy, prediction-free).
+"""Training targets from synapse points (numpy, prediction-free).
 
-All functions work on a window of voxels whose first voxel's corner sits at ``offset`` (nm)
-with ``voxel_size`` (nm); points are world positions in nm, (N, 3) in (z, y, x). A point lies
-in the voxel ``floor((p - offset) / voxel_size)``; vectors start at the voxel corner.
+The targets are drawn on a window of neuron labels, a funlib.persistence ``Array`` (its
+``offset``, nm, is the corner of its first voxel; its ``voxel_size`` in nm); points are world
+positions in nm, (N, 3) in (z, y, x). A point lies in the voxel
+``floor((p - offset) / voxel_size)``; vectors start at the voxel corner. The balls are drawn by
+pure numpy kernels in voxel units.
 
 - postsynaptic indicator: a ball of ``blob_radius`` nm around each post point's voxel,
   clipped to the neuron under the post point (post points on label 0 draw nothing);
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..io.zarr_array import Array, read
 from ..lookup import voxel_indices
 
 DEFAULT_BALANCE_CLIP = (7e-4, 0.9993)
@@ -61,17 +64,17 @@ def _ball_voxels(post_voxels, labels, radius, voxel_size):
     return np.ravel_multi_index(tuple(voxels.T), labels.shape), owners
 
 
-def post_indicator(post, labels, offset, voxel_size, blob_radius) -> np.ndarray:
-    """The postsynaptic indicator (uint8 0/1, shape of ``labels``).
+def post_indicator(post, labels: Array, blob_radius: float) -> np.ndarray:
+    """The postsynaptic indicator (uint8 0/1, the spatial shape of ``labels``).
 
     Args:
         post: (N, 3) post locations in nm.
-        labels: neuron ids of the window (0 = no neuron).
-        offset: world position (nm) of the window's first voxel corner.
-        voxel_size: (z, y, x) nm.
+        labels: neuron ids of the window (0 = no neuron), an ``Array`` without channels.
         blob_radius: ball radius in nm.
     """
-    post_voxels = voxel_indices(post, offset, voxel_size, "floor")
+    voxel_size = labels.voxel_size
+    post_voxels = voxel_indices(post, labels.offset, voxel_size, "floor")
+    labels = np.asarray(read(labels))
     flat, _ = _ball_voxels(post_voxels, labels, blob_radius, voxel_size)
     out = np.zeros(labels.shape, dtype=np.uint8)
     out.reshape(-1)[flat] = 1
@@ -79,18 +82,18 @@ def post_indicator(post, labels, offset, voxel_size, blob_radius) -> np.ndarray:
 
 
 def partner_vectors(
-    pre, post, labels, offset, voxel_size, d_blob_radius
+    pre, post, labels: Array, d_blob_radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partner vectors (float32 (3, z, y, x), nm) and their mask (uint8 (z, y, x)).
 
     Args:
         pre: (N, 3) pre locations in nm (the partner of each post point).
         post: (N, 3) post locations in nm.
-        labels: neuron ids of the window.
-        offset: world position (nm) of the window's first voxel corner.
-        voxel_size: (z, y, x) nm.
+        labels: neuron ids of the window, an ``Array`` without channels.
         d_blob_radius: ball radius in nm.
     """
+    offset, voxel_size = labels.offset, labels.voxel_size
+    labels = np.asarray(read(labels))
     pre = np.asarray(pre, dtype=np.float64).reshape(-1, 3)
     post = np.asarray(post, dtype=np.float64).reshape(-1, 3)
     vs = np.asarray(voxel_size, dtype=np.float64)
