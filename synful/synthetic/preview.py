@@ -9,7 +9,9 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..errors import SynfulError
+from ..geometry import Coordinate, Roi
 from ..io.cremi import CremiSample
+from ..io.zarr_array import read, spatial_shape
 from ..lookup import voxel_indices
 
 
@@ -24,12 +26,12 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
 def busiest_sections(sample: CremiSample, count: int = 3) -> list[int]:
     """Up to ``count`` sections of the labelled cube (indices into ``neuron_ids``) holding the
     most pre points, in increasing order; evenly spaced sections when there are no synapses."""
-    depth = sample.neuron_ids.data.shape[0]
-    resolution = np.asarray(sample.neuron_ids.resolution, dtype=np.float64)
+    labels = sample.neuron_ids.to_array("neuron_ids")
+    depth = spatial_shape(labels)[0]
     ann = sample.annotations
     if ann is not None and len(ann.partners):
         pre, _ = ann.pair_locations()
-        z = voxel_indices(pre, sample.neuron_ids.offset, resolution, "floor")[:, 0]
+        z = voxel_indices(pre, labels.offset, labels.voxel_size, "floor")[:, 0]
         z = z[(z >= 0) & (z < depth)]
         hits = np.bincount(z, minlength=depth)
         # each section also gets credit for synapses one section away, so the views are rich
@@ -73,38 +75,36 @@ def write_preview(
 
     if sample.raw is None or sample.neuron_ids is None:
         raise SynfulError(png_path, "a preview needs both raw and neuron_ids")
-    labels = sample.neuron_ids
-    depth = labels.data.shape[0]
+    raw, labels = sample.raw.to_array("raw"), sample.neuron_ids.to_array("neuron_ids")
+    depth, height, width = spatial_shape(labels)
     sections = busiest_sections(sample) if sections is None else [int(s) for s in sections]
     if not sections or any(not 0 <= s < depth for s in sections):
         raise SynfulError(png_path, f"preview sections must lie in 0..{depth - 1}, got {sections}")
-    resolution = np.asarray(labels.resolution, dtype=np.float64)
-    start = np.rint(
-        (np.asarray(labels.offset) - np.asarray(sample.raw.offset)) / resolution
-    ).astype(int)
+    resolution = np.asarray(labels.voxel_size, dtype=np.float64)
+    origin = np.asarray(labels.offset, dtype=np.float64)
     if sample.annotations is not None and len(sample.annotations.partners):
         pre, post = sample.annotations.pair_locations()
-        pre_z = voxel_indices(pre, labels.offset, resolution, "floor")[:, 0]
-        post_z = voxel_indices(post, labels.offset, resolution, "floor")[:, 0]
-        pre = (pre - np.asarray(labels.offset)) / resolution
-        post = (post - np.asarray(labels.offset)) / resolution
+        pre_z = voxel_indices(pre, labels.offset, labels.voxel_size, "floor")[:, 0]
+        post_z = voxel_indices(post, labels.offset, labels.voxel_size, "floor")[:, 0]
+        pre = (pre - origin) / resolution
+        post = (post - origin) / resolution
     else:
         pre = post = np.zeros((0, 3))
         pre_z = post_z = np.zeros(0, np.int64)
     overlay = ListedColormap([(0, 0, 0, 0), (1.0, 0.8, 0.1, 0.3)])
 
-    height, width = labels.data.shape[1:]
+    label_data = read(labels)
     fig, axes = plt.subplots(
         1, len(sections), figsize=(3.4 * len(sections), 3.4 * height / width + 0.3), squeeze=False
     )
     for ax, z in zip(axes[0], sections):
-        raw = sample.raw.data[
-            z + start[0], start[1] : start[1] + height, start[2] : start[2] + width
-        ]
-        ax.imshow(raw, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.imshow(
-            _boundaries(labels.data[z]), cmap=overlay, vmin=0, vmax=1, interpolation="nearest"
+        # the raw section over the labelled cube's section z (0 where raw does not reach)
+        section = Roi(
+            labels.offset + Coordinate(z * labels.voxel_size[0], 0, 0),
+            labels.voxel_size * Coordinate(1, height, width),
         )
+        ax.imshow(read(raw, section)[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(_boundaries(label_data[z]), cmap=overlay, vmin=0, vmax=1, interpolation="nearest")
         shown = (np.abs(pre_z - z) <= 1) | (np.abs(post_z - z) <= 1)
         for p, q in zip(pre[shown], post[shown]):
             ax.annotate(
