@@ -9,10 +9,11 @@ corner of voxel (0, 0, 0). Two rules map a point ``p`` to a voxel index:
   voxel_size)`` with halves away from zero (Python 2's ``round``). The table's
   ``annotation_offset`` is already part of ``p`` here (synapse tables hold absolute nm).
 
-:func:`values_at` reads an array (a funlib.persistence ``Array``, or a bare numpy, zarr or
-h5py array) at world points; what happens to points outside the array is the caller's choice
-(``outside``). Pure numpy: no torch, no zarr or h5py import (an ``Array``'s storage is found
-by :func:`synful.io.zarr_array.storage`, imported when one is given).
+:func:`values_at` reads a funlib.persistence ``Array`` (the one array type: its voxel size and
+offset travel with it) at world points; what happens to points outside the array is the
+caller's choice (``outside``). :func:`values_at_voxels` is the numpy kernel under it, in voxel
+indices, for a bare numpy, zarr or h5py array. Pure numpy: no torch, no zarr or h5py import
+(an ``Array``'s storage is found by :func:`synful.io.zarr_array.storage`, imported on use).
 """
 
 from __future__ import annotations
@@ -146,8 +147,6 @@ def values_at(
     points,
     rule: str = "floor",
     *,
-    offset: Sequence[float] | None = None,
-    voxel_size: Sequence[float] | None = None,
     outside: str = "raise",
     fill=0,
     return_inside: bool = False,
@@ -155,31 +154,38 @@ def values_at(
     """Values of ``array`` at world points (N x 3, nm): the voxel of each point by ``rule``.
 
     Args:
-        array: a funlib.persistence ``Array`` (its storage is read directly, without
-            dask), or a bare numpy, zarr or h5py array (channel axes first) with ``offset``
-            and ``voxel_size`` given.
+        array: a funlib.persistence ``Array`` (its storage is read directly, without dask;
+            wrap a bare numpy, zarr or h5py array with
+            :func:`synful.io.zarr_array.world_array`, or index it in voxels with
+            :func:`values_at_voxels`).
         points: world positions (anything that reshapes to N x 3).
         rule: ``"floor"`` or ``"cremi"`` (see :func:`voxel_indices`).
-        offset, voxel_size: the array's grid (nm); default: the object's attributes.
         outside: ``"raise"`` (IndexError when a point lies outside the array) or ``"fill"``.
         fill: the value of points outside the array with ``outside="fill"``.
         return_inside: also return the boolean mask (N,) of points inside the array.
 
     Returns:
         values (N, *channels) in the array's dtype; ``(values, inside)`` with ``return_inside``.
+
+    Raises:
+        TypeError: ``array`` is not an ``Array`` (has no voxel size and offset).
     """
     if outside not in _OUTSIDE:
         raise ValueError(f"outside must be one of {_OUTSIDE}, got {outside!r}")
-    data = array
-    if hasattr(array, "voxel_size") and hasattr(array, "roi"):  # a funlib.persistence Array
-        from .io.zarr_array import storage
+    if not (hasattr(array, "voxel_size") and hasattr(array, "roi")):
+        raise TypeError(
+            f"values_at needs a funlib.persistence Array, got {type(array).__name__}: wrap it "
+            "with synful.io.zarr_array.world_array (or use values_at_voxels)"
+        )
+    from .io.zarr_array import storage
 
-        offset = array.offset if offset is None else offset
-        voxel_size = array.voxel_size if voxel_size is None else voxel_size
-        data = storage(array)
-        if data is None:  # lazy operations: read their dask array slab by slab
-            data = array.data
-    values, inside = values_at_voxels(data, voxel_indices(points, offset, voxel_size, rule), fill)
+    offset = array.offset
+    data = storage(array)
+    if data is None:  # lazy operations: read their dask array slab by slab
+        data = array.data
+    values, inside = values_at_voxels(
+        data, voxel_indices(points, offset, array.voxel_size, rule), fill
+    )
     if outside == "raise" and not inside.all():
         raise IndexError(
             f"{int((~inside).sum())} of {len(inside)} points lie outside the array of shape "

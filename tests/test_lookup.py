@@ -1,5 +1,5 @@
 """synful.lookup: the point -> voxel rules against plain per-coordinate formulas, and
-``values_at`` against direct indexing, for numpy, zarr, h5py and funlib.persistence Arrays."""
+``values_at`` against direct indexing, for funlib.persistence Arrays over numpy, zarr and h5py."""
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
@@ -119,27 +119,22 @@ def test_values_at_matches_direct_indexing(tmp_path, kind, channels, rule):
     array = {"numpy": lambda: data, "zarr": lambda: _zarr(data, chunks),
              "h5py": lambda: _h5(tmp_path, data, chunks)}[kind]()  # fmt: skip
     expected, expected_inside = reference_values(data, points, offset, voxel, rule, -5)
-    values, inside = values_at(
-        array,
-        points,
-        rule,
-        offset=offset,
-        voxel_size=voxel,
-        outside="fill",
-        fill=-5,
-        return_inside=True,
-    )
+    array = world_array(array, voxel, offset, channels=len(channels))
+    values, inside = values_at(array, points, rule, outside="fill", fill=-5, return_inside=True)
     assert values.dtype == data.dtype and values.shape == expected.shape
     assert inside.tolist() == expected_inside
     np.testing.assert_array_equal(values, expected)
     assert not all(expected_inside) and any(expected_inside)
     with pytest.raises(IndexError, match="lie outside"):
-        values_at(array, points, rule, offset=offset, voxel_size=voxel)
+        values_at(array, points, rule)
     # inside points only: "raise" reads them
-    np.testing.assert_array_equal(
-        values_at(array, points[inside], rule, offset=offset, voxel_size=voxel),
-        expected[inside],
-    )
+    np.testing.assert_array_equal(values_at(array, points[inside], rule), expected[inside])
+
+
+def test_values_at_needs_an_array():
+    """A bare array has no grid: values_at refuses it (the grid never travels on its own)."""
+    with pytest.raises(TypeError, match="world_array"):
+        values_at(np.zeros((2, 2, 2)), [[0, 0, 0]])
 
 
 @pytest.mark.parametrize("lazy", [False, True])
