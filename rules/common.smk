@@ -1,4 +1,5 @@
 import itertools
+import json
 import re
 import sys
 from importlib.util import find_spec
@@ -11,10 +12,12 @@ from snakemake.utils import Paramspace, validate
 
 validate(config, "../config/schema.yaml")
 
-# synful.train.setup (torch-free) owns the setup keys and their defaults; a Snakemake without
-# synful installed (e.g. with --use-conda) reads it from this checkout
+# synful.train.setup (torch-free) owns the setup keys and their defaults, synful.settings.workflow
+# (standard library only) what of a config section goes to its command; a Snakemake without
+# synful installed (e.g. with --use-conda) reads them from this checkout
 if find_spec("synful") is None:
     sys.path.append(str(Path(workflow.basedir)))
+from synful.settings.workflow import command_settings  # noqa: E402
 from synful.train.setup import TrainSetup  # noqa: E402
 
 SAMPLES = config["samples"]
@@ -414,58 +417,45 @@ def predict_masks(wildcards):
     return []
 
 
-def predict_args(wildcards):
-    """Options of `synful predict` from config (the ROI is added by the script)."""
-    options = config["predict"]
-    # a rerun resumes a killed job's blocks, but starts fresh when the checkpoint, the sample
-    # or a setting changed (the unfinished work then has another identity)
-    args = ["--restart-stale", "--device", options["device"], "--dtype", options["dtype"]]
-    if options["block_shape"]:
-        args += ["--block-shape", *options["block_shape"]]
-    if options["workers"]:
-        args += ["--workers", options["workers"]]
-    if options["scheduler"]:
-        args += ["--scheduler", options["scheduler"]]
-    if options["cluster"] is not None:
-        import json
-
-        # the job starts its own dask-jobqueue cluster (settings inline, as JSON)
-        args += ["--cluster", json.dumps(options["cluster"], sort_keys=True)]
-    return args
+def predict_settings(wildcards):
+    """What a predict job hands `synful predict --settings`: config predict (but the
+    workflow's own keys), with all of raw for a sample without labels."""
+    return command_settings("predict", config["predict"], roi=predict_roi(wildcards))
 
 
-def extract_args(wildcards):
-    """Options of `synful extract`: this run's grid point plus the fixed settings."""
-    options = config["extract"]
-    args = ["--restart-stale"]  # resume a killed job; start fresh when inputs or settings changed
-    for key, value in EXTRACTION.instance(wildcards).items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    args += ["--score-threshold", options["score_threshold"]]
-    args += ["--min-distance", options["min_distance"]]
-    args += ["--context", options["context"]]
-    args += ["--split-levels", *options["split_levels"]]
-    args += ["--min-piece-volume", options["min_piece_volume"]]
-    args += ["--vector-radius", options["vector_radius"]]
-    args += ["--cc-location", options["cc_location"]]
-    if options["block_shape"]:
-        args += ["--block-shape", *options["block_shape"]]
-    if options["drop_autapses"]:
-        args.append("--drop-autapses")
-    return args
+def predict_cluster_message():
+    """The predict jobs' message with predict.cluster (None without): the cluster settings
+    the job hands synful predict (in --settings), as JSON."""
+    cluster = config["predict"]["cluster"]
+    if not cluster:
+        return None
+    text = json.dumps(cluster, sort_keys=True).replace("{", "{{").replace("}", "}}")
+    return (
+        "predict {output.predictions} with {input.checkpoint} on a dask-jobqueue cluster "
+        f"(this job: gpu={{resources.gpu}}); synful predict --cluster {text}"
+    )
 
 
-def evaluate_args(wildcards):
-    """Options of `synful evaluate` from config, for every variant (--filter-same-seg added by
-    the script for "with seg")."""
-    options = config["evaluate"]
-    args = ["--matching-threshold", options["matching_threshold"]]
-    return args + ["--score-thresholds", *options["score_thresholds"]]
+def extract_settings(wildcards):
+    """What an extract job hands `synful extract --settings`: config extract (but the
+    workflow's own keys, the grid among them) with this run's grid point."""
+    return command_settings("extract", config["extract"], **EXTRACTION.instance(wildcards))
 
 
-def extraction_threshold(wildcards):
-    """The run's extraction threshold (grid point), or [] for synful extract's default."""
+def evaluate_settings(wildcards):
+    """What an evaluate job hands `synful evaluate --settings`, one per seg variant
+    (SEG_VARIANTS' order): config evaluate (but the workflow's own keys) with the variant's
+    filter_same_seg and the threshold the run was extracted at (its grid point)."""
     threshold = EXTRACTION.instance(wildcards).get("threshold")
-    return [] if threshold is None else ["--extraction-threshold", threshold]
+    return [
+        command_settings(
+            "evaluate",
+            config["evaluate"],
+            filter_same_seg=seg == "with",
+            extraction_threshold=threshold,
+        )
+        for seg in SEG_VARIANTS
+    ]
 
 
 def evaluation_outputs(kind):

@@ -17,9 +17,7 @@ rule evaluate:
     conda:
         "../envs/synful.yaml"
     params:
-        seg=SEG_VARIANTS,
-        args=evaluate_args,
-        extraction_threshold=extraction_threshold,
+        settings=evaluate_settings,
     script:
         "../workflow_scripts/evaluate.py"
 

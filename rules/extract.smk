@@ -12,7 +12,6 @@ rule extract:
         "../envs/synful.yaml"
     threads: config["extract"]["threads"]
     params:
-        workers=config["extract"]["workers"],
-        args=extract_args,
+        settings=extract_settings,
     script:
         "../workflow_scripts/extract.py"

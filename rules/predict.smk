@@ -15,16 +15,10 @@ rule predict:
     resources:
         gpu=0 if config["predict"]["cluster"] else 1,
     params:
-        roi=predict_roi,
-        args=predict_args,
+        settings=predict_settings,
     # with predict.cluster, the job runs the blocks on a dask-jobqueue cluster it starts
     # (GPU workers in batch jobs of their own) and itself needs no GPU
     message:
-        (
-            "predict {output.predictions} with {input.checkpoint} on a dask-jobqueue "
-            "cluster (this job: gpu={resources.gpu}); synful predict options: {params.args}"
-            if config["predict"]["cluster"]
-            else None
-        )
+        predict_cluster_message()
     script:
         "../workflow_scripts/predict.py"

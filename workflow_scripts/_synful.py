@@ -5,6 +5,7 @@ environment with --sdm conda), so `synful` need not be on PATH. An environment w
 installed (envs/synful.yaml) imports it from this checkout.
 """
 
+import json
 import logging
 import shlex
 import sys
@@ -32,18 +33,22 @@ def log_to(path, mode="w"):
         yield log
 
 
-def run_synful(snakemake, command, *args, append=False):
+def run_synful(snakemake, command, *args, settings=None, append=False):
     """Run `synful <command> <args>` (the CLI contract), writing its messages to the log.
 
     Args:
         snakemake: the job's ``snakemake`` object.
         command: the synful subcommand.
         args: its arguments (converted to strings; lists are flattened).
+        settings: the command's config section (rules/common.smk), handed over as
+            ``--settings '{"<command>": {...}}'`` (JSON; the command checks it).
         append: add to the log instead of starting it (a job running several commands).
     """
     argv = [command]
     for arg in args:
         argv += [str(a) for a in arg] if isinstance(arg, list | tuple) else [str(arg)]
+    if settings is not None:
+        argv += ["--settings", json.dumps({command: settings}, sort_keys=True)]
     with log_to(snakemake.log[0], "a" if append else "w"):
         print("synful", shlex.join(argv), flush=True)
         code = main(argv)

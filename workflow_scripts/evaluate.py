@@ -1,10 +1,11 @@
 # ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
 from _synful import run_synful
 
-# one evaluation per seg variant: "with" (--filter-same-seg, the paper's "with seg"), "without";
-# the errors by cause at every swept threshold (evaluate_all picks the one best over all samples)
+# one evaluation per seg variant ("with": filter_same_seg, the paper's "with seg"; "without"),
+# each with its settings; the errors by cause at every swept threshold (evaluate_all picks the
+# one best over all samples)
 outputs = zip(
-    snakemake.params.seg,
+    snakemake.params.settings,
     snakemake.output.metrics,
     snakemake.output.sweep,
     snakemake.output.plot,
@@ -12,7 +13,7 @@ outputs = zip(
 )
 # a (mask, vectors) pair of networks: the partner vectors come from the vector network's store
 vectors = ["--vectors", snakemake.input.vectors] if "vectors" in snakemake.input.keys() else []
-for i, (seg, metrics, sweep, plot, errors) in enumerate(outputs):
+for i, (settings, metrics, sweep, plot, errors) in enumerate(outputs):
     run_synful(
         snakemake,
         "evaluate",
@@ -21,7 +22,7 @@ for i, (seg, metrics, sweep, plot, errors) in enumerate(outputs):
         "--gt",
         snakemake.input.store,
         "--mask",
-        f"{snakemake.input.store}/masks/validation",
+        "masks/validation",
         "--out",
         metrics,
         "--sweep-csv",
@@ -35,8 +36,6 @@ for i, (seg, metrics, sweep, plot, errors) in enumerate(outputs):
         "--predictions",
         snakemake.input.predictions,
         vectors,
-        snakemake.params.extraction_threshold,
-        ["--filter-same-seg"] if seg == "with" else [],
-        snakemake.params.args,
+        settings=settings,
         append=i > 0,
     )

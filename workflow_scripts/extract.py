@@ -8,8 +8,6 @@ if __name__ == "__main__":
     vectors = ["--vectors", snakemake.input.vectors] if "vectors" in snakemake.input.keys() else []
     # segment ids from the sample store (none for an existing raw array)
     seg = ["--seg", snakemake.input.store] if snakemake.input.store else []
-    # local dask workers: as configured, but no more than the threads the job was given
-    workers = min(snakemake.params.workers, snakemake.threads)
     run_synful(
         snakemake,
         "extract",
@@ -17,7 +15,9 @@ if __name__ == "__main__":
         snakemake.output.synapses,
         seg,
         vectors,
-        "--workers",
-        workers,
-        snakemake.params.args,
+        # resume a killed job; start fresh when inputs or settings changed
+        "--restart-stale",
+        "--threads",
+        snakemake.threads,
+        settings=snakemake.params.settings,
     )

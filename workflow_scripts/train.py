@@ -1,6 +1,4 @@
 # ruff: noqa: F821  (`snakemake` is provided by Snakemake's script directive)
-from pathlib import Path
-
 from _synful import run_synful
 
 run_synful(
@@ -9,10 +7,8 @@ run_synful(
     snakemake.input.setup,
     "--samples",
     list(snakemake.input.stores),
-    "--out",
-    Path(snakemake.output.checkpoint).parent,
-    "--iterations",
-    snakemake.wildcards.iteration,
+    "--checkpoint",
+    snakemake.output.checkpoint,
     # continue the declared previous checkpoint (none for the first one: from scratch)
     "--from",
     snakemake.input.previous or "scratch",

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
+from ..geometry import MASK_REGION_PREFIX
 from ..settings.evaluate import ErrorSettings, EvaluateSettings
-from ..settings.fields import add_options, defaults, flag, values_from
+from ..settings.fields import (
+    add_options,
+    apply_settings,
+    defaults,
+    flag,
+    settings_option,
+    values_from,
+)
+from ..settings.workflow import WORKFLOW_KEYS
 
 NAME = "evaluate"
 HELP = "score predicted synaptic partners against ground truth (CREMI rule)"
@@ -36,7 +47,8 @@ def add_arguments(parser) -> None:
         "--mask",
         default=None,
         metavar="STORE.zarr/ARRAY",
-        help="evaluate only pairs whose post point lies inside this mask (e.g. X.zarr/masks/validation)",
+        help="evaluate only pairs whose post point lies inside this mask (e.g. "
+        f"X.zarr/masks/validation; {MASK_REGION_PREFIX}NAME: that mask of the sample store --gt)",
     )
     parser.add_argument(
         "--out", required=True, metavar="METRICS.json", help="metrics JSON to write"
@@ -69,6 +81,7 @@ def add_arguments(parser) -> None:
         help="take partner_vectors from this store (as for synful extract --vectors)",
     )
     add_options(parser, ErrorSettings)
+    settings_option(parser, NAME)
 
 
 def run(args) -> int:
@@ -78,6 +91,11 @@ def run(args) -> int:
     from ..io.sample_store import default_synapse_table
     from ..outputs import FILE, claim, output
 
+    apply_settings(args, NAME, (EvaluateSettings, ErrorSettings), skip=WORKFLOW_KEYS[NAME])
+    if _names_a_mask_of_gt(args.mask):
+        if not is_sample_store(args.gt):
+            raise SynfulError("--mask", f"{args.mask} names a mask of --gt, a sample store")
+        args.mask = f"{args.gt}/{args.mask}"
     if args.score_thresholds is None and (args.sweep_csv or args.plot):
         raise SynfulError(
             "--sweep-csv/--plot", "need a score-threshold sweep; pass --score-thresholds"
@@ -130,6 +148,15 @@ def run(args) -> int:
         if errors is not None:
             _print_errors(errors)
     return 0
+
+
+def _names_a_mask_of_gt(mask: str | None) -> bool:
+    """``masks/NAME``, no store named: a mask of the sample store ``--gt``."""
+    return (
+        mask is not None
+        and mask.startswith(MASK_REGION_PREFIX)
+        and not any(part.endswith(".zarr") for part in PurePosixPath(mask).parts)
+    )
 
 
 def _print_errors(errors) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ..settings.extract import ExtractConfig, ExtractRun
-from ..settings.fields import add_options, values_from
+from ..settings.fields import add_options, apply_settings, settings_option, values_from
+from ..settings.workflow import WORKFLOW_KEYS
+from ._args import positive_int
 
 NAME = "extract"
 HELP = "prediction store -> synapse table (cc, nms or split, blockwise, resumable)"
@@ -43,6 +45,15 @@ def add_arguments(parser) -> None:
     )
     add_options(parser, ExtractRun)
     parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="the CPU threads this run may use: at most N local --workers (what a workflow job "
+        "was given); None: --workers as given",
+    )
+    settings_option(parser, NAME)
+    parser.add_argument(
         "--restart",
         action="store_true",
         help="discard the unfinished work of an earlier run (OUT.blocks) and start fresh; needed "
@@ -60,6 +71,9 @@ def run(args) -> int:
     from ..extract import extract_synapses
     from ..extract.summary import summarize_file
 
+    apply_settings(args, NAME, (ExtractConfig, ExtractRun), skip=WORKFLOW_KEYS[NAME])
+    if args.threads is not None and args.workers is not None:
+        args.workers = min(args.workers, args.threads)
     extract_synapses(
         args.predictions,
         args.out,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ..errors import SynfulError
 from ..geometry import LABELS_REGION, MASK_REGION_PREFIX, RAW_REGION, WORKFLOW_REGIONS
-from ..settings.fields import add_options, values_from
+from ..settings.fields import add_options, apply_settings, settings_option, values_from
 from ..settings.predict import PredictConfig, PredictRun
+from ..settings.workflow import WORKFLOW_KEYS
 from ._args import parse_roi, set_threads, threads_option
 
 NAME = "predict"
@@ -17,6 +19,10 @@ DESCRIPTION = (
     "same checkpoint, sample and options (by content); unfinished work of other ones is an "
     "error unless --restart. OUT.zarr appears only when every block is done."
 )
+
+#: keys of a workflow config's predict section that the command applies itself: roi (a
+#: workflow region, geometry.WORKFLOW_REGIONS) and cluster (a mapping there, text as a flag)
+SECTION_OWN = ("roi", "cluster")
 
 
 def add_arguments(parser) -> None:
@@ -44,6 +50,7 @@ def add_arguments(parser) -> None:
     add_options(parser, PredictRun)
     add_options(parser, PredictConfig)
     threads_option(parser)
+    settings_option(parser, NAME)
     parser.add_argument(
         "--restart",
         action="store_true",
@@ -63,6 +70,13 @@ def run(args) -> int:
     from ..blockwise.clusters import load_cluster_config
     from ..predict import predict
 
+    own = apply_settings(
+        args, NAME, (PredictRun, PredictConfig), skip=WORKFLOW_KEYS[NAME], own=SECTION_OWN
+    )
+    if args.roi is None and own.get("roi") is not None:
+        args.roi = _workflow_region(own["roi"], args.settings)
+    if own.get("cluster") is not None:  # a mapping in a workflow config
+        args.cluster = own["cluster"]
     settings = values_from(PredictRun, args) | values_from(PredictConfig, args)
     if settings["cluster"] is not None:
         settings["cluster"] = load_cluster_config(settings["cluster"])
@@ -77,3 +91,15 @@ def run(args) -> int:
         **settings,
     )
     return 0
+
+
+def _workflow_region(name, origin: str):
+    """A workflow config's ``predict.roi`` (labels, raw, validation) -> ``--roi`` (None: raw)."""
+    if name not in WORKFLOW_REGIONS:
+        where = "config" if origin.lstrip().startswith("{") else origin
+        raise SynfulError(
+            f"{where} {NAME}.roi",
+            f"unknown region {name!r}, expected one of {', '.join(WORKFLOW_REGIONS)}",
+        )
+    region = WORKFLOW_REGIONS[name]
+    return None if region == RAW_REGION else region

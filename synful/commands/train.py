@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._args import set_threads, threads_option
 
@@ -23,7 +24,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--samples", nargs="+", required=True, metavar="STORE.zarr", help="sample stores"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="DIR", help="output directory")
+    out.add_argument(
+        "--checkpoint",
+        metavar="DIR/checkpoint_N.pt",
+        help="train until this checkpoint is written: --out DIR --iterations N (what the "
+        "workflow passes)",
+    )
     parser.add_argument(
         "--iterations",
         type=int,
@@ -54,12 +62,15 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..train import train
 
+    out, iterations = args.out, getattr(args, "iterations", None)
+    if args.checkpoint is not None:
+        out, iterations = _checkpoint_target(args.checkpoint, iterations)
     set_threads(args.threads)
     path = train(
         args.setup,
         args.samples,
-        args.out,
-        iterations=getattr(args, "iterations", None),
+        out,
+        iterations=iterations,
         device=args.device,
         progress=not getattr(args, "quiet", False),
         restart=args.restart,
@@ -67,3 +78,17 @@ def run(args) -> int:
     )
     print(path)
     return 0
+
+
+def _checkpoint_target(checkpoint: str, iterations: int | None) -> tuple[Path, int]:
+    """``--checkpoint DIR/checkpoint_N.pt`` -> (DIR, N)."""
+    from ..checkpoint import CHECKPOINT_PATTERN
+    from ..errors import SynfulError
+
+    path = Path(checkpoint)
+    match = CHECKPOINT_PATTERN.match(path.name)
+    if match is None:
+        raise SynfulError(checkpoint, "--checkpoint must name a file checkpoint_N.pt")
+    if iterations is not None and iterations != int(match.group(1)):
+        raise SynfulError(None, "--iterations and --checkpoint name different iterations")
+    return path.parent, int(match.group(1))

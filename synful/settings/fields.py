@@ -7,14 +7,18 @@ int]``, each optionally ``| None``; ``tuple[float, ...] | str`` also takes one w
 ``--score-thresholds auto``, left to the stage to check) and checks its choices and range, naming the command-line
 flag in the error (``--nms-radius: must be positive, got 0``). :func:`add_options` makes a
 command's argparse options from the same fields, so a flag's name, type, default, choices and
-help exist once. This module imports only the standard library and :mod:`synful.errors`, so
-``synful --help`` stays fast.
+help exist once. :func:`apply_settings` fills the same options from a workflow config's section
+(``--settings``, :func:`settings_option`; :mod:`.workflow`), checked by the same fields, with
+errors naming the config key (``config extract.context: must be >= 0, got -1``); flags given on
+the command line win. This module imports only the standard library and :mod:`synful.errors`
+(yaml when ``--settings`` is read), so ``synful --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -184,11 +188,40 @@ def check_fields(instance) -> None:
         object.__setattr__(instance, field.name, value)
 
 
+#: the attribute of the parsed arguments that holds the settings given as flags
+GIVEN = "_given_settings"
+
+
+def _mark_given(namespace, dest: str) -> None:
+    given = getattr(namespace, GIVEN, None)
+    if given is None:
+        given = set()
+        setattr(namespace, GIVEN, given)
+    given.add(dest)
+
+
+class _Store(argparse._StoreAction):
+    """argparse's ``store``, remembering that the flag was given (it wins over ``--settings``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+class _StoreTrue(argparse._StoreTrueAction):
+    """argparse's ``store_true``, remembering that the flag was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
 def add_options(parser: argparse.ArgumentParser, model) -> None:
     """Add one ``--flag`` per setting of ``model`` to ``parser``, in the fields' order.
 
     The option's default is the field's; argparse converts numbers, the stage's model checks
-    ranges (so errors are the model's one line, ``synful: error: --flag: ...``).
+    ranges (so errors are the model's one line, ``synful: error: --flag: ...``). A flag given
+    on the command line is remembered (:data:`GIVEN`): it wins over ``--settings``.
     """
     for field in settings_of(model):
         spec = field.metadata["setting"]
@@ -196,9 +229,9 @@ def add_options(parser: argparse.ArgumentParser, model) -> None:
         if kind.item is bool:
             if field.default is not False:
                 raise TypeError(f"{field.name}: a flag's default must be False")
-            parser.add_argument(flag(field.name), action="store_true", help=spec.help)
+            parser.add_argument(flag(field.name), action=_StoreTrue, help=spec.help)
             continue
-        options = {"default": field.default, "help": spec.help}
+        options = {"default": field.default, "help": spec.help, "action": _Store}
         if isinstance(field.default, tuple):
             options["default"] = list(field.default)  # as argparse would parse it
         if kind.item in (int, float) and not kind.word:  # a word is the model's to check
@@ -210,3 +243,83 @@ def add_options(parser: argparse.ArgumentParser, model) -> None:
         if kind.count is not None:
             options["nargs"] = kind.count
         parser.add_argument(flag(field.name), **options)
+
+
+def settings_option(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--settings CONFIG``: settings from a workflow config's ``section`` (see
+    :func:`apply_settings`)."""
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="CONFIG",
+        help=f"take settings from the '{section}:' section of a workflow config (a YAML file "
+        f"such as config/config.yaml, or the same inline: '{{{section}: {{KEY: VALUE}}}}'); "
+        "a key is a setting's option without the dashes (nms_radius for --nms-radius); "
+        "options given on the command line win (what the workflow passes)",
+    )
+
+
+def _load_config(text: str) -> tuple[str, object]:
+    """(origin, data) of ``--settings``: inline YAML/JSON (origin ``config``) or a file."""
+    import yaml
+
+    origin = "config"
+    if not text.lstrip().startswith("{"):
+        origin = text
+        try:
+            with open(text) as f:
+                text = f.read()
+        except OSError as exc:
+            raise SynfulError(origin, f"cannot read the settings ({exc.strerror})") from None
+    try:
+        return origin, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SynfulError(origin, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def apply_settings(args: argparse.Namespace, section: str, models, *, skip=(), own=()) -> dict:
+    """Fill ``args`` with the settings of ``args.settings`` (``--settings``), in place.
+
+    The section ``section`` of the workflow config is read; each key is a setting of one of
+    ``models`` (checked and converted by :func:`check_value`, an error naming the config key:
+    ``config extract.context: must be >= 0, got -1``), a key of ``skip`` (the workflow's own,
+    ignored) or of ``own`` (returned for the command to apply); any other key is an error. A
+    setting given as a flag on the command line keeps the flag's value.
+
+    Returns:
+        the values of the ``own`` keys found in the section (but not given as flags).
+    """
+    text = getattr(args, "settings", None)
+    if text is None:
+        return {}
+    origin, data = _load_config(text)
+    if not isinstance(data, dict) or not isinstance(data.get(section), dict | None):
+        raise SynfulError(origin, f"expected a mapping with a '{section}:' section")
+    if section not in data:
+        raise SynfulError(origin, f"no '{section}:' section")
+    fields = {f.name: f for model in models for f in settings_of(model)}
+    given = getattr(args, GIVEN, None) or set()
+    found = {}
+    for key, value in (data[section] or {}).items():
+        where = f"{origin} {section}.{key}"
+        if key in skip:
+            continue
+        if key in own:
+            if key not in given:
+                found[key] = value
+            continue
+        if key not in fields:
+            known = sorted([*fields, *own])
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SynfulError(where, f"unknown setting{hint}")
+        field = fields[key]
+        if _kind(field.type).item is bool and not isinstance(value, bool):
+            raise SynfulError(where, f"must be true or false, got {value!r}")
+        try:
+            value = check_value(field, value)
+        except SynfulError as exc:
+            raise SynfulError(where, exc.problem) from None
+        if key not in given:
+            setattr(args, key, value)
+    return found
