@@ -1,6 +1,7 @@
 """The synful networks (PyTorch): ``build_model(setup)``, ``normalize_raw`` and shapes.
 
-The setup keys read here (defaults in :data:`MODEL_DEFAULTS`) are ``network_type``
+The setup keys read here (defaults in :data:`MODEL_DEFAULTS`, from
+:mod:`synful.settings.train`, their one owner) are ``network_type``
 (``vanilla`` | ``dh_unet``), ``downsample_factors``, ``fmap_num``, ``fmap_inc_factor``,
 ``m_loss_scale`` / ``d_loss_scale`` (a head exists when its loss scale is > 0, as in the
 original), ``d_scale`` and ``kernel_sizes`` (one (z, y, x) kernel per level; ``None``: the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings.train import model_defaults
 from .synful_net import (
     INITS,
     NETWORK_TYPES,
@@ -50,21 +52,10 @@ __all__ = [
     "valid_input_shape",
 ]
 
-MODEL_DEFAULTS = {
-    "network_type": "vanilla",
-    "downsample_factors": [[1, 3, 3], [1, 3, 3], [3, 3, 3]],
-    "fmap_num": 4,
-    "fmap_inc_factor": 5,
-    "m_loss_scale": 1.0,
-    "d_loss_scale": 1.0,
-    "d_scale": 1.0,
-    "kernel_sizes": None,
-    "normalization": "none",
-    "init": "he",
-    "mask_loss": "ce",
-    # checkpoints written before the key existed: the only alignment then (TrainSetup: geometric)
-    "skip_alignment": "centre_crop",
-}
+#: the network keys' defaults for a setup without them: a new setup's
+#: (:class:`synful.settings.train.SetupSettings`), but skip_alignment: centre_crop for
+#: checkpoints written before the key existed (``LEGACY_DEFAULTS`` there)
+MODEL_DEFAULTS = model_defaults()
 
 #: mask loss -> how the mask head's linear output is mapped to [0, 1] in prediction
 MASK_ACTIVATION = {"ce": "sigmoid", "mse": "clip"}
