@@ -19,6 +19,7 @@ from synful.extract.partners import (
 )
 from synful.extract.split import piece_core, split_candidates, split_component
 from synful.extract.values import above_threshold, to_values
+from synful.io.zarr_array import read, world_array
 
 VS_SPLIT = (40, 4, 4)
 
@@ -188,7 +189,8 @@ def test_extract_from_arrays_builds_the_table():
     vectors[:, 2, 5, 5] = [40, 8, -8]
     vectors[:, 2, 14, 14] = [0, 0, 0]
     offset = (100, 20, 8)
-    table = extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(threshold=0.5))
+    prob, vectors = world_array(prob, VS, offset), world_array(vectors, VS, offset, channels=1)
+    table = extract_from_arrays(prob, vectors, ExtractConfig(threshold=0.5))
     assert list(table.columns)[:7] == [
         "id",
         "pre_z",
@@ -205,10 +207,12 @@ def test_extract_from_arrays_builds_the_table():
     assert (rows[0]["pre_z"], rows[0]["pre_y"], rows[0]["pre_x"]) == (220.0, 48.0, 20.0)
     assert rows[0]["score"] == pytest.approx(9 * np.float32(0.9))
     assert rows[1]["score"] == pytest.approx(0.7)
-    assert (
-        len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(score_threshold=1.0))) == 1
-    )
-    assert len(extract_from_arrays(prob, vectors, VS, offset, ExtractConfig(min_distance=10))) == 1
+    assert len(extract_from_arrays(prob, vectors, ExtractConfig(score_threshold=1.0))) == 1
+    assert len(extract_from_arrays(prob, vectors, ExtractConfig(min_distance=10))) == 1
+    with pytest.raises(ValueError, match="do not lie on the grid"):
+        extract_from_arrays(
+            prob, world_array(read(vectors), VS, (0, 0, 0), channels=1), ExtractConfig()
+        )
 
 
 @pytest.mark.parametrize(
@@ -349,8 +353,12 @@ def test_vector_radius_in_memory_equals_blockwise(tmp_path):
         tmp_path / "p.zarr", prob, vectors, offset=(0, 0, 0), voxel_size=(40, 4, 4)
     )
     config = ExtractConfig(mode="split", vector_radius=16)
-    whole = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), config)
-    single = extract_from_arrays(prob, vectors, (40, 4, 4), (0, 0, 0), ExtractConfig(mode="split"))
+    arrays = (
+        world_array(prob, (40, 4, 4), (0, 0, 0)),
+        world_array(vectors, (40, 4, 4), (0, 0, 0), channels=1),
+    )
+    whole = extract_from_arrays(*arrays, config)
+    single = extract_from_arrays(*arrays, ExtractConfig(mode="split"))
     assert len(whole) == 3 and not np.array_equal(
         whole[["pre_y", "pre_x"]], single[["pre_y", "pre_x"]]
     )
