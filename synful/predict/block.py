@@ -22,6 +22,7 @@ from ..io.prediction_store import POST_INDICATOR, encode
 from ..io.volumes import open_raw_array
 from ..io.zarr_array import open_array, read
 from ..models import mask_probability, normalize_raw
+from .sections import fill_missing_sections, missing_sections
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
@@ -117,6 +118,8 @@ class PredictBlock:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (resolved per worker).
         bf16: run the network under bfloat16 autocast.
         threads: torch CPU threads per worker (``None``: torch's default).
+        fill_missing_sections: fill black sections of the raw from their neighbours before
+            the network sees them (:mod:`~synful.predict.sections`).
     """
 
     checkpoint: str
@@ -127,6 +130,7 @@ class PredictBlock:
     device: str = "auto"
     bf16: bool = False
     threads: int | None = None
+    fill_missing_sections: bool = False
 
     def __post_init__(self):
         self._model = None
@@ -159,6 +163,8 @@ class PredictBlock:
         if self._model is None:
             self.setup()
         raw = read(self._raw, block.read_roi, fill_value=0)
+        if self.fill_missing_sections:
+            raw = fill_missing_sections(raw, missing_sections(raw, self._sections_in_raw(block)))
         predictions = predict_raw(self._model, raw, self._device, self.bf16)
         for head in self.heads:
             output = self._outputs[head]
@@ -169,6 +175,15 @@ class PredictBlock:
             crop = roi_to_slices(target, block.write_roi.begin, output.voxel_size)
             values = values[(slice(None),) * (values.ndim - 3) + crop]
             output[target] = encode(head, values, self.dtype)
+
+    def _sections_in_raw(self, block) -> slice:
+        """The sections of ``block.read_roi`` (voxels from its begin) that lie inside the raw."""
+        inside = block.read_roi.intersect(self._raw.roi)
+        if inside.empty:
+            return slice(0, 0)
+        size = self._raw.voxel_size[0]
+        begin = (inside.begin[0] - block.read_roi.begin[0]) // size
+        return slice(begin, begin + inside.shape[0] // size)
 
 
 def default_threads(workers: int) -> int:

@@ -5,8 +5,8 @@ sibling ``.<OUT>.partial`` (created atomically with its done store in
 ``.<OUT>.partial/.blocks_done``); only when every block is done is it renamed to ``OUT``, so
 ``OUT`` never exists half-written. The identity of the work is the block task (ROI, block
 shape, context) and the recipe: the checkpoint's content (sha256), the sample's ``raw`` by
-content (:func:`synful.identity.store_identity`: creation id and metadata), the heads, dtype
-and bf16. A rerun with the same identity resumes the partial store (done blocks are not
+content (:func:`synful.identity.store_identity`: creation id and metadata), the heads, dtype,
+bf16 and whether missing sections are filled. A rerun with the same identity resumes the partial store (done blocks are not
 predicted again); a partial store of another identity is never resumed: a one-line error
 names what differs, and ``restart=True`` (``--restart``) starts fresh. A complete ``OUT``
 of the same identity (its digest is in the store's ``synful`` attribute) is left as it is;
@@ -81,6 +81,7 @@ def predict(
     device: str = PredictRun.device,
     dtype: str = PredictConfig.dtype,
     bf16: bool = PredictConfig.bf16,
+    fill_missing_sections: bool = PredictConfig.fill_missing_sections,
     progress: bool = True,
     restart: bool = False,
     gpus=PredictRun.gpus,
@@ -105,6 +106,8 @@ def predict(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: ``uint8`` (scaled uint8/int8 as the original), ``float16`` or ``float32``.
         bf16: run the network under bfloat16 autocast.
+        fill_missing_sections: fill black sections of the raw by interpolating their
+            present neighbours before the network sees them (:mod:`.sections`).
         progress: show a progress bar of blocks done.
         restart: discard an unfinished partial store (needed when it was made from other
             inputs or settings) and start fresh.
@@ -122,12 +125,12 @@ def predict(
             input or is not a prediction store, another run writing ``out_store``, a
             partial store of another identity without ``restart``.
     """
-    config = PredictConfig(dtype=dtype, bf16=bf16)
+    config = PredictConfig(dtype=dtype, bf16=bf16, fill_missing_sections=fill_missing_sections)
     # scheduler, gpus and cluster may also be objects here (a Client, a list, a ClusterConfig):
     # scheduler_for checks them
     run = PredictRun(block_shape=block_shape, workers=workers, device=device)
     block_shape, workers, device = run.block_shape, run.workers, run.device
-    dtype, bf16 = config.dtype, config.bf16
+    dtype, bf16, fill = config.dtype, config.bf16, config.fill_missing_sections
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()
     out_store = Path(
@@ -138,13 +141,14 @@ def predict(
         _predict(
             checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
             workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
-            progress=progress, restart=restart, gpus=gpus, cluster=cluster,
+            fill_missing_sections=fill, progress=progress, restart=restart, gpus=gpus, cluster=cluster,
         )  # fmt: skip
 
 
 def _predict(
     checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
     scheduler, device, dtype, bf16, progress, restart, gpus=None, cluster=None,
+    fill_missing_sections=False,
 ) -> None:  # fmt: skip
     import torch
 
@@ -187,6 +191,8 @@ def _predict(
         "dtype": dtype,
         "bf16": bool(bf16),
     }
+    if fill_missing_sections:  # absent when off: stores made before the option keep their identity
+        recipe["fill_missing_sections"] = True
     partial = partial_path(out_store)
     work = BlockwiseWork(partial, plan.task, recipe, done=MARKERS)
     if out_store.exists() and recorded_recipe(out_store) == work.digest:
@@ -222,6 +228,7 @@ def _predict(
         dtype=dtype,
         device=device,
         bf16=bool(bf16),
+        fill_missing_sections=bool(fill_missing_sections),
         threads=default_threads(workers) if local and workers > 1 else None,
     )
     work.run(processor, workers=workers, scheduler=scheduler, progress=progress,

@@ -90,6 +90,11 @@ class PredictConfig:
         choices=DTYPES,
     )
     bf16: bool = setting(False, "run the network in bfloat16 (autocast)")
+    fill_missing_sections: bool = setting(
+        False,
+        "fill black (missing) sections of the raw by interpolating the nearest present "
+        "sections before the network sees them",
+    )
 
     def __post_init__(self):
         check_fields(self)
