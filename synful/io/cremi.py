@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -34,7 +35,9 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import SynfulError
 from ..geometry import Coordinate, Roi, roi_to_slices
-from .zarr_array import Array, world_array
+
+if TYPE_CHECKING:  # funlib.persistence (dask, pandas) only when an Array is made
+    from .zarr_array import Array
 
 VOLUME_PATHS = {
     "raw": "volumes/raw",
@@ -67,6 +70,8 @@ class CremiVolume:
             SynfulError: the resolution or offset is not in whole nm.
         """
         voxel_size, offset = _whole_nm(None, name, self.resolution, self.offset)
+        from .zarr_array import world_array
+
         return world_array(self.data, voxel_size, offset)
 
 
@@ -228,6 +233,8 @@ class CremiFile:
         voxel_size, offset = _whole_nm(
             self.path, VOLUME_PATHS[name], self.volume_resolution(name), self.volume_offset(name)
         )
+        from .zarr_array import world_array
+
         return world_array(self._dataset(name), voxel_size, offset)
 
     def volume_shape(self, name: str) -> tuple[int, int, int]:

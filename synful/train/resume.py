@@ -42,6 +42,7 @@ from ..checkpoint import CHECKPOINT_PATTERN, list_checkpoints, read_checkpoint_i
 from ..errors import SynfulError
 from ..identity import CHUNK, file_identity, recipe_identity, store_identity
 from ..io.sample_store import default_synapse_table
+from ..settings.train import LEGACY_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ NOT_IN_RECIPE = {
 #: resolves to in those checkpoints (models.MODEL_DEFAULTS): left out of the recipe at that
 #: value, so that those checkpoints keep their recipe (and resume) when the key says so
 #: explicitly, and differ from any other value
-LATER_KEYS = {"skip_alignment": "centre_crop"}
+LATER_KEYS = LEGACY_DEFAULTS
 #: keys that only the decaying learning-rate schedules read: with ``lr_schedule: constant`` the
 #: rate is ``learning_rate`` (after warm-up) whatever they are, so they do not change the weights
 DECAY_ONLY = ("max_iteration", "lr_final")
