@@ -10,8 +10,8 @@ Reading and writing: ``array.roi``, ``array.voxel_size``, ``array.offset``,
 ``array.channel_dims``, ``array.attrs``, ``array[roi] = data`` are funlib's. Reads go through
 :func:`read` (zero-filled outside the array): it indexes the storage under the ``Array``
 (zarr, numpy, h5py, N5) directly, because funlib's ``array[roi]`` and
-``to_ndarray(roi, fill_value)`` compute through dask, measured 2.5x (a 48 x 484 x 484 zarr
-block) to 50x (a training window from memory) slower than a direct slice.
+``to_ndarray(roi, fill_value)`` compute through dask, several times slower than a direct slice
+(docs/performance.md, "Reads through funlib's Array").
 """
 
 from __future__ import annotations

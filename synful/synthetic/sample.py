@@ -34,7 +34,8 @@ DISTRACTOR_DENSITY = {
     "membrane_patches": 6.0,
 }
 MEAN_NEURITE_DIAMETER = 60.0  # voxels (240 nm)
-#: peak memory of the generator per raw voxel (measured: about 33 bytes)
+#: peak memory budgeted per raw voxel of the generator (docs/performance.md, "Memory of
+#: `synful synthesize`")
 BYTES_PER_VOXEL = 40
 #: the limit when the machine's memory cannot be read
 FALLBACK_MEMORY = 64 << 30
