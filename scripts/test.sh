@@ -15,4 +15,6 @@ ruff check synful tests benchmarks workflow_scripts
 ruff format --check synful tests benchmarks workflow_scripts
 snakefmt --check .
 snakemake --lint --cores 1
-pytest "$@"
+# two test processes (pytest-xdist): the workflow tests wait on subprocesses much of the time;
+# SYNFUL_TEST_WORKERS=0 runs everything in this process
+pytest -n "${SYNFUL_TEST_WORKERS:-2}" --dist worksteal "$@"
