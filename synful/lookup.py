@@ -5,6 +5,8 @@ corner of voxel (0, 0, 0). Two rules map a point ``p`` to a voxel index:
 
 * ``"floor"`` (everything synful does): ``floor((p - offset) / voxel_size)``, the voxel that
   holds the point;
+* ``"nearest"`` (snapping a point to the grid, e.g. a partner location ``post + vector``):
+  ``floor((p - offset) / voxel_size + 0.5)``, the nearest voxel corner, halves up;
 * ``"cremi"`` (the official CREMI evaluator, ``cremi/Volume.py``): ``round((p - offset) /
   voxel_size)`` with halves away from zero (Python 2's ``round``). The table's
   ``annotation_offset`` is already part of ``p`` here (synapse tables hold absolute nm).
@@ -25,7 +27,7 @@ import numpy as np
 __all__ = ["RULES", "round_half_away_from_zero", "voxel_indices", "values_at_voxels", "values_at"]
 
 #: the point -> voxel rules :func:`voxel_indices` knows
-RULES = ("floor", "cremi")
+RULES = ("floor", "nearest", "cremi")
 _OUTSIDE = ("raise", "fill")
 
 
@@ -51,7 +53,7 @@ def voxel_indices(
         points: world positions (anything that reshapes to N x 3).
         offset: world position (nm) of the corner of voxel (0, 0, 0).
         voxel_size: voxel size (nm).
-        rule: ``"floor"`` or ``"cremi"`` (see the module docstring).
+        rule: ``"floor"``, ``"nearest"`` or ``"cremi"`` (see the module docstring).
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     relative = (points - np.asarray(offset, dtype=np.float64)) / np.asarray(
@@ -59,6 +61,8 @@ def voxel_indices(
     )
     if rule == "floor":
         return np.floor(relative).astype(np.int64)
+    if rule == "nearest":
+        return np.floor(relative + 0.5).astype(np.int64)
     if rule == "cremi":
         return round_half_away_from_zero(relative).astype(np.int64)
     raise ValueError(f"unknown point -> voxel rule {rule!r}; expected one of {RULES}")

@@ -70,9 +70,12 @@ def test_exact_halves_and_corners():
     point = [[-40 + 1.5 * 40, 4 + 0.5 * 4, -8 - 0.5 * 4]]
     assert voxel_indices(point, offset, voxel, "floor").tolist() == [[1, 0, -1]]
     assert voxel_indices(point, offset, voxel, "cremi").tolist() == [[2, 1, -1]]
+    # nearest: the nearest corner, halves up (also below zero): 2 1 0
+    assert voxel_indices(point, offset, voxel, "nearest").tolist() == [[2, 1, 0]]
     # on a corner both rules give that voxel
     assert voxel_indices([[0.0, 8.0, 0.0]], offset, voxel, "floor").tolist() == [[1, 1, 2]]
     assert voxel_indices([[0.0, 8.0, 0.0]], offset, voxel, "cremi").tolist() == [[1, 1, 2]]
+    assert voxel_indices([[0.0, 8.0, 0.0]], offset, voxel, "nearest").tolist() == [[1, 1, 2]]
     # one point (3,) and none (0, 3)
     assert voxel_indices([0.0, 8.0, 0.0], offset, voxel).shape == (1, 3)
     assert voxel_indices(np.zeros((0, 3)), offset, voxel).shape == (0, 3)

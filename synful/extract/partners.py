@@ -14,16 +14,14 @@ import numpy as np
 
 from ..io.prediction_store import scale
 from ..io.zarr_array import Array, array_path
-from ..lookup import values_at
+from ..lookup import values_at, voxel_indices
 from .values import to_values
 
 
 def snap_to_grid(points, offset: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
     """World points (N x 3, nm) moved to the nearest voxel corner of the grid at ``offset``."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    offset = np.asarray(offset, dtype=np.float64)
-    voxel_size = np.asarray(voxel_size, dtype=np.float64)
-    return np.floor((points - offset) / voxel_size + 0.5) * voxel_size + offset
+    voxels = voxel_indices(points, offset, voxel_size, rule="nearest")
+    return voxels * np.asarray(voxel_size, np.float64) + np.asarray(offset, np.float64)
 
 
 def partner_locations(post, vectors, offset, voxel_size) -> np.ndarray:
