@@ -153,7 +153,7 @@ def prediction_benchmark(blocks: int, root: Path) -> list[tuple[str, str, str]]:
     # 2 workers: start-up (cluster, imports, model loads) measured with a 2-block task of the
     # same blocks and subtracted, so the per-block wall time is the steady state
     small = BlockwiseTask(
-        Roi(task.total_roi.begin, task.block_shape * Coordinate(1, 1, 2)), task.block_shape,
+        Roi(task.total_roi.begin, task.block_size * Coordinate(1, 1, 2)), task.block_size,
         task.context, task.voxel_size, fit=task.fit,
     )  # fmt: skip
     startup = timed_run("startup", 2, small)

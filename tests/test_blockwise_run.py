@@ -80,7 +80,7 @@ def volumes(tmp_path):
     calls.mkdir()
     task = BlockwiseTask(
         total_roi=Roi(offset, Coordinate(raw.shape) * VOXEL),
-        block_shape=block * VOXEL,
+        block_size=block * VOXEL,
         context=VOXEL,
         voxel_size=VOXEL,
     )
@@ -216,7 +216,8 @@ def test_done_blocks_of_another_task_or_recipe_are_never_reused(volumes, tmp_pat
     task, *_ = volumes
     done_dir = tmp_path / "done"
     run_blockwise(task, lambda block: None, done_dir=done_dir, progress=False, recipe={"a": 1})
-    other = BlockwiseTask(task.total_roi, task.block_shape * 2, task.context, task.voxel_size)
+    other = BlockwiseTask(task.total_roi, task.block_size * 2, task.context, task.voxel_size)
+    # the identity's stored key keeps its historical name "block_shape" (it holds nm)
     with pytest.raises(
         SynfulError, match=r"another run \(block_shape differ\); rerun with --restart"
     ):

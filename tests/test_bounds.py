@@ -54,7 +54,7 @@ def grid_task(grid, block=(1, 1, 1)):
     vs = Coordinate(40, 4, 4)
     return BlockwiseTask(
         total_roi=Roi((0, 0, 0), Coordinate(g * b for g, b in zip(grid, block)) * vs),
-        block_shape=Coordinate(block) * vs,
+        block_size=Coordinate(block) * vs,
         context=Coordinate(0, 0, 0),
         voxel_size=vs,
     )

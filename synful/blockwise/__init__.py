@@ -1,19 +1,21 @@
 """One blockwise mechanism for prediction and extraction: blocks, done store, scheduling,
 resume identity, work directory and finalisation.
 
-Geometry (:mod:`synful.blockwise.task`), all in world nm::
+Geometry (:mod:`synful.blockwise.task`), all in world nm (``block_size`` is the write block's
+extent in nm; ``block_shape`` means voxels everywhere in synful, ``block_size = block_shape *
+voxel_size``)::
 
-    task = BlockwiseTask(total_roi, block_shape, context, voxel_size, fit="shrink")
+    task = BlockwiseTask(total_roi, block_size, context, voxel_size, fit="shrink")
     task.blocks()              # Block(block_id, index, write_roi, read_roi), C order, lazily
     task.num_blocks, task.grid_shape, task.total_write_roi, task.total_read_roi
     task.block(index), task.block_by_id(block_id)
     task.owner_block_ids(points)   # owning block per point (half-open write ROIs), -1 outside
 
-Blocks tile ``total_roi`` on the grid ``total_roi.begin + k * block_shape``; read ROI = write
+Blocks tile ``total_roi`` on the grid ``total_roi.begin + k * block_size``; read ROI = write
 ROI grown by ``context`` on each side (it may leave the total ROI: read zero-filled, e.g.
 ``synful.io.zarr_array.read``). Border blocks are cut to ``total_roi`` (``fit="shrink"``) or keep their full
-shape (``fit="overhang"``). Write ROIs always begin on the grid, so an output array with
-offset ``total_roi.begin`` and chunks/shards of ``block_shape / voxel_size`` voxels gets
+size (``fit="overhang"``). Write ROIs always begin on the grid, so an output array with
+offset ``total_roi.begin`` and chunks/shards of ``block_size / voxel_size`` voxels gets
 chunk-aligned writes only (unaligned parallel writes to sharded zarr arrays lose data).
 
 Running (:mod:`synful.blockwise.scheduler`)::

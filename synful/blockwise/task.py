@@ -1,19 +1,22 @@
 """A blockwise task: a total ROI tiled by write blocks, each read with some context.
 
-All geometry is in world units (nm), as funlib ``Roi``/``Coordinate``. Blocks tile the total
-write ROI on a grid anchored at ``total_roi.begin`` with stride ``block_shape``; a block's
-read ROI is its write ROI grown by ``context`` on every side (it may reach outside the total
-ROI: readers zero-fill or clip, as they need).
+All geometry is in world units (nm), as funlib ``Roi``/``Coordinate``. A write block's extent
+is ``block_size`` (nm); ``block_shape`` always means voxels in synful (the commands'
+``--block-shape``, the settings' ``block_shape``), so callers pass
+``block_size = block_shape * voxel_size``. Blocks tile the total write ROI on a grid anchored
+at ``total_roi.begin`` with stride ``block_size``; a block's read ROI is its write ROI grown
+by ``context`` on every side (it may reach outside the total ROI: readers zero-fill or clip,
+as they need).
 
 At the upper border the last block along an axis either
 
 * ``fit="shrink"`` (default): is cut back to the total ROI, so write ROIs never leave it; or
-* ``fit="overhang"``: keeps the full block shape and reaches past the total ROI (the caller
+* ``fit="overhang"``: keeps the full block size and reaches past the total ROI (the caller
   crops its write to its output, e.g. a network that always produces a full output block).
 
-In both cases every block's write ROI *begins* on the grid ``total_roi.begin + k * block_shape``,
+In both cases every block's write ROI *begins* on the grid ``total_roi.begin + k * block_size``,
 so writes into an array whose offset is ``total_roi.begin`` and whose chunks (or shards) equal
-``block_shape / voxel_size`` are chunk-aligned; a shrunk border block writes the partial
+``block_size / voxel_size`` voxels are chunk-aligned; a shrunk border block writes the partial
 last chunk, which no other block touches.
 
 Ownership: the write ROIs are half-open and disjoint, so every point inside the total ROI
@@ -127,40 +130,42 @@ def _coordinate(value, name: str) -> Coordinate:
 
 @dataclasses.dataclass(frozen=True)
 class BlockwiseTask:
-    """Total ROI, write block shape and context, all in nm, on a voxel grid.
+    """Total ROI, write block size and context, all in world units (nm), on a voxel grid.
 
     Args:
         total_roi: the region to write (nm); must be aligned to ``voxel_size``.
-        block_shape: shape of a write block (nm), a positive multiple of ``voxel_size``.
+        block_size: extent of a write block in world units (nm), like a funlib ``Roi`` shape;
+            a positive multiple of ``voxel_size`` (a block shape in voxels times the voxel
+            size).
         context: margin (nm) read on each side of a write block, a multiple of ``voxel_size``.
         voxel_size: the voxel size (nm) of the arrays the blocks index.
         fit: ``"shrink"`` (cut border blocks to ``total_roi``) or ``"overhang"``.
     """
 
     total_roi: Roi
-    block_shape: Coordinate
+    block_size: Coordinate
     context: Coordinate
     voxel_size: Coordinate
     fit: str = "shrink"
 
     def __post_init__(self):
         voxel_size = _coordinate(self.voxel_size, "voxel_size")
-        block_shape = _coordinate(self.block_shape, "block_shape")
+        block_size = _coordinate(self.block_size, "block_size")
         context = _coordinate(self.context, "context")
         total_roi = Roi(
             _coordinate(self.total_roi.begin, "total ROI begin"),
             _coordinate(self.total_roi.shape, "total ROI shape"),
         )
         object.__setattr__(self, "voxel_size", voxel_size)
-        object.__setattr__(self, "block_shape", block_shape)
+        object.__setattr__(self, "block_size", block_size)
         object.__setattr__(self, "context", context)
         object.__setattr__(self, "total_roi", total_roi)
         zero = Coordinate((0, 0, 0))
         if any(v <= 0 for v in voxel_size):
             raise ValueError(f"voxel_size must be positive, got {voxel_size}")
-        if any(b <= 0 for b in block_shape) or block_shape % voxel_size != zero:
+        if any(b <= 0 for b in block_size) or block_size % voxel_size != zero:
             raise ValueError(
-                f"block_shape {block_shape} nm must be a positive multiple of voxel size {voxel_size}"
+                f"block_size {block_size} nm must be a positive multiple of voxel size {voxel_size}"
             )
         if any(c < 0 for c in context) or context % voxel_size != zero:
             raise ValueError(
@@ -176,11 +181,11 @@ class BlockwiseTask:
         object.__setattr__(self, "_grid", tuple(int(g) for g in self.grid_shape))
         object.__setattr__(self, "_offset", tuple(int(v) for v in total_roi.begin))
         object.__setattr__(self, "_end", tuple(int(v) for v in total_roi.end))
-        object.__setattr__(self, "_block", tuple(int(v) for v in block_shape))
+        object.__setattr__(self, "_block", tuple(int(v) for v in block_size))
         object.__setattr__(self, "_context", tuple(int(v) for v in context))
         if self.num_blocks > MAX_BLOCKS:
             block, total = (
-                "x".join(map(str, c / voxel_size)) for c in (block_shape, total_roi.shape)
+                "x".join(map(str, c / voxel_size)) for c in (block_size, total_roi.shape)
             )
             raise SynfulError(
                 None,
@@ -193,7 +198,7 @@ class BlockwiseTask:
     @property
     def grid_shape(self) -> Coordinate:
         """Number of blocks along (z, y, x)."""
-        return Coordinate(-(-s // b) for s, b in zip(self.total_roi.shape, self.block_shape))
+        return Coordinate(-(-s // b) for s, b in zip(self.total_roi.shape, self.block_size))
 
     @property
     def num_blocks(self) -> int:
@@ -204,7 +209,7 @@ class BlockwiseTask:
         """The union of all write ROIs (``total_roi``, or more with ``fit="overhang"``)."""
         if self.fit == "shrink":
             return self.total_roi
-        return Roi(self.total_roi.begin, self.grid_shape * self.block_shape)
+        return Roi(self.total_roi.begin, self.grid_shape * self.block_size)
 
     @property
     def total_read_roi(self) -> Roi:
@@ -263,7 +268,7 @@ class BlockwiseTask:
         """
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         begin = np.asarray(self.total_roi.begin, dtype=np.float64)
-        shape = np.asarray(self.block_shape, dtype=np.float64)
+        shape = np.asarray(self.block_size, dtype=np.float64)
         return np.floor((points - begin) / shape).astype(np.int64)
 
     def owner_block_ids(self, points) -> np.ndarray:
@@ -288,7 +293,8 @@ class BlockwiseTask:
                 "offset": list(self.total_roi.begin),
                 "shape": list(self.total_roi.shape),
             },
-            "block_shape": list(self.block_shape),
+            # the stored key keeps its historical name "block_shape" (resume markers); it holds nm
+            "block_shape": list(self.block_size),
             "context": list(self.context),
             "voxel_size": list(self.voxel_size),
             "fit": self.fit,

@@ -109,17 +109,17 @@ def make_task(volume_roi, voxel_size, config: ExtractConfig, block_shape=None) -
     """Blocks over the prediction ROI; ``block_shape`` in voxels, ``None`` for one block."""
     voxel_size = Coordinate(voxel_size)
     if block_shape is None:
-        shape_nm = volume_roi.shape
+        block_size = volume_roi.shape
     else:
         block_shape = tuple(int(b) for b in block_shape)
         if len(block_shape) != 3 or any(b <= 0 for b in block_shape):
             raise SynfulError(
                 "--block-shape", f"must be 3 positive integers, got {list(block_shape)}"
             )
-        shape_nm = Coordinate(block_shape) * voxel_size
+        block_size = Coordinate(block_shape) * voxel_size
     return BlockwiseTask(
         total_roi=volume_roi,
-        block_shape=shape_nm,
+        block_size=block_size,
         context=config.context_for(voxel_size),
         voxel_size=voxel_size,
         fit="shrink",

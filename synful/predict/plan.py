@@ -61,7 +61,7 @@ class PredictPlan:
     def task(self) -> BlockwiseTask:
         return BlockwiseTask(
             total_roi=self.total_roi,
-            block_shape=self.block_shape * self.voxel_size,
+            block_size=self.block_shape * self.voxel_size,
             context=self.context * self.voxel_size,
             voxel_size=self.voxel_size,
             fit="overhang",
