@@ -40,19 +40,18 @@ def test_region_names():
         _args.parse_roi("validation")
 
 
-@pytest.mark.parametrize(
-    "choice, expected",
-    [("labels", ["--roi", "labels"]), ("validation", ["--roi", "masks/validation"]), ("raw", [])],
-)
-def test_the_predict_script_passes_the_region(monkeypatch, choice, expected):
-    """workflow_scripts/predict.py: config predict.roi -> ``--roi`` (none for all of raw)."""
+def test_the_predict_script_passes_the_section_not_the_region(monkeypatch):
+    """workflow_scripts/predict.py hands the job's predict section to the command as it is;
+    ``synful predict`` maps its ``roi`` (tests/test_rule_settings.py,
+    test_predict_roi_from_the_section)."""
     calls = []
-    fake = SimpleNamespace(run_synful=lambda snakemake, *args: calls.append(args))
+    fake = SimpleNamespace(run_synful=lambda snakemake, *args, **kw: calls.append((args, kw)))
     monkeypatch.setitem(sys.modules, "_synful", fake)
+    settings = {"predict": {"roi": "validation", "dtype": "uint8"}}
     job = SimpleNamespace(
         input=SimpleNamespace(checkpoint="c.pt", store="s.zarr"),
         output=SimpleNamespace(predictions="p.zarr"),
-        params=SimpleNamespace(roi=choice, args=["--dtype", "uint8"]),
+        params=SimpleNamespace(settings=settings),
         threads=3,
     )
     runpy.run_path(
@@ -60,7 +59,6 @@ def test_the_predict_script_passes_the_region(monkeypatch, choice, expected):
         init_globals={"snakemake": job},
         run_name="__main__",
     )
-    (args,) = calls
-    assert args == (
-        "predict", "c.pt", "s.zarr", "p.zarr", expected, "--threads", 3, ["--dtype", "uint8"]
-    )  # fmt: skip
+    ((args, kw),) = calls
+    assert args[:4] == ("predict", "c.pt", "s.zarr", "p.zarr")
+    assert "--roi" not in args and kw == {"settings": settings}
