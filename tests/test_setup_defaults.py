@@ -69,3 +69,12 @@ def test_schema_train_device_is_the_commands():
     train = schema["properties"]["train"]["properties"]
     assert train["device"]["enum"] == list(device.choices)
     assert train["device"]["default"] == device.default
+
+
+def test_mask_losses_are_the_ones_the_network_can_activate():
+    """settings.train.MASK_LOSSES (what a setup may say) and models.MASK_ACTIVATION (how the
+    network reads each) name the same losses."""
+    from synful.models import MASK_ACTIVATION
+    from synful.settings.train import MASK_LOSSES
+
+    assert tuple(MASK_ACTIVATION) == MASK_LOSSES

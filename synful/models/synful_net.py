@@ -29,10 +29,9 @@ import torch
 from torch import nn
 
 from ..io.prediction_store import PARTNER_VECTORS, POST_INDICATOR
-from .unet import SKIP_ALIGNMENTS, UNet, unet_output_shape, valid_input_shape
+from ..settings.train import INITS, NETWORK_TYPES, SKIP_ALIGNMENTS
+from .unet import UNet, unet_output_shape, valid_input_shape
 
-NETWORK_TYPES = ("vanilla", "dh_unet")
-INITS = ("he", "glorot")
 MASK_ACTIVATIONS = ("sigmoid", "clip")
 
 

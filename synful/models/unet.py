@@ -40,10 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..settings.train import NORMALIZATIONS, SKIP_ALIGNMENTS
+
 KERNEL_SIZE = (3, 3, 3)
 CONVS_PER_LEVEL = 2
 #: where the skip connection and the upsampled maps are cut (see the module docstring)
-SKIP_ALIGNMENTS = ("geometric", "centre_crop")
 
 
 def level_fmaps(fmap_num: int, fmap_inc_factor: int, levels: int) -> list[int]:
@@ -302,9 +303,6 @@ def centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         begin[1] : begin[1] + shape[1],
         begin[2] : begin[2] + shape[2],
     ]
-
-
-NORMALIZATIONS = ("none", "batch")
 
 
 class ConvPass(nn.Sequential):

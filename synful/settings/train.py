@@ -37,6 +37,21 @@ MODEL_KEYS = (
 #: centre_crop, the only alignment then
 LEGACY_DEFAULTS = {"skip_alignment": "centre_crop"}
 
+#: the values the choice keys take (the network modules import them from here)
+NETWORK_TYPES = ("vanilla", "dh_unet")
+NORMALIZATIONS = ("none", "batch")
+SKIP_ALIGNMENTS = ("geometric", "centre_crop")
+INITS = ("he", "glorot")
+MASK_LOSSES = ("ce", "mse")
+#: choice key -> its values, as :func:`synful.train.setup.load_setup` checks them
+CHOICES = {
+    "network_type": NETWORK_TYPES,
+    "normalization": NORMALIZATIONS,
+    "skip_alignment": SKIP_ALIGNMENTS,
+    "init": INITS,
+    "mask_loss": MASK_LOSSES,
+}
+
 
 @dataclass
 class ElasticSettings:

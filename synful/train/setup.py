@@ -23,6 +23,7 @@ import yaml
 
 from ..errors import SynfulError
 from ..settings.train import (
+    CHOICES,
     CurriculumSettings,
     DefectSettings,
     ElasticSettings,
@@ -154,16 +155,10 @@ def _check(setup: TrainSetup, path) -> None:
     def fail(problem):
         raise SynfulError(path, problem)
 
-    if setup.network_type not in ("vanilla", "dh_unet"):
-        fail(f"network_type must be 'vanilla' or 'dh_unet', got {setup.network_type!r}")
-    if setup.normalization not in ("none", "batch"):
-        fail(f"normalization must be 'none' or 'batch', got {setup.normalization!r}")
-    if setup.skip_alignment not in ("geometric", "centre_crop"):
-        fail(f"skip_alignment must be 'geometric' or 'centre_crop', got {setup.skip_alignment!r}")
-    if setup.init not in ("he", "glorot"):
-        fail(f"init must be 'he' or 'glorot', got {setup.init!r}")
-    if setup.mask_loss not in ("ce", "mse"):
-        fail(f"mask_loss must be 'ce' or 'mse', got {setup.mask_loss!r}")
+    for name, choices in CHOICES.items():
+        value = getattr(setup, name)
+        if value not in choices:
+            fail(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}")
     for name in ("input_shape", "voxel_size", "predict_input_shape"):
         value = getattr(setup, name)
         if value is not None and (len(value) != 3 or min(value) < 1):
