@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from ..errors import SynfulError
 from ..geometry import LABELS_REGION, MASK_REGION_PREFIX, RAW_REGION, WORKFLOW_REGIONS
-from ..settings.fields import add_options, apply_settings, settings_option, values_from
+from ..settings.fields import (
+    add_options,
+    apply_settings,
+    settings_option,
+    settings_origin,
+    values_from,
+)
 from ..settings.predict import PredictConfig, PredictRun
 from ..settings.workflow import WORKFLOW_KEYS
 from ._args import parse_roi, set_threads, threads_option
@@ -96,9 +102,8 @@ def run(args) -> int:
 def _workflow_region(name, origin: str):
     """A workflow config's ``predict.roi`` (labels, raw, validation) -> ``--roi`` (None: raw)."""
     if name not in WORKFLOW_REGIONS:
-        where = "config" if origin.lstrip().startswith("{") else origin
         raise SynfulError(
-            f"{where} {NAME}.roi",
+            f"{settings_origin(origin)} {NAME}.roi",
             f"unknown region {name!r}, expected one of {', '.join(WORKFLOW_REGIONS)}",
         )
     region = WORKFLOW_REGIONS[name]

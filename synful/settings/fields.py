@@ -259,13 +259,22 @@ def settings_option(parser: argparse.ArgumentParser, section: str) -> None:
     )
 
 
+def is_inline(text: str) -> bool:
+    """``--settings`` given inline (YAML/JSON mapping), not as a file."""
+    return text.lstrip().startswith("{")
+
+
+def settings_origin(text: str) -> str:
+    """What errors in ``--settings`` name: ``config`` for inline YAML/JSON, else the file."""
+    return "config" if is_inline(text) else text
+
+
 def _load_config(text: str) -> tuple[str, object]:
     """(origin, data) of ``--settings``: inline YAML/JSON (origin ``config``) or a file."""
     import yaml
 
-    origin = "config"
-    if not text.lstrip().startswith("{"):
-        origin = text
+    origin = settings_origin(text)
+    if not is_inline(text):
         try:
             with open(text) as f:
                 text = f.read()
