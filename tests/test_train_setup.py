@@ -62,6 +62,11 @@ def test_typo_gets_a_suggestion(tmp_path):
         ("init: xavier\n", "init must be 'he' or 'glorot'"),
         ("batch_norm_batches: -1\n", "batch_norm_batches must be >= 0"),
         ("normalization: group\n", "normalization must be 'none' or 'batch'"),
+        ("blob_radius: 0\n", "blob_radius must be a number > 0 or 3 numbers > 0"),
+        ("blob_radius: [60, 32]\n", "blob_radius must be a number > 0 or 3 numbers > 0"),
+        ("d_blob_radius: [60, 0, 32]\n", "d_blob_radius must be a number > 0 or 3"),
+        ("blob_radius: [60, wide, 32]\n", "blob_radius[1] must be a number"),
+        ("d_scale: 0\n", "d_scale must be > 0"),
         ("[1, 2]\n", "must be a mapping"),
         ("fmap_num: [\n", "invalid YAML"),
         ("downsample_factors: [[1, 2, 2]]\nkernel_sizes: [[3, 3, 3]]\n", "invalid network"),
@@ -75,6 +80,13 @@ def test_bad_values(tmp_path, text, problem):
 def test_missing_file(tmp_path):
     with pytest.raises(SynfulError, match="no such setup file"):
         load_setup(tmp_path / "missing.yaml")
+
+
+def test_a_radius_is_one_number_or_one_per_axis():
+    assert resolve_setup({"blob_radius": 32}).blob_radius == 32.0
+    setup = resolve_setup({"blob_radius": [60, 32, 32], "d_blob_radius": [80, 60, 60]})
+    assert setup.blob_radius == [60.0, 32.0, 32.0]
+    assert setup.d_blob_radius == [80.0, 60.0, 60.0]
 
 
 def test_yaml_exponent_without_dot_is_a_number():

@@ -18,6 +18,20 @@ def test_original_blob_is_21_voxels_in_one_section():
     assert big[:, 0].min() == -2 and big[:, 0].max() == 2 and big[:, 2].max() == 25
 
 
+def test_a_radius_per_axis_draws_an_ellipsoid():
+    # 60 nm in z, 32 nm in plane: the post section with its 8 px disc and, 40 nm away, the
+    # sections next to it with the disc at sqrt(1 - (40/60)^2) of the radius (5.96 -> 5 px)
+    offsets = ball_offsets([60, 32, 32], VS)
+    assert sorted(set(offsets[:, 0])) == [-1, 0, 1]
+    centre, side = offsets[offsets[:, 0] == 0], offsets[offsets[:, 0] == 1]
+    assert np.array_equal(centre, ball_offsets(32, VS))
+    assert side[:, 2].max() == 5 and len(side) < len(centre)
+    assert np.array_equal(ball_offsets([32, 32, 32], VS), ball_offsets(32, VS))
+    labels = np.ones((5, 30, 30), dtype=np.uint64)
+    mask = post_indicator([[80, 60, 60]], world_array(labels, VS, (0, 0, 0)), [60, 32, 32])
+    assert mask.sum(axis=(1, 2)).tolist() == [0, len(side), len(centre), len(side), 0]
+
+
 def test_indicator_is_clipped_to_the_post_neuron_and_skips_label_zero():
     labels = np.ones((3, 20, 20), dtype=np.uint64)
     labels[:, :, 10:] = 2

@@ -142,8 +142,9 @@ class SetupSettings:
     batch_norm_batches: int = 64
     voxel_size: list[int] = field(default_factory=lambda: [40, 4, 4])
     # targets
-    blob_radius: float = 10.0
-    d_blob_radius: float = 100.0
+    # ball radii in nm: one number, or one per axis (z, y, x) for an ellipsoid
+    blob_radius: float | list[float] = 10.0
+    d_blob_radius: float | list[float] = 100.0
     d_scale: float = 1.0
     # losses
     m_loss_scale: float = 1.0

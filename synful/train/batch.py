@@ -19,7 +19,7 @@ from ..io.zarr_array import read, world_array
 from .augment import SpatialTransform, augment_defects, augment_intensity, sample_transform
 from .sampling import TrainingSample, choose_output_window
 from .setup import TrainSetup
-from .targets import balance_weights, partner_vectors, post_indicator
+from .targets import balance_weights, partner_vectors, post_indicator, radii
 
 SAMPLE_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "neuron_ids")
 
@@ -61,7 +61,8 @@ def render_sample(
     labels = _lookup_nearest(read(sample.labels, source_roi), local)
 
     # the synapses near the source region, moved into the augmented window
-    margin = int(np.ceil(max(setup.blob_radius, setup.d_blob_radius))) + int(vs.max())
+    reach_nm = np.maximum(radii(setup.blob_radius), radii(setup.d_blob_radius))
+    margin = int(np.ceil(reach_nm.max())) + int(vs.max())
     near = points_in_roi(
         sample.post, source_roi.grow(Coordinate((margin,) * 3), Coordinate((margin,) * 3))
     )
@@ -69,7 +70,7 @@ def render_sample(
     pre = _to_window(transform, sample.pre[near], input_begin, vs)
 
     # render on the output window grown by the ball radius (inside the input window), then crop
-    reach = np.ceil(max(setup.blob_radius, setup.d_blob_radius) / vs).astype(np.int64)
+    reach = np.ceil(reach_nm / vs).astype(np.int64)
     grow = np.minimum(reach, context)
     begin, end = context - grow, context + output_shape + grow
     window_labels = world_array(

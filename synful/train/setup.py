@@ -94,8 +94,12 @@ def _convert(value, annotation, where: str, path):
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
-        inner = [o for o in options if o is not type(None)][0]
-        return _convert(value, inner, where, path)
+        inner = [o for o in options if o is not type(None)]
+        # a list where a list is allowed (e.g. a radius per axis), else the first option
+        lists = [o for o in inner if typing.get_origin(o) is list]
+        if isinstance(value, list | tuple) and lists:
+            return _convert(value, lists[0], where, path)
+        return _convert(value, inner[0], where, path)
     if origin is list:
         (inner,) = typing.get_args(annotation)
         if not isinstance(value, list | tuple):
@@ -174,8 +178,13 @@ def _check(setup: TrainSetup, path) -> None:
         fail("dh_unet needs both m_loss_scale and d_loss_scale > 0")
     if setup.fmap_num < 1 or setup.fmap_inc_factor < 1:
         fail("fmap_num and fmap_inc_factor must be >= 1")
-    if setup.d_scale <= 0 or setup.blob_radius <= 0 or setup.d_blob_radius <= 0:
-        fail("d_scale, blob_radius and d_blob_radius must be > 0")
+    if setup.d_scale <= 0:
+        fail("d_scale must be > 0")
+    for name in ("blob_radius", "d_blob_radius"):
+        value = getattr(setup, name)
+        values = value if isinstance(value, list) else [value]
+        if len(values) not in (1, 3) or min(values) <= 0:
+            fail(f"{name} must be a number > 0 or 3 numbers > 0 (z, y, x), got {value}")
     low, high = (setup.balance_clip + [None, None])[:2]
     if len(setup.balance_clip) != 2 or not 0 < low < high <= 1:
         fail(f"balance_clip must be [min, max] with 0 < min < max <= 1, got {setup.balance_clip}")

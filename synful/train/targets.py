@@ -6,7 +6,9 @@ positions in nm, (N, 3) in (z, y, x). A point lies in the voxel
 ``floor((p - offset) / voxel_size)``; vectors start at the voxel corner. The balls are drawn by
 pure numpy kernels in voxel units.
 
-- postsynaptic indicator: a ball of ``blob_radius`` nm around each post point's voxel,
+- postsynaptic indicator: a ball of ``blob_radius`` nm around each post point's voxel (a
+  radius is one number or one per axis (z, y, x), an ellipsoid: e.g. thicker in z, so that
+  the indicator spans the sections next to the post point's),
   clipped to the neuron under the post point (post points on label 0 draw nothing);
 - partner vectors: inside a ``d_blob_radius`` ball around each post point (clipped the same
   way) the vector (pre - voxel corner) in nm; where balls overlap the post point nearest to
@@ -27,10 +29,17 @@ from ..lookup import voxel_indices
 DEFAULT_BALANCE_CLIP = (7e-4, 0.9993)
 
 
-def ball_offsets(radius: float, voxel_size: Sequence[float]) -> np.ndarray:
-    """Voxel offsets (K, 3) with sum((d * voxel_size / radius)^2) <= 1 (the original's ball)."""
+def radii(radius: float | Sequence[float]) -> np.ndarray:
+    """A ball radius in nm, one number or one per axis (z, y, x), as three numbers."""
+    return np.broadcast_to(np.asarray(radius, dtype=np.float64), (3,)).copy()
+
+
+def ball_offsets(radius: float | Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
+    """Voxel offsets (K, 3) with sum((d * voxel_size / radius)^2) <= 1 (the original's ball;
+    an ellipsoid for a radius per axis)."""
     voxel_size = np.asarray(voxel_size, dtype=np.float64)
-    if radius <= 0:
+    radius = radii(radius)
+    if radius.min() <= 0:
         return np.zeros((1, 3), dtype=np.int64)
     extent = np.floor(radius / voxel_size).astype(np.int64)
     axes = [np.arange(-e, e + 1) for e in extent]
@@ -64,13 +73,13 @@ def _ball_voxels(post_voxels, labels, radius, voxel_size):
     return np.ravel_multi_index(tuple(voxels.T), labels.shape), owners
 
 
-def post_indicator(post, labels: Array, blob_radius: float) -> np.ndarray:
+def post_indicator(post, labels: Array, blob_radius: float | Sequence[float]) -> np.ndarray:
     """The postsynaptic indicator (uint8 0/1, the spatial shape of ``labels``).
 
     Args:
         post: (N, 3) post locations in nm.
         labels: neuron ids of the window (0 = no neuron), an ``Array`` without channels.
-        blob_radius: ball radius in nm.
+        blob_radius: ball radius in nm (one number or one per axis).
     """
     voxel_size = labels.voxel_size
     post_voxels = voxel_indices(post, labels.offset, voxel_size, "floor")
@@ -82,7 +91,7 @@ def post_indicator(post, labels: Array, blob_radius: float) -> np.ndarray:
 
 
 def partner_vectors(
-    pre, post, labels: Array, d_blob_radius: float
+    pre, post, labels: Array, d_blob_radius: float | Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partner vectors (float32 (3, z, y, x), nm) and their mask (uint8 (z, y, x)).
 
@@ -90,7 +99,7 @@ def partner_vectors(
         pre: (N, 3) pre locations in nm (the partner of each post point).
         post: (N, 3) post locations in nm.
         labels: neuron ids of the window, an ``Array`` without channels.
-        d_blob_radius: ball radius in nm.
+        d_blob_radius: ball radius in nm (one number or one per axis).
     """
     offset, voxel_size = labels.offset, labels.voxel_size
     labels = np.asarray(read(labels))
