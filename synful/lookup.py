@@ -28,7 +28,7 @@ __all__ = ["RULES", "round_half_away_from_zero", "voxel_indices", "values_at_vox
 
 #: the point -> voxel rules :func:`voxel_indices` knows
 RULES = ("floor", "nearest", "cremi")
-_OUTSIDE = ("raise", "fill")
+_OUTSIDE = ("raise", "fill", "nearest")
 
 
 def round_half_away_from_zero(values) -> np.ndarray:
@@ -164,7 +164,9 @@ def values_at(
             :func:`values_at_voxels`).
         points: world positions (anything that reshapes to N x 3).
         rule: ``"floor"`` or ``"cremi"`` (see :func:`voxel_indices`).
-        outside: ``"raise"`` (IndexError when a point lies outside the array) or ``"fill"``.
+        outside: ``"raise"`` (IndexError when a point lies outside the array), ``"fill"``
+            (``fill``) or ``"nearest"`` (the value of the array's voxel nearest to the point:
+            each index clipped into the array).
         fill: the value of points outside the array with ``outside="fill"``.
         return_inside: also return the boolean mask (N,) of points inside the array.
 
@@ -187,9 +189,13 @@ def values_at(
     data = storage(array)
     if data is None:  # lazy operations: read their dask array slab by slab
         data = array.data
-    values, inside = values_at_voxels(
-        data, voxel_indices(points, offset, array.voxel_size, rule), fill
-    )
+    indices = voxel_indices(points, offset, array.voxel_size, rule)
+    if outside == "nearest":
+        inside = np.all((indices >= 0) & (indices < np.asarray(data.shape[-3:])), axis=1)
+        indices = np.clip(indices, 0, np.asarray(data.shape[-3:]) - 1)
+        values, _ = values_at_voxels(data, indices, fill)
+        return (values, inside) if return_inside else values
+    values, inside = values_at_voxels(data, indices, fill)
     if outside == "raise" and not inside.all():
         raise IndexError(
             f"{int((~inside).sum())} of {len(inside)} points lie outside the array of shape "

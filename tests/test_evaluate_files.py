@@ -38,7 +38,8 @@ PRED = make_synapses(
     score=[0.9, 0.8, 0.3, 0.95, 0.1],
 )
 # p0 matches g0; p1 duplicates p0 (30 nm away); p2 is g1 reversed; p3 lies within one segment;
-# p4's post point is outside the segmentation (label 0); g1, g2 are missed.
+# p4's post point is outside the segmentation (the label of the nearest voxel, far from any
+# true post); g1, g2 are missed.
 
 
 def counts(metrics):

@@ -50,9 +50,9 @@ def python2_round(value: float) -> int:
 
 
 def reference_label(segmentation, point, offset, voxel_size):
-    index = tuple(python2_round((p - o) / v) for p, o, v in zip(point, offset, voxel_size))
-    if min(index) < 0 or any(i >= s for i, s in zip(index, segmentation.shape)):
-        return 0
+    """The official lookup; where it raised (outside the volume), the nearest voxel's label."""
+    index = [python2_round((p - o) / v) for p, o, v in zip(point, offset, voxel_size)]
+    index = tuple(min(max(i, 0), s - 1) for i, s in zip(index, segmentation.shape))
     return int(segmentation[index])
 
 
@@ -172,22 +172,40 @@ def test_lookup_rounds_to_nearest_voxel_with_offset():
     # (40 + 20, 8 + 2, 8 + 5.9): z index round(0.5) = 1, y round(0.5) = 1, x round(1.475) = 1
     index = voxel_indices([[60.0, 10.0, 13.9]], offset, voxel, "cremi")
     assert index.tolist() == [[1, 1, 1]]
-    # half a voxel before the start rounds away from zero to -1: outside
+    # half a voxel before the start rounds away from zero to -1: outside, the nearest voxel's
     assert voxel_indices([[20.0, 8.0, 8.0]], offset, voxel, "cremi").tolist() == [[-1, 0, 0]]
     labels = labels_at_points(
         world_array(seg, voxel, offset), [[60.0, 10.0, 13.9], [20.0, 8.0, 8.0], [40.0, 6.1, 8.0]]
     )
-    assert labels.tolist() == [seg[1, 1, 1], 0, seg[0, 0, 0]]
+    assert labels.tolist() == [seg[1, 1, 1], seg[0, 0, 0], seg[0, 0, 0]]
 
 
-def test_lookup_outside_warns(caplog):
-    seg = np.ones((1, 2, 2), np.uint64)
+def test_lookup_outside_takes_the_nearest_voxel_and_warns(caplog):
+    seg = np.array([[[1, 2], [3, 4]]], np.uint64)
     with caplog.at_level("WARNING"):
         labels = labels_at_points(
-            world_array(seg, (40, 4, 4), (0, 0, 0)), [[0, 0, 0], [0, 0, 100]], "test points"
+            world_array(seg, (40, 4, 4), (0, 0, 0)),
+            [[0, 0, 0], [0, 0, 100], [0, 5.9, 4.1], [-800, 4, -3]],
+            "test points",
         )
-    assert labels.tolist() == [1, 0]
-    assert "1 of 2 test points lie outside" in caplog.text
+    assert labels.tolist() == [1, 2, 4, 3]
+    assert "2 of 4 test points lie outside" in caplog.text
+
+
+def test_a_presynaptic_point_just_past_the_labelled_face_is_matched():
+    """Raw reaches beyond the labels (CREMI padding): a predicted pre a voxel past the face,
+    next to the true pre inside, takes the label there, so the synapse is found."""
+    seg = np.ones((3, 10, 20), np.uint64)
+    seg[:, :, 10:] = 2
+    array = world_array(seg, (40, 4, 4), (0, 0, 0))
+    gt_pre, gt_post = np.array([[40.0, 20, 78]]), np.array([[40.0, 20, 30]])
+    pred_pre, pred_post = np.array([[40.0, 20, 80]]), np.array([[40.0, 20, 32]])  # x index 20
+    gt_labels = np.stack([labels_at_points(array, gt_pre), labels_at_points(array, gt_post)], 1)
+    pred_labels = np.stack(
+        [labels_at_points(array, pred_pre), labels_at_points(array, pred_post)], 1
+    )
+    assert pred_labels.tolist() == gt_labels.tolist() == [[2, 1]]
+    assert len(match_pairs(pred_pre, pred_post, pred_labels, gt_pre, gt_post, gt_labels, T)) == 1
 
 
 def test_values_at_voxels_reads_every_section():

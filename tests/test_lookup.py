@@ -163,6 +163,16 @@ def test_values_at_takes_the_grid_from_an_array(lazy):
         0,
         0,
     ]
+    # nearest: each index clipped into the array; ``inside`` still says which were outside
+    values, inside = values_at(volume, points, "cremi", outside="nearest", return_inside=True)
+    assert values.tolist() == [
+        data[0, 0, 0],
+        data[1, 2, 3],  # (1, 3, 4) -> (1, 2, 3)
+        data[1, 1, 1],
+        data[1, 2, 0],  # (2, 2, 0) -> (1, 2, 0)
+        data[0, 0, 0],  # (-1, 0, 0) -> (0, 0, 0)
+    ]
+    assert inside.tolist() == [True, False, True, False, False]
     with pytest.raises(ValueError, match="outside"):
         values_at(volume, points, outside="zero")
 

@@ -7,7 +7,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .labels import OUTSIDE_LABEL
+from .labels import BACKGROUND_LABEL
 
 
 def same_segment(labels) -> np.ndarray:
@@ -47,7 +47,7 @@ def merge_duplicates(post, labels, scores, radius: float, keep=None) -> np.ndarr
     n = len(post)
     keep = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool).copy()
     scores = np.zeros(n) if scores is None else np.asarray(scores, dtype=np.float64)
-    candidates = np.flatnonzero(keep & np.all(labels != OUTSIDE_LABEL, axis=1))
+    candidates = np.flatnonzero(keep & np.all(labels != BACKGROUND_LABEL, axis=1))
     if len(candidates) < 2:
         return keep
     links = cKDTree(post[candidates]).query_pairs(radius, output_type="ndarray")
