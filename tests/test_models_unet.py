@@ -305,10 +305,14 @@ ALIGNMENT_CASES = [
 ]
 
 
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("extra", ALIGNMENT_CASES)
 def test_geometric_alignment_is_the_original_centre_cropped(extra):
     """For an input both networks accept, the original's output centre-cropped to ours equals
-    ours exactly with ``geometric``; ``centre_crop`` (synful's before the key) computes another
+    ours with ``geometric`` (up to float rounding); ``centre_crop`` (synful's before the key) computes another
     function where factors of 3 repeat."""
     model = _random_unet({**extra, "skip_alignment": "geometric"}, seed=6)
     legacy = build_model({**SMALL, **extra, "skip_alignment": "centre_crop"}).eval()
@@ -323,8 +327,10 @@ def test_geometric_alignment_is_the_original_centre_cropped(extra):
     for o, g, c in zip(original, ours, theirs):
         assert g.shape == c.shape and tuple(g.shape[-3:]) == model.output_shape(shape)
         assert float(g.abs().max()) > 0
-        assert torch.equal(_centre(o, g.shape[-3:]), g)
-        assert torch.equal(_centre(o, c.shape[-3:]), c) != repeated_threes
+        # equal up to float rounding: oneDNN picks convolution kernels by input size, and on
+        # some CPUs (AVX512 without AMX) the differently sized inputs round differently
+        assert _close(_centre(o, g.shape[-3:]), g)
+        assert _close(_centre(o, c.shape[-3:]), c) != repeated_threes
     if repeated_threes:  # the finding: legacy differs from the original by more than rounding
         assert float((_centre(original[0], theirs[0].shape[-3:]) - theirs[0]).abs().max()) > 1e-3
 
