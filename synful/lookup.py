@@ -190,12 +190,11 @@ def values_at(
     if data is None:  # lazy operations: read their dask array slab by slab
         data = array.data
     indices = voxel_indices(points, offset, array.voxel_size, rule)
+    shape = np.asarray(data.shape[-3:], dtype=np.int64)
+    inside = np.all((indices >= 0) & (indices < shape), axis=1)
     if outside == "nearest":
-        inside = np.all((indices >= 0) & (indices < np.asarray(data.shape[-3:])), axis=1)
-        indices = np.clip(indices, 0, np.asarray(data.shape[-3:]) - 1)
-        values, _ = values_at_voxels(data, indices, fill)
-        return (values, inside) if return_inside else values
-    values, inside = values_at_voxels(data, indices, fill)
+        indices = np.clip(indices, 0, shape - 1)
+    values, _ = values_at_voxels(data, indices, fill)
     if outside == "raise" and not inside.all():
         raise IndexError(
             f"{int((~inside).sum())} of {len(inside)} points lie outside the array of shape "

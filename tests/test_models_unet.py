@@ -312,8 +312,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("extra", ALIGNMENT_CASES)
 def test_geometric_alignment_is_the_original_centre_cropped(extra):
     """For an input both networks accept, the original's output centre-cropped to ours equals
-    ours with ``geometric`` (up to float rounding); ``centre_crop`` (synful's before the key) computes another
-    function where factors of 3 repeat."""
+    ours with ``geometric`` (up to float rounding); ``centre_crop`` (synful's before the key)
+    computes another function where factors of 3 repeat."""
     model = _random_unet({**extra, "skip_alignment": "geometric"}, seed=6)
     legacy = build_model({**SMALL, **extra, "skip_alignment": "centre_crop"}).eval()
     legacy.load_state_dict(model.state_dict())
