@@ -93,45 +93,25 @@ def sample_hdf(wildcards):
     return f"resources/{folder}/{name}.hdf"
 
 
-def synthesize_args(wildcards):
-    """Command-line arguments of `synful synthesize` for a synthetic sample."""
-    synthetic = SAMPLES[wildcards.sample]["synthetic"]
-    return [
-        "--seed",
-        synthetic["seed"],
-        "--shape",
-        *synthetic["shape"],
-        "--padding",
-        *synthetic["padding"],
-        "--missing-sections",
-        synthetic["missing_sections"],
-        "--misaligned-sections",
-        synthetic["misaligned_sections"],
-    ]
+def synthesize_settings(wildcards):
+    """What a synthesize job hands `synful synthesize --settings`: the sample's synthetic entry."""
+    return command_settings("synthesize", SAMPLES[wildcards.sample]["synthetic"])
 
 
-def download_args(wildcards):
-    """Command-line arguments of `synful download` for a URL sample (URL first)."""
+def download_settings(wildcards):
+    """What a download job of a URL sample hands `synful download --settings`: config download
+    with the sample's sha256 and whether it must have labels."""
     sample = SAMPLES[wildcards.sample]
-    args = [sample["url"]]
-    if sample["sha256"]:
-        args += ["--sha256", sample["sha256"]]
-    if sample["labels"]:
-        args.append("--require-labels")
-    args += ["--retries", config["download"]["retries"]]
-    args += ["--timeout", config["download"]["timeout"]]
-    return args
+    return command_settings(
+        "download", config["download"], sha256=sample["sha256"], require_labels=sample["labels"]
+    )
 
 
-def archive_download_args(wildcards):
-    """Command-line arguments of `synful download` for an archive (URL first)."""
+def archive_download_settings(wildcards):
+    """What the download job of an archive hands `synful download --settings`: config download
+    with the archive's sha256, without the CREMI layout check."""
     archive = ARCHIVES[wildcards.archive]
-    args = [archive["url"], "--no-check"]
-    if archive["sha256"]:
-        args += ["--sha256", archive["sha256"]]
-    args += ["--retries", config["download"]["retries"]]
-    args += ["--timeout", config["download"]["timeout"]]
-    return args
+    return command_settings("download", config["download"], sha256=archive["sha256"], no_check=True)
 
 
 def unpack_archive(wildcards):
@@ -139,26 +119,19 @@ def unpack_archive(wildcards):
     return f"resources/archives/{ARCHIVE_STEMS[wildcards.stem]}"
 
 
-def convert_args(wildcards):
-    """Command-line arguments of `synful convert` after IN.hdf OUT.zarr --synapses OUT.parquet."""
-    return [
-        "--voxel-size",
-        *SAMPLES[wildcards.sample]["voxel_size"],
-        "--chunks",
-        *config["chunks"],
-    ]
+def convert_settings(wildcards):
+    """What a convert job hands `synful convert --settings`: the sample's voxel_size, the
+    workflow's chunks."""
+    return command_settings(
+        "convert",
+        {"voxel_size": SAMPLES[wildcards.sample]["voxel_size"], "chunks": config["chunks"]},
+    )
 
 
-def masks_args(wildcards):
-    """Command-line arguments of `synful masks`: mask volumes if given, else the split rule."""
-    masks = SAMPLES[wildcards.sample]["masks"]
-    given = [key for key in ("training_mask", "validation_mask") if masks.get(key)]
-    if given:
-        return [arg for key in given for arg in (f"--{key.replace('_', '-')}", masks[key])]
-    args = ["--split-axis", masks["split_axis"]]
-    if masks.get("training_range"):
-        return args + ["--training-range", *masks["training_range"]]
-    return args + ["--training-fraction", masks["training_fraction"]]
+def masks_settings(wildcards):
+    """What a masks job hands `synful masks --settings`: the sample's masks entry (mask
+    volumes win over the split rule, a training_range over the training_fraction)."""
+    return command_settings("masks", SAMPLES[wildcards.sample]["masks"])
 
 
 def mask_volume_files(wildcards):
@@ -443,28 +416,15 @@ def extract_settings(wildcards):
 
 
 def evaluate_settings(wildcards):
-    """What an evaluate job hands `synful evaluate --settings`, one per seg variant
-    (SEG_VARIANTS' order): config evaluate (but the workflow's own keys) with the variant's
-    filter_same_seg and the threshold the run was extracted at (its grid point)."""
-    threshold = EXTRACTION.instance(wildcards).get("threshold")
-    return [
-        command_settings(
-            "evaluate",
-            config["evaluate"],
-            filter_same_seg=seg == "with",
-            extraction_threshold=threshold,
-        )
-        for seg in SEG_VARIANTS
-    ]
-
-
-def evaluation_outputs(kind):
-    """The files of one evaluate job (every seg variant): metrics, sweep CSV, PR plot or the
-    table of errors by cause (X.json -> X.errors.csv, as synful.evaluate.errors.errors_path)."""
-    suffix = {"metrics": "json", "sweep": "sweep.csv", "plot": "pr.png", "errors": "errors.csv"}[
-        kind
-    ]
-    return [f"results/evaluate/{RUN}/seg~{seg}/{{sample}}.{suffix}" for seg in SEG_VARIANTS]
+    """What an evaluate job hands `synful evaluate --settings`: config evaluate (but the
+    workflow's own keys) with its seg variant's filter_same_seg and the threshold the run was
+    extracted at (its grid point)."""
+    return command_settings(
+        "evaluate",
+        config["evaluate"],
+        filter_same_seg=wildcards.seg == "with",
+        extraction_threshold=EXTRACTION.instance(wildcards).get("threshold"),
+    )
 
 
 def trained_checkpoints():

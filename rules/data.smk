@@ -8,7 +8,7 @@ rule synthesize:
     conda:
         "../envs/synful.yaml"
     params:
-        args=synthesize_args,
+        settings=synthesize_settings,
     script:
         "../workflow_scripts/synthesize.py"
 
@@ -23,7 +23,8 @@ rule download:
     conda:
         "../envs/synful.yaml"
     params:
-        args=download_args,
+        url=lambda wildcards: SAMPLES[wildcards.sample]["url"],
+        settings=download_settings,
     script:
         "../workflow_scripts/download.py"
 
@@ -38,7 +39,8 @@ rule download_archive:
     conda:
         "../envs/synful.yaml"
     params:
-        args=archive_download_args,
+        url=lambda wildcards: ARCHIVES[wildcards.archive]["url"],
+        settings=archive_download_settings,
     script:
         "../workflow_scripts/download.py"
 
@@ -71,6 +73,6 @@ rule convert:
     conda:
         "../envs/synful.yaml"
     params:
-        args=convert_args,
+        settings=convert_settings,
     script:
         "../workflow_scripts/convert.py"

@@ -6,14 +6,16 @@ rule evaluate:
         gt="results/samples/{sample}.parquet",
         masks="results/samples/{sample}.masks.json",
     output:
-        metrics=evaluation_outputs("metrics"),
-        sweep=evaluation_outputs("sweep"),
-        plot=evaluation_outputs("plot"),
-        errors=evaluation_outputs("errors"),
+        metrics=f"results/evaluate/{RUN}/seg~{{seg}}/{{sample}}.json",
+        sweep=f"results/evaluate/{RUN}/seg~{{seg}}/{{sample}}.sweep.csv",
+        plot=f"results/evaluate/{RUN}/seg~{{seg}}/{{sample}}.pr.png",
+        # the errors by cause beside the metrics (X.json -> X.errors.csv, as
+        # synful.evaluate.errors.errors_path)
+        errors=f"results/evaluate/{RUN}/seg~{{seg}}/{{sample}}.errors.csv",
     log:
-        f"logs/evaluate/{RUN}/{{sample}}.log",
+        f"logs/evaluate/{RUN}/seg~{{seg}}/{{sample}}.log",
     benchmark:
-        f"benchmarks_out/evaluate/{RUN}/{{sample}}.tsv"
+        f"benchmarks_out/evaluate/{RUN}/seg~{{seg}}/{{sample}}.tsv"
     conda:
         "../envs/synful.yaml"
     params:

@@ -12,6 +12,6 @@ rule masks:
     conda:
         "../envs/synful.yaml"
     params:
-        args=masks_args,
+        settings=masks_settings,
     script:
         "../workflow_scripts/masks.py"

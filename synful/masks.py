@@ -38,10 +38,12 @@ from .io.synapse_table import HDF5_SUFFIXES, POST, read_synapses
 from .io.zarr_array import Array, array_path, create_volume, storage, world_array
 from .lookup import values_at, voxel_indices
 from .outputs import MASK, claim, mark, output, output_lock
+from .settings.fields import defaults
+from .settings.samples import SPLIT_AXES, MaskSettings
 
 logger = logging.getLogger(__name__)
 
-AXES = ("z", "y", "x")
+_RULE_DEFAULTS = defaults(MaskSettings)
 ZARR_SUFFIXES = (".zarr", ".n5")
 SLAB = 16  # z-sections per write
 #: the most mask data one slab may read (a mask much finer than the labels reads large boxes)
@@ -63,12 +65,12 @@ class SplitRule:
             coordinates along ``axis``); used instead of the fraction when given.
     """
 
-    axis: str = "z"
-    training_fraction: float = 0.75
+    axis: str = _RULE_DEFAULTS["split_axis"]
+    training_fraction: float = _RULE_DEFAULTS["training_fraction"]
     training_range: tuple[float, float] | None = None
 
     def __post_init__(self):
-        if self.axis not in AXES:
+        if self.axis not in SPLIT_AXES:
             raise SynfulError(None, f"split axis must be one of z, y, x, not {self.axis!r}")
         if not 0.0 <= float(self.training_fraction) <= 1.0:
             raise SynfulError(None, f"training fraction {self.training_fraction} is not in [0, 1]")
@@ -77,7 +79,7 @@ class SplitRule:
 
     def training_interval(self, roi: Roi, voxel_size) -> tuple[int, int]:
         """The training voxels [begin, end) along ``axis``, counted from ``roi.begin``."""
-        a = AXES.index(self.axis)
+        a = SPLIT_AXES.index(self.axis)
         n = roi.shape[a] // voxel_size[a]
         if self.training_range is None:
             return 0, int(round(self.training_fraction * n))
@@ -91,7 +93,7 @@ class SplitRule:
 def rule_slabs(rule: SplitRule, roi: Roi, voxel_size) -> dict[str, SlabSource]:
     """Slab sources of the training and validation masks that ``rule`` defines on ``roi``."""
     shape = tuple(roi.shape / Coordinate(voxel_size))
-    a = AXES.index(rule.axis)
+    a = SPLIT_AXES.index(rule.axis)
     begin, end = rule.training_interval(roi, voxel_size)
 
     def training(z0: int, z1: int) -> np.ndarray:

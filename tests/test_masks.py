@@ -185,7 +185,8 @@ def test_container_paths():
 @pytest.mark.parametrize(
     "argv, problem",
     [
-        (["--training-fraction", "1.5"], "training fraction 1.5 is not in [0, 1]"),
+        (["--training-fraction", "1.5"], "--training-fraction: must lie in [0, 1], got 1.5"),
+        (["--training-fraction", "0.5", "--training-range", "0", "10"], "not both"),
         (["--training-range", "10", "10"], "training range [10.0, 10.0] is empty"),
         (["--training-mask", "{tmp}/none.hdf/m"], "none.hdf: no such file"),
         (["--training-mask", "{tmp}/s.zarr"], "expected a mask as file.hdf/path/to/dataset"),

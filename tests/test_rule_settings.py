@@ -19,6 +19,12 @@ from synful.settings.evaluate import ErrorSettings, EvaluateSettings
 from synful.settings.extract import ExtractConfig, ExtractRun
 from synful.settings.fields import apply_settings, settings_of, values_from
 from synful.settings.predict import PredictConfig, PredictRun
+from synful.settings.samples import (
+    ConvertSettings,
+    DownloadSettings,
+    MaskSettings,
+    SynthesizeSettings,
+)
 from synful.settings.workflow import WORKFLOW_KEYS, command_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -303,3 +309,143 @@ def test_train_checkpoint_gives_out_and_iterations(monkeypatch, capsys):
         train.run(cli.build_parser().parse_args([*argv[:-1], "r/t/last.pt"]))
     with pytest.raises(SystemExit):  # --out or --checkpoint, not both
         cli.build_parser().parse_args([*argv, "--out", "r/t"])
+
+
+# ---- the commands that make a sample: a sample's part of the config as --settings -------------
+
+SAMPLE_POSITIONAL = {
+    "synthesize": ["o.hdf"],
+    "download": ["https://example.org/a.hdf", "o.hdf"],
+    "convert": ["i.hdf", "o.zarr", "--synapses", "o.parquet"],
+    "masks": ["s.zarr"],
+}
+SAMPLE_MODELS = {
+    "synthesize": SynthesizeSettings,
+    "download": DownloadSettings,
+    "convert": ConvertSettings,
+    "masks": MaskSettings,
+}
+
+
+def sample_applied(command: str, argv: list[str]) -> dict:
+    """What ``command``'s model holds after parsing ``argv`` and applying ``--settings``."""
+    args = cli.build_parser().parse_args([command, *SAMPLE_POSITIONAL[command], *argv])
+    apply_settings(args, command, (SAMPLE_MODELS[command],), skip=WORKFLOW_KEYS[command])
+    model = SAMPLE_MODELS[command]
+    return dataclasses.asdict(model(**values_from(model, args)))
+
+
+# the flags rules/common.smk encoded before the sample entries were handed over (the reference)
+def old_synthesize_flags(synthetic: dict) -> list[str]:
+    args = ["--seed", synthetic["seed"], "--shape", *synthetic["shape"]]
+    args += ["--padding", *synthetic["padding"]]
+    args += ["--missing-sections", synthetic["missing_sections"]]
+    args += ["--misaligned-sections", synthetic["misaligned_sections"]]
+    return [str(a) for a in args]
+
+
+def old_download_flags(sample: dict, download: dict) -> list[str]:
+    args = ["--sha256", sample["sha256"]] if sample["sha256"] else []
+    args += ["--require-labels"] if sample["labels"] else []
+    args += ["--retries", download["retries"], "--timeout", download["timeout"]]
+    return [str(a) for a in args]
+
+
+def old_masks_flags(masks: dict) -> list[str]:
+    given = [key for key in ("training_mask", "validation_mask") if masks.get(key)]
+    if given:
+        return [arg for key in given for arg in (f"--{key.replace('_', '-')}", masks[key])]
+    args = ["--split-axis", masks["split_axis"]]
+    if masks.get("training_range"):
+        return [str(a) for a in [*args, "--training-range", *masks["training_range"]]]
+    return [str(a) for a in [*args, "--training-fraction", masks["training_fraction"]]]
+
+
+SHA = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"synthetic": {}},
+        {
+            "synthetic": {
+                "seed": 401,
+                "shape": [16, 64, 64],
+                "padding": [2, 8, 8],
+                "missing_sections": 0.06,
+                "misaligned_sections": 0.06,
+            },
+            "voxel_size": [40, 8, 8],
+            "masks": {"split_axis": "y", "training_range": [100, 400]},
+        },
+        {"url": "https://example.org/a.hdf", "sha256": SHA, "masks": {"training_fraction": 0.5}},
+        {"url": "https://example.org/b.hdf", "labels": False},
+        {"path": "x.hdf", "masks": {"training_mask": "m.hdf/t", "training_fraction": 0.2}},
+        {"path": "x.hdf", "masks": {"validation_mask": "m.zarr/v", "split_axis": "x"}},
+    ],
+)
+def test_sample_entries_give_the_old_flags_values(entry):
+    config = workflow_config(samples={"a": entry}, chunks=[4, 64, 64], download={"retries": 2})
+    sample = config["samples"]["a"]
+    if "synthetic" in sample:
+        settings = command_settings("synthesize", sample["synthetic"])
+        new = sample_applied("synthesize", settings_argv("synthesize", settings))
+        assert new == sample_applied("synthesize", old_synthesize_flags(sample["synthetic"]))
+    if "url" in sample:
+        settings = command_settings(
+            "download", config["download"], sha256=sample["sha256"], require_labels=sample["labels"]
+        )
+        new = sample_applied("download", settings_argv("download", settings))
+        assert new == sample_applied("download", old_download_flags(sample, config["download"]))
+    settings = command_settings(
+        "convert", {"voxel_size": sample["voxel_size"], "chunks": config["chunks"]}
+    )
+    new = sample_applied("convert", settings_argv("convert", settings))
+    old = ["--voxel-size", *map(str, sample["voxel_size"]), "--chunks", "4", "64", "64"]
+    assert new == sample_applied("convert", old)
+    settings = command_settings("masks", sample["masks"])
+    new = sample_applied("masks", settings_argv("masks", settings))
+    old = sample_applied("masks", old_masks_flags(sample["masks"]))
+    if sample["masks"].get("training_mask") or sample["masks"].get("validation_mask"):
+        # mask volumes win: the rule's values are not used, only the volumes must agree
+        for key in ("training_mask", "validation_mask"):
+            assert new[key] == old[key]
+    else:
+        assert new == old
+
+
+def test_masks_volumes_win_over_the_rule_of_the_section(monkeypatch, tmp_path):
+    from synful.commands import masks
+
+    seen = {}
+
+    def make_masks(store, rule, training_mask, validation_mask):
+        seen.update(rule=rule, masks=(training_mask, validation_mask))
+        return {"training": 1, "validation": 1}
+
+    monkeypatch.setattr("synful.masks.make_masks", make_masks)
+    section = {"training_mask": "m.hdf/t", "training_fraction": 0.2, "split_axis": "z"}
+    argv = ["masks", str(tmp_path / "s.zarr")]  # no synapse table beside it: no counts
+    masks.run(cli.build_parser().parse_args([*argv, *settings_argv("masks", section)]))
+    assert seen["masks"] == ("m.hdf/t", None)
+
+
+@pytest.mark.parametrize(
+    "command, settings, line",
+    [
+        ("synthesize", {"shape": [0, 10, 10]}, "config synthesize.shape: must be >= 1, got 0"),
+        ("synthesize", {"seeds": 3}, "config synthesize.seeds: unknown setting (did you mean seed?)"),
+        ("download", {"retries": -1}, "config download.retries: must be >= 0, got -1"),
+        ("convert", {"voxel_size": [40, 4]}, "config convert.voxel_size: needs 3 values, got [40, 4]"),
+        ("masks", {"split_axis": "t"}, "config masks.split_axis: unknown value 't', expected one of z, y, x"),
+        ("masks", {"training_fraction": 2}, "config masks.training_fraction: must lie in [0, 1], got 2"),
+    ],
+)  # fmt: skip
+def test_sample_errors_name_the_config_key(tmp_path, capsys, command, settings, line):
+    argv = [
+        str(tmp_path / a) if "." in a and "/" not in a else a for a in SAMPLE_POSITIONAL[command]
+    ]
+    assert cli.main([command, *argv, "--quiet", *settings_argv(command, settings)]) == 1
+    assert capsys.readouterr().err.strip() == f"synful: error: {line}"
+    assert list(tmp_path.iterdir()) == []

@@ -14,17 +14,29 @@ import pytest
 import yaml
 
 from synful import cli
+from synful import convert as convert_module
+from synful import download as download_module
+from synful import masks as masks_module
 from synful.evaluate import errors as errors_module
 from synful.evaluate import evaluation, matching
 from synful.extract import components, nms, split
 from synful.extract import volume as extract_volume
 from synful.io import prediction_store
+from synful.masks import SplitRule
 from synful.predict import volume as predict_volume
 from synful.settings import extract as extract_settings
 from synful.settings.evaluate import ErrorSettings, EvaluateSettings
 from synful.settings.extract import ExtractConfig, ExtractRun
 from synful.settings.fields import defaults, flag, settings_of
 from synful.settings.predict import DTYPES, PredictConfig, PredictRun
+from synful.settings.samples import (
+    ConvertSettings,
+    DownloadSettings,
+    MaskSettings,
+    SynthesizeSettings,
+)
+from synful.synthetic import output as synthetic_output
+from synful.synthetic import sample as synthetic_sample
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())
 
@@ -275,3 +287,89 @@ def test_predict_errors_name_the_flag(tmp_path, capsys, argv, line):
     assert cli.main(["predict", *args, "--quiet", *argv]) == 1
     assert capsys.readouterr().err.strip() == line
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- the commands that make a sample (synthesize, download, convert, masks) -------------------
+
+#: command -> (model, the schema properties its settings come from in a workflow, schema keys
+#: that are no setting of the command, settings the workflow does not take from those keys)
+SAMPLE_SECTIONS = {
+    "synthesize": (SynthesizeSettings, SCHEMA["$defs"]["synthetic"]["properties"], set(), set()),
+    # a sample's sha256 and labels (require_labels) are handed over with the download section
+    "download": (
+        DownloadSettings,
+        SCHEMA["properties"]["download"]["properties"],
+        set(),
+        {"sha256", "require_labels", "no_check"},
+    ),
+    # voxel_size is a sample's key, chunks the workflow's
+    "convert": (
+        ConvertSettings,
+        {
+            "voxel_size": SCHEMA["$defs"]["sample"]["properties"]["voxel_size"],
+            "chunks": SCHEMA["properties"]["chunks"],
+        },
+        set(),
+        set(),
+    ),
+    "masks": (MaskSettings, SCHEMA["$defs"]["masks"]["properties"], set(), set()),
+}
+
+
+@pytest.mark.parametrize("command", sorted(SAMPLE_SECTIONS))
+def test_sample_schema_keys_defaults_and_ranges_equal_the_models(command):
+    model, properties, workflow_only, not_in_workflow = SAMPLE_SECTIONS[command]
+    fields = {f.name: f for f in settings_of(model)}
+    assert set(properties) - set(fields) == workflow_only
+    assert set(fields) - set(properties) == not_in_workflow
+    for key, prop in properties.items():
+        if "$ref" in prop:  # zyx_positive / zyx_int: integers >= 1 / >= 0
+            ref = SCHEMA["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+            prop = ref | {k: v for k, v in prop.items() if k != "$ref"}
+        if "default" in prop:
+            default = fields[key].default
+            assert prop["default"] == (list(default) if isinstance(default, tuple) else default)
+        assert _bounds(prop) == _spec_bounds(fields[key]), f"{command}.{key}"
+
+
+@pytest.mark.parametrize("command", sorted(SAMPLE_SECTIONS))
+def test_sample_cli_options_equal_the_models(command):
+    model = SAMPLE_SECTIONS[command][0]
+    actions = {a.dest: a for a in _subparser(command)._actions}
+    for field in settings_of(model):
+        action = actions[field.name]
+        assert action.option_strings == [flag(field.name)]
+        default = action.default
+        assert (tuple(default) if isinstance(default, list) else default) == field.default
+        spec = field.metadata["setting"]
+        assert (None if action.choices is None else tuple(action.choices)) == spec.choices
+
+
+@pytest.mark.parametrize(
+    "model, function",
+    [
+        (SynthesizeSettings, synthetic_output.write_synthetic),
+        (SynthesizeSettings, synthetic_sample.synthesize_sample),
+        (DownloadSettings, download_module.download),
+        (ConvertSettings, convert_module.convert_cremi),
+    ],
+    ids=lambda x: getattr(x, "__name__", ""),
+)
+def test_sample_stage_defaults_equal_the_models(model, function):
+    expected = defaults(model)
+    parameters = inspect.signature(function).parameters
+    shared = [name for name in expected if name in parameters]
+    assert shared  # the function does take the model's settings
+    for name in shared:
+        default = parameters[name].default
+        assert (tuple(default) if isinstance(default, list) else default) == expected[name], name
+
+
+def test_split_rule_defaults_are_the_models():
+    rule, expected = SplitRule(), defaults(MaskSettings)
+    assert (rule.axis, rule.training_fraction) == (
+        expected["split_axis"],
+        expected["training_fraction"],
+    )
+    spec = {f.name: f for f in settings_of(MaskSettings)}["split_axis"].metadata["setting"]
+    assert masks_module.SPLIT_AXES is spec.choices

@@ -37,9 +37,9 @@ def test_cli_writes_padded_cremi_file(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--shape", "0", "10", "10"], "shape"),
-        (["--padding", "1", "-2", "1"], "padding"),
-        (["--missing-sections", "2"], "missing_sections"),
+        (["--shape", "0", "10", "10"], "--shape: must be >= 1"),
+        (["--padding", "1", "-2", "1"], "--padding: must be >= 0"),
+        (["--missing-sections", "2"], "--missing-sections: must lie in [0, 1]"),
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, extra, message):

@@ -87,7 +87,7 @@ def test_lint_clean():
         ),
         # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
         # 7 extraction settings x 2 checkpoints x 3 samples, each evaluated with and without
-        # seg in one job; the test samples A+, B+, C+ are converted only
+        # seg (one job each); the test samples A+, B+, C+ are converted only
         (
             "config/cremi.yaml",
             {
@@ -97,7 +97,7 @@ def test_lint_clean():
                 "train": 4,
                 "predict": 12,
                 "extract": 42,
-                "evaluate": 42,
+                "evaluate": 84,
             },
         ),
         # the same protocol on the realigned samples: one archive, three members unpacked
@@ -111,7 +111,7 @@ def test_lint_clean():
                 "train": 4,
                 "predict": 12,
                 "extract": 42,
-                "evaluate": 42,
+                "evaluate": 84,
             },
         ),
     ],
@@ -189,7 +189,7 @@ def copy_test_config_with_single_task_setups(workdir: Path) -> None:
 
 def test_pairs_grid_sets_and_seg_variants(tmp_path):
     """A (mask, vectors) pair and a multi-task setup; two grid-point sets (their union, not the
-    cross product); evaluated with and without seg in one job per run and sample."""
+    cross product); evaluated with and without seg, one job per run, sample and variant."""
     copy_test_config_with_single_task_setups(tmp_path)
     config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
     config["setups"] = [{"mask": "masknet", "vectors": "vectornet"}, "tiny"]
@@ -201,12 +201,13 @@ def test_pairs_grid_sets_and_seg_variants(tmp_path):
     write_config(tmp_path, config)
     result = snakemake("-n", workdir=tmp_path)
     counts = job_counts(result.stdout)
-    # 3 networks x 2 checkpoints; 2 models x 2 checkpoints x 3 grid points x 2 samples
+    # 3 networks x 2 checkpoints; 2 models x 2 checkpoints x 3 grid points x 2 samples (x 2
+    # seg variants for evaluate)
     assert (counts["train"], counts["predict"], counts["extract"], counts["evaluate"]) == (
         6,
         12,
         24,
-        24,
+        48,
     )
     run = "masknet+vectornet/4/mode~nms_threshold~0.95_score~max_nms_radius~40.0"
     assert f"results/extract/{run}/tiny1.parquet" in result.stdout

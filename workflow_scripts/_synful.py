@@ -20,9 +20,9 @@ from synful.cli import main  # noqa: E402
 
 
 @contextmanager
-def log_to(path, mode="w"):
-    """Send stdout, stderr and logging (INFO and up) to the file ``path`` (``mode`` "a" appends)."""
-    with open(path, mode) as log, redirect_stdout(log), redirect_stderr(log):
+def log_to(path):
+    """Send stdout, stderr and logging (INFO and up) to the file ``path``."""
+    with open(path, "w") as log, redirect_stdout(log), redirect_stderr(log):
         logging.basicConfig(
             stream=log,
             level=logging.INFO,
@@ -33,7 +33,7 @@ def log_to(path, mode="w"):
         yield log
 
 
-def run_synful(snakemake, command, *args, settings=None, append=False):
+def run_synful(snakemake, command, *args, settings=None):
     """Run `synful <command> <args>` (the CLI contract), writing its messages to the log.
 
     Args:
@@ -42,14 +42,13 @@ def run_synful(snakemake, command, *args, settings=None, append=False):
         args: its arguments (converted to strings; lists are flattened).
         settings: the command's config section (rules/common.smk), handed over as
             ``--settings '{"<command>": {...}}'`` (JSON; the command checks it).
-        append: add to the log instead of starting it (a job running several commands).
     """
     argv = [command]
     for arg in args:
         argv += [str(a) for a in arg] if isinstance(arg, list | tuple) else [str(arg)]
     if settings is not None:
         argv += ["--settings", json.dumps({command: settings}, sort_keys=True)]
-    with log_to(snakemake.log[0], "a" if append else "w"):
+    with log_to(snakemake.log[0]):
         print("synful", shlex.join(argv), flush=True)
         code = main(argv)
     if code:

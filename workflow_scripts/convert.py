@@ -8,5 +8,5 @@ run_synful(
     snakemake.output.store,
     "--synapses",
     snakemake.output.synapses,
-    snakemake.params.args,
+    settings=snakemake.params.settings,
 )

@@ -9,5 +9,5 @@ run_synful(
     snakemake.input.synapses,
     "--summary",
     snakemake.output.summary,
-    snakemake.params.args,
+    settings=snakemake.params.settings,
 )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..io.cremi import CREMI_VOXEL_SIZE
-from ._args import zyx
+from ..settings.fields import add_options, apply_settings, settings_option, values_from
+from ..settings.samples import ConvertSettings
+from ..settings.workflow import WORKFLOW_KEYS
 
 NAME = "convert"
 HELP = "CREMI HDF5 -> sample store (zarr) + synapse table (parquet)"
@@ -23,24 +24,14 @@ def add_arguments(parser) -> None:
         metavar="OUT.parquet",
         help="synapse table to write (.parquet or .csv)",
     )
-    zyx(
-        parser,
-        "--voxel-size",
-        "expected resolution of every volume (nm)",
-        default=list(CREMI_VOXEL_SIZE),
-    )
-    zyx(parser, "--chunks", "zarr chunk shape (voxels)", default=[8, 256, 256])
+    add_options(parser, ConvertSettings)
+    settings_option(parser, NAME)
 
 
 def run(args) -> int:
     from ..convert import convert_cremi
 
-    convert_cremi(
-        args.hdf,
-        args.store,
-        args.synapses,
-        voxel_size=args.voxel_size,
-        chunks=args.chunks,
-        progress=not args.quiet,
-    )
+    apply_settings(args, NAME, (ConvertSettings,), skip=WORKFLOW_KEYS[NAME])
+    settings = ConvertSettings(**values_from(ConvertSettings, args))
+    convert_cremi(args.hdf, args.store, args.synapses, **vars(settings), progress=not args.quiet)
     return 0

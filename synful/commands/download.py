@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ..settings.fields import add_options, apply_settings, settings_option, values_from
+from ..settings.samples import DownloadSettings
+from ..settings.workflow import WORKFLOW_KEYS
+
 NAME = "download"
 HELP = "download a CREMI HDF5 sample or any file (resumable, checked)"
 DESCRIPTION = (
@@ -21,43 +25,26 @@ DESCRIPTION = (
 def add_arguments(parser) -> None:
     parser.add_argument("url", metavar="URL", help="https://, http:// or file:// URL")
     parser.add_argument("out", metavar="OUT", help="where to put the file (e.g. OUT.hdf)")
-    parser.add_argument(
-        "--sha256",
-        metavar="HEX",
-        help="expected sha256 digest (default: the one recorded in OUT.sha256.json by the first "
-        "download of URL, if any)",
-    )
-    parser.add_argument(
-        "--require-labels",
-        action="store_true",
-        help="require volumes/labels/neuron_ids and annotations (training samples)",
-    )
-    parser.add_argument(
-        "--no-check",
-        action="store_true",
-        help="any file (e.g. a .tar.gz archive): skip the CREMI HDF5 layout check "
-        "(--sha256 is still checked)",
-    )
-    parser.add_argument(
-        "--retries", type=int, default=5, help="resumes after a transfer is cut off"
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="socket timeout (seconds)")
+    add_options(parser, DownloadSettings)
+    settings_option(parser, NAME)
 
 
 def run(args) -> int:
     from ..download import download
     from ..errors import SynfulError
 
-    if args.no_check and args.require_labels:
+    apply_settings(args, NAME, (DownloadSettings,), skip=WORKFLOW_KEYS[NAME])
+    settings = DownloadSettings(**values_from(DownloadSettings, args))
+    if settings.no_check and settings.require_labels:
         raise SynfulError(None, "--require-labels checks the CREMI layout; drop --no-check")
     download(
         args.url,
         args.out,
-        sha256=args.sha256,
-        require_labels=args.require_labels,
-        retries=max(args.retries, 0),
-        timeout=args.timeout,
+        sha256=settings.sha256,
+        require_labels=settings.require_labels,
+        retries=settings.retries,
+        timeout=settings.timeout,
         progress=not args.quiet,
-        check_layout=not args.no_check,
+        check_layout=not settings.no_check,
     )
     return 0

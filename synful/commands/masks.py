@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ..settings.fields import GIVEN, add_options, apply_settings, settings_option, values_from
+from ..settings.samples import MaskSettings
+from ..settings.workflow import WORKFLOW_KEYS
+
 NAME = "masks"
 HELP = "training/validation masks of a sample store"
 DESCRIPTION = (
@@ -16,25 +20,8 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("store", metavar="SAMPLE.zarr", help="sample store (with neuron_ids)")
-    parser.add_argument(
-        "--split-axis", choices=["z", "y", "x"], default="z", help="axis of the split rule"
-    )
-    rule = parser.add_mutually_exclusive_group()
-    rule.add_argument(
-        "--training-fraction",
-        type=float,
-        metavar="F",
-        help="training = the first F of the labelled cube along the axis (default 0.75)",
-    )
-    rule.add_argument(
-        "--training-range",
-        nargs=2,
-        type=float,
-        metavar=("BEGIN", "END"),
-        help="training = voxels whose centres lie in [BEGIN, END) nm (world) along the axis",
-    )
-    parser.add_argument("--training-mask", metavar="PATH", help="training mask volume")
-    parser.add_argument("--validation-mask", metavar="PATH", help="validation mask volume")
+    add_options(parser, MaskSettings)
+    settings_option(parser, NAME)
     parser.add_argument(
         "--synapses",
         metavar="TABLE",
@@ -54,19 +41,29 @@ def run(args) -> int:
     from ..masks import SplitRule, make_masks, mask_input_path, synapses_in_split
     from ..outputs import FILE, claim, output
 
-    given_masks = args.training_mask or args.validation_mask
-    if given_masks and (args.training_fraction is not None or args.training_range):
+    # on the command line a rule and mask volumes exclude each other; in --settings (a
+    # workflow's samples.NAME.masks, its defaults filled in) volumes win over the rule
+    flags = getattr(args, GIVEN, None) or set()
+    if flags & {"training_fraction", "training_range"} == {"training_fraction", "training_range"}:
+        raise SynfulError(args.store, "give --training-fraction or --training-range, not both")
+    if flags & {"training_mask", "validation_mask"} and flags & {
+        "training_fraction",
+        "training_range",
+    }:
         raise SynfulError(args.store, "give either mask volumes or a split rule, not both")
+    apply_settings(args, NAME, (MaskSettings,), skip=WORKFLOW_KEYS[NAME])
+    settings = MaskSettings(**values_from(MaskSettings, args))
     rule = SplitRule(
-        axis=args.split_axis,
-        training_fraction=0.75 if args.training_fraction is None else args.training_fraction,
-        training_range=tuple(args.training_range) if args.training_range else None,
+        axis=settings.split_axis,
+        training_fraction=settings.training_fraction,
+        training_range=settings.training_range,
     )
     table = Path(args.synapses) if args.synapses else default_synapse_table(args.store)
-    given = [mask_input_path(p) for p in (args.training_mask, args.validation_mask) if p]
+    masks = (settings.training_mask, settings.validation_mask)
+    given = [mask_input_path(p) for p in masks if p]
     outputs = [output(args.summary, FILE)] if args.summary else []
     with claim(outputs, inputs=[args.store, table, *given]):
-        voxels = make_masks(args.store, rule, args.training_mask, args.validation_mask)
+        voxels = make_masks(args.store, rule, *masks)
         summary = {split: {"voxels": count} for split, count in voxels.items()}
         if args.synapses or table.exists():
             for split in summary:

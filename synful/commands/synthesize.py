@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._args import zyx
+from ..settings.fields import add_options, apply_settings, settings_option, values_from
+from ..settings.samples import SynthesizeSettings
+from ..settings.workflow import WORKFLOW_KEYS
 
 NAME = "synthesize"
 HELP = "write a synthetic CREMI-like sample (raw, neuron ids, polyadic synapses)"
@@ -20,23 +22,8 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("out", metavar="OUT.hdf", help="the CREMI HDF5 file to write")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    zyx(parser, "--shape", "labelled cube size in voxels", default=[32, 320, 320])
-    zyx(parser, "--padding", "raw context around the cube in voxels, per side", default=[8, 96, 96])
-    parser.add_argument(
-        "--missing-sections",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="fraction of raw sections left black",
-    )
-    parser.add_argument(
-        "--misaligned-sections",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="fraction of raw sections shifted in-plane",
-    )
+    add_options(parser, SynthesizeSettings)
+    settings_option(parser, NAME)
     parser.add_argument("--preview", metavar="PNG", help="also draw a few sections with synapses")
 
 
@@ -45,15 +32,9 @@ def run(args) -> int:
 
     from ..synthetic.output import write_synthetic
 
-    sample = write_synthetic(
-        args.out,
-        seed=args.seed,
-        shape=args.shape,
-        padding=args.padding,
-        missing_sections=args.missing_sections,
-        misaligned_sections=args.misaligned_sections,
-        preview=args.preview,
-    )
+    apply_settings(args, NAME, (SynthesizeSettings,), skip=WORKFLOW_KEYS[NAME])
+    settings = SynthesizeSettings(**values_from(SynthesizeSettings, args))
+    sample = write_synthetic(args.out, **vars(settings), preview=args.preview)
     ann = sample.annotations
     pre_sites = len(set(ann.partners[:, 0].tolist()))
     logging.getLogger(__name__).info(

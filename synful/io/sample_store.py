@@ -5,27 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import zarr
-
 from ..errors import SynfulError
 from .zarr_array import Array, open_array
 
 RAW = "raw"
 NEURON_IDS = "neuron_ids"
-TRAINING_MASK = "masks/training"
-VALIDATION_MASK = "masks/validation"
 SPLITS = ("training", "validation")
-
-
-def open_store(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
-    """Open a zarr store as a group; a missing store or a non-zarr path is a SynfulError."""
-    path = Path(path)
-    if mode == "r" and not path.exists():
-        raise SynfulError(path, "no such zarr store")
-    try:
-        return zarr.open_group(str(path), mode=mode)
-    except Exception as exc:  # zarr raises various errors for non-stores
-        raise SynfulError(path, f"not a zarr store ({type(exc).__name__})") from None
 
 
 def has_array(path: str | os.PathLike, name: str) -> bool:

@@ -1,8 +1,9 @@
 """How a workflow config's section travels to its command (one owner for both ends).
 
-``synful predict``, ``extract`` and ``evaluate`` take ``--settings``: a workflow config (a YAML
-file such as ``config/config.yaml``, or the same inline) whose section named after the command
-(``predict:``, ``extract:``, ``evaluate:``) holds the command's settings under their names
+``synful predict``, ``extract``, ``evaluate``, ``synthesize``, ``download``, ``convert`` and
+``masks`` take ``--settings``: a workflow config (a YAML file such as ``config/config.yaml``, or
+the same inline) whose section named after the command (``predict:``, ``extract:``, ...) holds
+the command's settings under their names
 (``nms_radius: 40`` for ``--nms-radius 40``), checked by the same models that make the flags
 (:func:`synful.settings.fields.apply_settings`). The keys below are the workflow's own: a
 command skips them, and the workflow leaves them out of what it hands each job
@@ -23,6 +24,12 @@ WORKFLOW_KEYS = {
     "predict": ("threads",),
     # the samples scored, the held-out test sets
     "evaluate": ("samples", "test"),
+    # a sample's part of the config: samples.NAME.synthetic, samples.NAME.masks, the download
+    # section (with a sample's sha256 and labels), a sample's voxel_size with chunks
+    "synthesize": (),
+    "download": (),
+    "convert": (),
+    "masks": (),
 }
 
 

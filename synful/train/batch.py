@@ -21,8 +21,6 @@ from .sampling import TrainingSample, choose_output_window
 from .setup import TrainSetup
 from .targets import balance_weights, partner_vectors, post_indicator, radii
 
-SAMPLE_KEYS = ("raw", "post_indicator", "partner_vectors", "vector_mask", "neuron_ids")
-
 
 def render_sample(
     rng: np.random.Generator,
