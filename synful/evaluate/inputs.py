@@ -37,7 +37,8 @@ class GroundTruth:
     segmentation: Array
 
     def labels(self, points, what: str = "points") -> np.ndarray:
-        """(N,) labels at world points by the CREMI rounding rule (0 outside, with a warning)."""
+        """(N,) labels at world points by the CREMI rounding rule (outside: the nearest voxel's,
+        with a warning)."""
         return labels_at_points(self.segmentation, points, what)
 
 
