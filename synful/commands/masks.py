@@ -44,12 +44,10 @@ def run(args) -> int:
     # on the command line a rule and mask volumes exclude each other; in --settings (a
     # workflow's samples.NAME.masks, its defaults filled in) volumes win over the rule
     flags = getattr(args, GIVEN, None) or set()
-    if flags & {"training_fraction", "training_range"} == {"training_fraction", "training_range"}:
+    rule_flags = flags & {"training_fraction", "training_range"}
+    if len(rule_flags) == 2:
         raise SynfulError(args.store, "give --training-fraction or --training-range, not both")
-    if flags & {"training_mask", "validation_mask"} and flags & {
-        "training_fraction",
-        "training_range",
-    }:
+    if rule_flags and flags & {"training_mask", "validation_mask"}:
         raise SynfulError(args.store, "give either mask volumes or a split rule, not both")
     apply_settings(args, NAME, (MaskSettings,), skip=WORKFLOW_KEYS[NAME])
     settings = MaskSettings(**values_from(MaskSettings, args))

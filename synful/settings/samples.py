@@ -105,7 +105,3 @@ class MaskSettings:
 
     def __post_init__(self):
         check_fields(self)
-
-    def given_masks(self) -> bool:
-        """Whether mask volumes are given (the split rule is not used then)."""
-        return bool(self.training_mask or self.validation_mask)
