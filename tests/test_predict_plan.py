@@ -56,6 +56,22 @@ def test_default_block_minimises_recomputed_context_within_the_memory_budget():
     assert default_block_shape(unit, context, volume, 48, budget=1) == unit
 
 
+def test_default_block_counts_the_blocks_of_a_region_off_the_grid():
+    # a labelled region 8 sections and 96 pixels in from the raw's begin (the grid origin), as
+    # in the synthetic samples: blocks of (32, 384, 384) would need 2 per axis there
+    unit, context, volume, offset = (4, 128, 128), (8, 46, 46), (32, 320, 320), (8, 96, 96)
+    block = np.array(default_block_shape(unit, context, volume, 72, offset=offset))
+    begin, end = np.array(offset), np.array(offset) + volume
+    count = -(-end // block) - begin // block
+
+    def fed(b, n):
+        return np.prod(n * (np.array(b) + 2 * np.array(context)))
+
+    assert (count == 1).all() and (block * count >= end).all()
+    assert default_block_shape(unit, context, volume, 72) == (32, 384, 384)
+    assert fed(block, count) < fed((32, 384, 384), 2)
+
+
 def test_predict_input_shape_sets_the_unit(net):
     model, setup = net
     setup = dict(setup, predict_input_shape=list(model.valid_input_shape((32, 64, 64))))

@@ -94,16 +94,27 @@ def network_input_shape(setup: dict) -> tuple[int, int, int]:
 
 
 def default_block_shape(
-    unit, context, volume, bytes_per_input_voxel: float, budget: float = DEFAULT_BLOCK_MEMORY
+    unit,
+    context,
+    volume,
+    bytes_per_input_voxel: float,
+    budget: float = DEFAULT_BLOCK_MEMORY,
+    offset=(0, 0, 0),
 ) -> Coordinate:
     """The default block (voxels): the multiple of ``unit`` that minimises the raw voxels all
-    blocks feed to the network (``prod(ceil(volume / block) * (block + 2 * context))``, a
-    proxy for the FLOPs including recomputed context and overhang) among the blocks whose
-    input's estimated memory fits ``budget``; ties go to the smaller block. At least one
-    network output.
+    blocks feed to the network (``prod(blocks per axis * (block + 2 * context))``, a proxy
+    for the FLOPs including recomputed context and overhang) among the blocks whose input's
+    estimated memory fits ``budget``; ties go to the smaller block. At least one network
+    output.
+
+    ``volume`` is the region to cover and ``offset`` its begin relative to the block grid's
+    origin (voxels): blocks are laid on that grid, so a region that does not begin on it
+    needs the blocks that cover ``[offset, offset + volume)``.
     """
-    unit, context, volume = (np.array(v, dtype=np.int64) for v in (unit, context, volume))
-    limits = np.maximum(1, -(-volume // unit))
+    unit, context, volume, offset = (
+        np.array(v, dtype=np.int64) for v in (unit, context, volume, offset)
+    )
+    limits = np.maximum(1, -(-(offset + volume) // unit))
     best, best_cost = np.ones(3, dtype=np.int64), None
 
     def memory(multiples):
@@ -120,7 +131,8 @@ def default_block_shape(
                 if mx > 1 and memory(multiples) > budget:
                     break
                 block = multiples * unit
-                cost = float(np.prod(-(-volume // block) * (block + 2 * context)))
+                count = -(-(offset + volume) // block) - offset // block
+                cost = float(np.prod(count * (block + 2 * context)))
                 if best_cost is None or cost < best_cost * (1 - 1e-9):
                     best, best_cost = multiples, cost
     return Coordinate(int(m * u) for m, u in zip(best, unit))
@@ -174,10 +186,17 @@ def plan_prediction(
         raise SynfulError(
             source, f"network output {tuple(unit)} is not a multiple of its grid {tuple(grid)}"
         )
-    raw_voxels = raw_roi.shape / voxel_size
     if block_shape is None:
-        region = raw_voxels if roi is None else (roi.intersect(raw_roi).shape / voxel_size)
-        blocks = default_block_shape(unit, context, region, _bytes_per_input_voxel(model))
+        region = raw_roi if roi is None else roi.intersect(raw_roi)
+        if region.empty:
+            raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
+        blocks = default_block_shape(
+            unit,
+            context,
+            region.shape / voxel_size,
+            _bytes_per_input_voxel(model),
+            offset=(region.begin - raw_roi.begin) / voxel_size,
+        )
     else:
         if len(block_shape) != 3 or any(int(b) < 1 for b in block_shape):
             raise SynfulError(None, f"block shape {list(block_shape)} must be 3 positive integers")
