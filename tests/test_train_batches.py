@@ -332,6 +332,12 @@ def test_resampling_matches_scipy_3d():
         )
         expected = np.where(inside, labels[tuple(np.where(inside[None], nearest, 0))], 0)
         np.testing.assert_array_equal(batch_module._lookup_nearest(labels, coords), expected)
+        # a crop of the labels that begins at index (1, 2, 0): the same lookup inside it
+        crop_inside = inside & np.all(nearest >= np.array([1, 2, 0])[:, None, None, None], axis=0)
+        np.testing.assert_array_equal(
+            batch_module._lookup_nearest(labels[1:, 2:], coords, origin=(1, 2, 0)),
+            np.where(crop_inside, expected, 0),
+        )
     assert not batch_module._interpolate_linear(source, planar)[0].any()
 
 

@@ -56,8 +56,6 @@ def render_sample(
     raw = augment_defects(rng, raw, setup.defect)
     raw = raw * np.float32(2.0) - np.float32(1.0)
 
-    labels = _lookup_nearest(read(sample.labels, source_roi), local)
-
     # the synapses near the source region, moved into the augmented window
     reach_nm = np.maximum(radii(setup.blob_radius), radii(setup.d_blob_radius))
     margin = int(np.ceil(reach_nm.max())) + int(vs.max())
@@ -67,13 +65,17 @@ def render_sample(
     post = _to_window(transform, sample.post[near], input_begin, vs)
     pre = _to_window(transform, sample.pre[near], input_begin, vs)
 
-    # render on the output window grown by the ball radius (inside the input window), then crop
+    # render on the output window grown by the ball radius (inside the input window), then
+    # crop; the labels are looked up there only
     reach = np.ceil(reach_nm / vs).astype(np.int64)
     grow = np.minimum(reach, context)
     begin, end = context - grow, context + output_shape + grow
-    window_labels = world_array(
-        labels[tuple(slice(b, e) for b, e in zip(begin, end))], vs, input_begin + begin * vs
-    )
+    window = coords[(slice(None), *(slice(b, e) for b, e in zip(begin, end)))]
+    low = np.floor(window.reshape(3, -1).min(axis=1)).astype(np.int64) - 1
+    high = np.ceil(window.reshape(3, -1).max(axis=1)).astype(np.int64) + 2
+    labels_roi = Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs))
+    labels = _lookup_nearest(read(sample.labels, labels_roi), window, origin=low)
+    window_labels = world_array(labels, vs, input_begin + begin * vs)
     indicator = post_indicator(post, window_labels, setup.blob_radius)
     vectors, vector_mask = partner_vectors(pre, post, window_labels, setup.d_blob_radius)
     crop = tuple(slice(g, g + o) for g, o in zip(grow, output_shape))
@@ -82,9 +84,7 @@ def render_sample(
         "post_indicator": indicator[crop][None].astype(np.float32),
         "partner_vectors": np.ascontiguousarray(vectors[(slice(None), *crop)]),
         "vector_mask": vector_mask[crop][None].astype(np.float32),
-        "neuron_ids": labels[tuple(slice(c, c + o) for c, o in zip(context, output_shape))].astype(
-            np.int64
-        ),
+        "neuron_ids": labels[crop].astype(np.int64),
     }
 
 
@@ -113,13 +113,13 @@ def _interpolate_linear(source: np.ndarray, coordinates: np.ndarray) -> np.ndarr
     )
 
 
-def _lookup_nearest(source: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
-    """``source`` at the voxels nearest to ``coordinates`` (3, ...) (rounding half to even),
-    0 outside."""
+def _lookup_nearest(source: np.ndarray, coordinates: np.ndarray, origin=(0, 0, 0)) -> np.ndarray:
+    """``source``, whose first voxel is at index ``origin``, at the voxels nearest to
+    ``coordinates`` (3, ...) (rounding half to even), 0 outside."""
     inside = np.ones(coordinates.shape[1:], dtype=bool)
     flat = np.zeros(coordinates.shape[1:], dtype=np.int64)
     for axis, n in enumerate(source.shape):
-        index = np.rint(coordinates[axis])
+        index = np.rint(coordinates[axis]) - origin[axis]
         inside &= (index >= 0) & (index <= n - 1)
         flat *= n
         flat += np.clip(index, 0, n - 1).astype(np.int64)
