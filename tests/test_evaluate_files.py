@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from synful.cli import main
-from synful.evaluate import evaluate_files
+from synful.evaluate import evaluate_files, evaluate_files_with_errors
 from synful.io.cremi import CremiSample, CremiVolume, write_cremi
 from synful.io.synapse_table import annotations_from_synapses, make_synapses, write_synapses
 from synful.io.zarr_array import write_volume
@@ -96,6 +96,47 @@ def test_variants_sweep_and_mask(files):
     masked = evaluate_files(files["pred"], files["store"], mask=files["store"] / "masks/validation")
     assert counts(masked) == (1, 3, 1)
     assert masked["inputs"]["mask"].endswith("masks/validation")
+
+
+def test_mask_rule_counts_a_synapse_detected_across_the_border(tmp_path):
+    # the mask holds sections z < 200 nm; each true pair is detected two sections away, across
+    # the mask's border, in the right neurons
+    store = tmp_path / "split.zarr"
+    group = zarr.open_group(str(store), mode="w")
+    write_volume(group, "neuron_ids", segmentation(), VOXEL, SEG_OFFSET)
+    mask = np.zeros((8, 250, 250), np.uint8)
+    mask[:4] = 1
+    write_volume(group, "masks/validation", mask, VOXEL, SEG_OFFSET)
+    write_synapses(
+        make_synapses(
+            [[240, 180, 380], [120, 580, 780]], [[240, 180, 180], [120, 580, 580]], ids=[1, 2]
+        ),
+        tmp_path / "split.parquet",
+    )
+    pred = tmp_path / "pred.parquet"
+    write_synapses(
+        make_synapses(
+            [[160, 180, 380], [280, 580, 780]], [[160, 180, 180], [280, 580, 580]], ids=[10, 20]
+        ),
+        pred,
+    )
+    mask_path = store / "masks/validation"
+    # all_pairs (the default): the prediction inside found the synapse outside (neither a true
+    # nor a false positive), the true pair inside was found by the prediction outside
+    metrics, errors = evaluate_files_with_errors(pred, store, mask=mask_path)
+    assert counts(metrics) == (1, 0, 0) and metrics["n_gt"] == 1 and errors.empty
+    assert metrics["inputs"]["mask_rule"] == "all_pairs"
+    # inside_pairs: each side keeps its own pair only, which do not match
+    metrics, errors = evaluate_files_with_errors(
+        pred, store, mask=mask_path, mask_rule="inside_pairs"
+    )
+    assert counts(metrics) == (0, 1, 1)
+    assert sorted(zip(errors["error"], errors["cause"], errors["related_id"])) == [
+        ("fn", "mask_border", 20),
+        ("fp", "mask_border", 1),
+    ]
+    # without a mask every pair counts: both detections are right
+    assert counts(evaluate_files(pred, store)) == (2, 0, 0)
 
 
 def run_cli(args, capsys):

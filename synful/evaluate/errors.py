@@ -45,6 +45,10 @@ False positives (a kept prediction c -> d that matched nothing):
 6. ``no_synapse_near``: no true pair near at all (a spurious detection).
 7. ``other``: none of these (as for false negatives, a count here is a bug).
 
+The ``mask_border`` causes exist with ``mask_rule: inside_pairs`` only: with ``all_pairs`` (the
+default) pairs outside the mask take part in the matching and are near like any other, and
+only the errors of pairs inside the mask are counted and listed.
+
 Causes 1-4 of either side look only at pairs near the error; when several apply, the one
 with the nearest post decides :data:`ERROR_COLUMNS` ``related_id``.
 """
@@ -169,6 +173,8 @@ def classify_errors(
     filtered=None,
     gt_outside: pd.DataFrame | None = None,
     pred_outside: pd.DataFrame | None = None,
+    gt_counted=None,
+    pred_counted=None,
     indicator_max=None,
     extraction_threshold: float | None = None,
     score_threshold: float | None = None,
@@ -176,9 +182,11 @@ def classify_errors(
     """Every false negative and false positive of one sample with its cause (module docs).
 
     Args:
-        gt: the true pairs inside the mask (synapse table, absolute nm).
+        gt: the true pairs (synapse table, absolute nm): those inside the mask, or every one
+            with ``gt_counted``.
         gt_labels: M x 2 ground-truth (pre, post) labels of ``gt``.
-        pred: every predicted pair inside the mask, whatever its score (synapse table).
+        pred: every predicted pair inside the mask (or every one, with ``pred_counted``),
+            whatever its score (synapse table).
         pred_labels: N x 2 ground-truth (pre, post) labels of ``pred``.
         kept: boolean (N,): the predictions that took part in the matching.
         matches: the accepted matches among them (:func:`.matching.solve_matching`).
@@ -186,7 +194,11 @@ def classify_errors(
         filtered: boolean (N,): predictions that passed the score threshold but were dropped
             by ``--filter-same-seg``; they count as candidates for FN causes 2 and 4.
         gt_outside, pred_outside: true and predicted pairs outside the mask (post point), for
-            the ``mask_border`` causes; ``None`` when there is no mask.
+            the ``mask_border`` causes; ``None`` when there is no mask or ``gt`` and ``pred``
+            hold every pair (``mask_rule`` ``all_pairs``).
+        gt_counted, pred_counted: boolean (M,) and (N,): the true pairs and predictions
+            inside the mask (``mask_rule`` ``all_pairs``; ``None``: all), the only ones whose
+            errors are counted and listed; the others still take part as neighbours.
         indicator_max: (M,) the highest post indicator within T of each true post inside its
             neuron (:func:`post_indicator_near`), NaN where unknown; ``None`` without a store.
         extraction_threshold: the extraction threshold (indicator > it forms components).
@@ -245,7 +257,9 @@ def classify_errors(
         )
 
     # ---- false negatives
-    missed = np.flatnonzero(match_of_gt < 0)
+    gt_counted = np.ones(n_gt, bool) if gt_counted is None else np.asarray(gt_counted, bool)
+    pred_counted = np.ones(n_pred, bool) if pred_counted is None else np.asarray(pred_counted, bool)
+    missed = np.flatnonzero((match_of_gt < 0) & gt_counted)
     pred_near = _near(pred_post, gt_post[missed], T)
     outside_near = _near(_points(pred_outside, POST), gt_post[missed], T)
     outside_ids = _ids(pred_outside)
@@ -300,7 +314,7 @@ def classify_errors(
         )
 
     # ---- false positives
-    wrong = np.flatnonzero(kept & (match_of_pred < 0))
+    wrong = np.flatnonzero(kept & (match_of_pred < 0) & pred_counted)
     gt_near = _near(gt_post, pred_post[wrong], T)
     outside_gt_near = _near(_points(gt_outside, POST), pred_post[wrong], T)
     outside_gt_ids = _ids(gt_outside)

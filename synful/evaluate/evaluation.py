@@ -40,14 +40,24 @@ class _Prepared:
         gt: pd.DataFrame,
         gt_labels,
         settings: EvaluateSettings,
+        pred_inside=None,
+        gt_inside=None,
     ):
         self.settings = settings
+        # what is counted (mask_rule all_pairs): every pair takes part in the matching; FP are
+        # unmatched predictions inside the mask, TP and FN the true pairs inside it
+        self.pred_inside = (
+            np.ones(len(pred), dtype=bool) if pred_inside is None else np.asarray(pred_inside)
+        )
+        self.gt_inside = (
+            np.ones(len(gt), dtype=bool) if gt_inside is None else np.asarray(gt_inside)
+        )
         self.pred_labels = np.asarray(pred_labels, dtype=np.uint64).reshape(-1, 2)
         self.gt_labels = np.asarray(gt_labels, dtype=np.uint64).reshape(-1, 2)
         self.scores = pred["score"].to_numpy(dtype=np.float64) if "score" in pred.columns else None
         self.matching_threshold = settings.matching_threshold
         self.merge_radius = settings.merge_radius
-        self.n_gt = len(gt)
+        self.n_gt = int(self.gt_inside.sum())
         self.same_segment = np.zeros(len(pred), dtype=bool)
         if settings.filter_same_seg:
             self.same_segment = same_segment(self.pred_labels)
@@ -88,10 +98,10 @@ class _Prepared:
 
     def entry(self, score_threshold: float | None) -> dict:
         keep = self.kept(score_threshold)
-        tp = len(self.matches(keep))
-        return metrics_from_counts(
-            tp, int(keep.sum()) - tp, self.n_gt - tp, self.matching_threshold, score_threshold
-        )
+        matches = self.matches(keep)
+        tp = int(self.gt_inside[matches.gt].sum())
+        fp = int((keep & self.pred_inside).sum()) - int(self.pred_inside[matches.pred].sum())
+        return metrics_from_counts(tp, fp, self.n_gt - tp, self.matching_threshold, score_threshold)
 
 
 def evaluate_pairs(
@@ -173,6 +183,8 @@ def _errors(
                 prepared.matches(keep),
                 prepared.matching_threshold,
                 filtered=prepared.scored(threshold) & prepared.same_segment,
+                gt_counted=prepared.gt_inside,
+                pred_counted=prepared.pred_inside,
                 score_threshold=threshold,
                 **context,
             )
@@ -266,10 +278,13 @@ def _evaluate_files(
         from ..io.prediction_store import open_predictions
 
         store = open_predictions(errors["predictions"], errors["vectors"])
-    pred_outside = gt_outside = None
+    pred_outside = gt_outside = pred_inside = gt_inside = None
     with open_ground_truth(gt_path) as gt:
         gt_pairs = gt.pairs
-        if region is not None:
+        if region is not None and settings.mask_rule == "all_pairs":
+            pred_inside = in_region(region, post_points(pred))
+            gt_inside = in_region(region, post_points(gt_pairs))
+        elif region is not None:
             inside = in_region(region, post_points(pred))
             pred_outside = pred[~inside].reset_index(drop=True)
             pred = pred[inside].reset_index(drop=True)
@@ -300,6 +315,8 @@ def _evaluate_files(
                 + ([] if pred_outside is None else [_locations(pred_outside, POST)]),
                 matching_threshold,
             )
+            if gt_inside is not None:
+                alone &= gt_inside
             indicator_max = np.full(len(gt_pairs), np.nan)
             indicator_max[alone] = post_indicator_near(
                 store.post_indicator,
@@ -314,12 +331,13 @@ def _evaluate_files(
             thresholds = resolve_thresholds(score_thresholds, pred["score"])
         except ValueError as exc:
             raise SynfulError("--score-thresholds", str(exc)) from None
-    prepared = _Prepared(pred, pred_labels, gt_pairs, gt_labels, settings)
+    prepared = _Prepared(pred, pred_labels, gt_pairs, gt_labels, settings, pred_inside, gt_inside)
     metrics = _metrics(prepared, thresholds)
     metrics["inputs"] = {
         "pred": os.fspath(pred_path),
         "gt": os.fspath(gt_path),
         "mask": None if mask is None else os.fspath(mask),
+        "mask_rule": None if mask is None else settings.mask_rule,
     }
     if errors is None:
         return metrics, None

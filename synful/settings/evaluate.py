@@ -12,6 +12,10 @@ from .fields import check_fields, setting
 
 #: where errors are classified: at the best score threshold of the sweep, or at every one
 ERRORS_AT = ("best", "sweep")
+#: how ``--mask`` selects what is counted: ``all_pairs`` matches every pair and counts the
+#: true pairs inside the mask (recall) and the predictions inside it (precision);
+#: ``inside_pairs`` matches only the pairs inside (the rule before 2026-12-02)
+MASK_RULES = ("all_pairs", "inside_pairs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +44,14 @@ class EvaluateSettings:
         "merge same-label predictions whose post points are within NM, keeping the best score",
         above=0.0, metavar="NM",
     )  # fmt: skip
+    mask_rule: str = setting(
+        "all_pairs",
+        "with --mask (pairs belong to it by their post point): 'all_pairs' matches every pair "
+        "and counts the true pairs inside (recall) and the predictions inside (precision), so "
+        "a synapse detected across the mask's border is neither missed nor a false positive; "
+        "'inside_pairs' matches only the pairs inside",
+        choices=MASK_RULES,
+    )
 
     def __post_init__(self):
         check_fields(self)
