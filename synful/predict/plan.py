@@ -186,10 +186,10 @@ def plan_prediction(
         raise SynfulError(
             source, f"network output {tuple(unit)} is not a multiple of its grid {tuple(grid)}"
         )
+    region = raw_roi if roi is None else roi.intersect(raw_roi)
+    if region.empty or any(s <= 0 for s in region.shape):
+        raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
     if block_shape is None:
-        region = raw_roi if roi is None else roi.intersect(raw_roi)
-        if region.empty:
-            raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
         blocks = default_block_shape(
             unit,
             context,
@@ -211,8 +211,6 @@ def plan_prediction(
             r + (-(-(e - r) // s)) * s for e, r, s in zip(roi.end, raw_roi.begin, block_nm)
         )
         total_roi = Roi(begin, end - begin).intersect(raw_roi)
-        if total_roi.empty or any(s <= 0 for s in total_roi.shape):
-            raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
     plan = PredictPlan(voxel_size, unit, blocks, context, total_roi)
     try:
         produced = Coordinate(model.output_shape(tuple(plan.block_input_shape)))

@@ -45,9 +45,7 @@ def render_sample(
     input_begin = np.asarray(output_roi.begin, dtype=np.int64) - context * vs
 
     coords = transform.source_coordinates()
-    low = np.floor(coords.reshape(3, -1).min(axis=1)).astype(np.int64) - 1
-    high = np.ceil(coords.reshape(3, -1).max(axis=1)).astype(np.int64) + 2
-    source_roi = Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs))
+    source_roi, low = _covering_roi(coords, input_begin, vs)
     local = coords - low[:, None, None, None].astype(np.float32)
 
     raw_source = read(sample.raw, source_roi).astype(np.float32) / np.float32(255.0)
@@ -71,9 +69,7 @@ def render_sample(
     grow = np.minimum(reach, context)
     begin, end = context - grow, context + output_shape + grow
     window = coords[(slice(None), *(slice(b, e) for b, e in zip(begin, end)))]
-    low = np.floor(window.reshape(3, -1).min(axis=1)).astype(np.int64) - 1
-    high = np.ceil(window.reshape(3, -1).max(axis=1)).astype(np.int64) + 2
-    labels_roi = Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs))
+    labels_roi, low = _covering_roi(window, input_begin, vs)
     labels = _lookup_nearest(read(sample.labels, labels_roi), window, origin=low)
     window_labels = world_array(labels, vs, input_begin + begin * vs)
     indicator = post_indicator(post, window_labels, setup.blob_radius)
@@ -86,6 +82,14 @@ def render_sample(
         "vector_mask": vector_mask[crop][None].astype(np.float32),
         "neuron_ids": labels[crop].astype(np.int64),
     }
+
+
+def _covering_roi(coordinates: np.ndarray, input_begin, vs) -> tuple[Roi, np.ndarray]:
+    """The world ROI of the source voxels that source ``coordinates`` (3, ...; indices from
+    ``input_begin``) read, with a margin for interpolation, and its first index per axis."""
+    low = np.floor(coordinates.reshape(3, -1).min(axis=1)).astype(np.int64) - 1
+    high = np.ceil(coordinates.reshape(3, -1).max(axis=1)).astype(np.int64) + 2
+    return Roi(Coordinate(input_begin + low * vs), Coordinate((high - low) * vs)), low
 
 
 def _interpolate_linear(source: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
