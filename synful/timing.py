@@ -40,7 +40,8 @@ def time_by_stage(benchmarks: str | os.PathLike) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t")
         if table.empty or "s" not in table:
             continue
-        rule = path.relative_to(root).parts[0]
+        # a rule with wildcards writes benchmarks_out/<rule>/..., one without benchmarks_out/<rule>.tsv
+        rule = path.relative_to(root).parts[0].removesuffix(".tsv")
         last = table.iloc[-1]  # one row per repeat; the workflow runs each job once
         rows.append(
             {
