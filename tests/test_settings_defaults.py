@@ -373,3 +373,21 @@ def test_split_rule_defaults_are_the_models():
     )
     spec = {f.name: f for f in settings_of(MaskSettings)}["split_axis"].metadata["setting"]
     assert masks_module.SPLIT_AXES is spec.choices
+
+
+def _schema_keys(node: dict, prefix: str = ""):
+    """Every key of the workflow schema, dotted (``predict.fill_missing_sections``)."""
+    for key, prop in (node.get("properties") or {}).items():
+        name = f"{prefix}.{key}" if prefix else key
+        yield name
+        if isinstance(prop, dict):
+            yield from _schema_keys(prop, name)
+
+
+def test_every_schema_key_is_documented_in_config_readme():
+    """config/README.md documents every key of config/schema.yaml (a row, heading or paragraph
+    naming it), so a new setting cannot ship without its line."""
+    readme = (Path(__file__).parents[1] / "config" / "README.md").read_text()
+    keys = list(_schema_keys(SCHEMA))
+    assert "predict.fill_missing_sections" in keys and "evaluate.mask_rule" in keys
+    assert [key for key in keys if f"`{key}`" not in readme] == []
