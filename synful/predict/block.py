@@ -22,6 +22,7 @@ from ..io.prediction_store import POST_INDICATOR, encode
 from ..io.volumes import open_raw_array
 from ..io.zarr_array import open_array, read
 from ..models import mask_probability, normalize_raw
+from . import flips as symmetries
 from .sections import fill_missing_sections, missing_sections
 
 
@@ -60,10 +61,16 @@ def prepare_model(model, device: str):
     return model.eval()
 
 
-def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False) -> dict:
+def predict_raw(
+    model, raw: np.ndarray, device: str = "cpu", bf16: bool = False, flips: int = 1
+) -> dict:
     """Run ``model`` on uint8 ``raw`` (z, y, x); float32 outputs (probability, nm).
 
     Use a model from :func:`prepare_model` for speed (any model on ``device`` works).
+
+    Args:
+        flips: average the outputs over this many in-plane mirrored and transposed copies of
+            ``raw`` (1, 2, 4 or 8; :mod:`.flips`), each mapped back to ``raw``'s frame.
 
     Returns:
         ``{"post_indicator": (z, y, x) in [0, 1], "partner_vectors": (3, z, y, x) nm}`` for
@@ -76,16 +83,26 @@ def predict_raw(model, raw: np.ndarray, device: str = "cpu", bf16: bool = False)
     activation = getattr(model, "mask_activation", "sigmoid")
     x = torch.from_numpy(normalize_raw(raw)[None, None]).to(device)
     device_type = torch.device(device).type
-    if device_type == "cpu":
-        x = x.contiguous(memory_format=torch.channels_last_3d)
+    sums = {}
     with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(x)
-        result = {}
-        for head, tensor in out.items():
-            tensor = tensor.float()
-            if head == POST_INDICATOR:
-                tensor = mask_probability(tensor, activation)[:, 0]
-            result[head] = np.ascontiguousarray(tensor[0].cpu().numpy())
+        for variant in symmetries.variants(flips):
+            x_variant = symmetries.apply(x, variant)
+            if device_type == "cpu":
+                x_variant = x_variant.contiguous(memory_format=torch.channels_last_3d)
+            for head, tensor in model(x_variant).items():
+                tensor = tensor.float()
+                if head == POST_INDICATOR:
+                    tensor = symmetries.undo(mask_probability(tensor, activation), variant)
+                else:
+                    tensor = symmetries.undo_vectors(tensor, variant)
+                sums[head] = tensor if head not in sums else sums[head] + tensor
+    result = {}
+    for head, tensor in sums.items():
+        if flips > 1:
+            tensor = tensor / flips
+        if head == POST_INDICATOR:
+            tensor = tensor[:, 0]
+        result[head] = np.ascontiguousarray(tensor[0].cpu().numpy())
     return result
 
 
@@ -120,6 +137,8 @@ class PredictBlock:
         threads: torch CPU threads per worker (``None``: torch's default).
         fill_missing_sections: fill black sections of the raw from their neighbours before
             the network sees them (:mod:`~synful.predict.sections`).
+        flips: average the network's outputs over this many in-plane mirrored and
+            transposed copies of each block (:mod:`~synful.predict.flips`).
     """
 
     checkpoint: str
@@ -131,6 +150,7 @@ class PredictBlock:
     bf16: bool = False
     threads: int | None = None
     fill_missing_sections: bool = False
+    flips: int = 1
 
     def __post_init__(self):
         self._model = None
@@ -165,7 +185,7 @@ class PredictBlock:
         raw = read(self._raw, block.read_roi, fill_value=0)
         if self.fill_missing_sections:
             raw = fill_missing_sections(raw, missing_sections(raw, self._sections_in_raw(block)))
-        predictions = predict_raw(self._model, raw, self._device, self.bf16)
+        predictions = predict_raw(self._model, raw, self._device, self.bf16, self.flips)
         for head in self.heads:
             output = self._outputs[head]
             target = block.write_roi.intersect(output.roi)

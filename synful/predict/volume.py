@@ -6,7 +6,7 @@ sibling ``.<OUT>.partial`` (created atomically with its done store in
 ``OUT`` never exists half-written. The identity of the work is the block task (ROI, block
 shape, context) and the recipe: the checkpoint's content (sha256), the sample's ``raw`` by
 content (:func:`synful.identity.store_identity`: creation id and metadata), the heads, dtype,
-bf16 and whether missing sections are filled. A rerun with the same identity resumes the partial store (done blocks are not
+bf16, whether missing sections are filled and the number of test-time flips. A rerun with the same identity resumes the partial store (done blocks are not
 predicted again); a partial store of another identity is never resumed: a one-line error
 names what differs, and ``restart=True`` (``--restart``) starts fresh. A complete ``OUT``
 of the same identity (its digest is in the store's ``synful`` attribute) is left as it is;
@@ -36,6 +36,7 @@ from ..io.volumes import node_info, open_raw_array
 from ..io.zarr_array import array_path
 from ..outputs import PREDICTIONS, claim, output
 from ..settings.predict import PredictConfig, PredictRun
+from . import flips as symmetries
 from .block import PredictBlock, default_threads
 from .output_store import create_prediction_store
 from .plan import plan_prediction
@@ -82,6 +83,7 @@ def predict(
     dtype: str = PredictConfig.dtype,
     bf16: bool = PredictConfig.bf16,
     fill_missing_sections: bool = PredictConfig.fill_missing_sections,
+    flips: int = PredictConfig.flips,
     progress: bool = True,
     restart: bool = False,
     gpus=PredictRun.gpus,
@@ -108,6 +110,9 @@ def predict(
         bf16: run the network under bfloat16 autocast.
         fill_missing_sections: fill black sections of the raw by interpolating their
             present neighbours before the network sees them (:mod:`.sections`).
+        flips: average the outputs over this many in-plane mirrored and transposed copies
+            of each block (1, 2, 4 or 8; :mod:`.flips`); 4 and 8 need equal y and x voxel
+            sizes.
         progress: show a progress bar of blocks done.
         restart: discard an unfinished partial store (needed when it was made from other
             inputs or settings) and start fresh.
@@ -125,12 +130,14 @@ def predict(
             input or is not a prediction store, another run writing ``out_store``, a
             partial store of another identity without ``restart``.
     """
-    config = PredictConfig(dtype=dtype, bf16=bf16, fill_missing_sections=fill_missing_sections)
+    config = PredictConfig(
+        dtype=dtype, bf16=bf16, fill_missing_sections=fill_missing_sections, flips=flips
+    )
     # scheduler, gpus and cluster may also be objects here (a Client, a list, a ClusterConfig):
     # scheduler_for checks them
     run = PredictRun(block_shape=block_shape, workers=workers, device=device)
     block_shape, workers, device = run.block_shape, run.workers, run.device
-    dtype, bf16, fill = config.dtype, config.bf16, config.fill_missing_sections
+    dtype, bf16, fill, flips = config.dtype, config.bf16, config.fill_missing_sections, config.flips
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()
     out_store = Path(
@@ -141,14 +148,15 @@ def predict(
         _predict(
             checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
             workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
-            fill_missing_sections=fill, progress=progress, restart=restart, gpus=gpus, cluster=cluster,
+            fill_missing_sections=fill, flips=flips, progress=progress, restart=restart,
+            gpus=gpus, cluster=cluster,
         )  # fmt: skip
 
 
 def _predict(
     checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
     scheduler, device, dtype, bf16, progress, restart, gpus=None, cluster=None,
-    fill_missing_sections=False,
+    fill_missing_sections=False, flips=1,
 ) -> None:  # fmt: skip
     import torch
 
@@ -159,6 +167,12 @@ def _predict(
     voxel_size = setup.get("voxel_size")
     if voxel_size is None:
         raise SynfulError(checkpoint, "the checkpoint's setup has no voxel_size")
+    if symmetries.needs_square_voxels(flips) and voxel_size[1] != voxel_size[2]:
+        raise SynfulError(
+            checkpoint,
+            f"--flips {flips} swaps y and x, which needs equal y and x voxel sizes, not "
+            f"{voxel_size[1]} and {voxel_size[2]} nm (use --flips 2)",
+        )
     # a sample store, a zarr v2/v3 or N5 array, or an OME-Zarr image (the level at the
     # network's voxel size); 3 axes at the network's voxel size, else a one-line error
     raw = open_raw_array(sample_store, voxel_size=voxel_size)
@@ -193,6 +207,8 @@ def _predict(
     }
     if fill_missing_sections:  # absent when off: stores made before the option keep their identity
         recipe["fill_missing_sections"] = True
+    if flips != 1:  # absent for one: stores made before the option keep their identity
+        recipe["flips"] = flips
     partial = partial_path(out_store)
     work = BlockwiseWork(partial, plan.task, recipe, done=MARKERS)
     if out_store.exists() and recorded_recipe(out_store) == work.digest:
@@ -229,6 +245,7 @@ def _predict(
         device=device,
         bf16=bool(bf16),
         fill_missing_sections=bool(fill_missing_sections),
+        flips=int(flips),
         threads=default_threads(workers) if local and workers > 1 else None,
     )
     work.run(processor, workers=workers, scheduler=scheduler, progress=progress,

@@ -157,6 +157,9 @@ def _scalar(name: str, value, kind, spec: Spec):
         number = int(number)
     if not _in_range(number, spec):
         raise SynfulError(flag(name), f"{_range_text(spec)}, got {number:g}")
+    if spec.choices is not None and number not in spec.choices:
+        expected = ", ".join(str(choice) for choice in spec.choices)
+        raise SynfulError(flag(name), f"unknown value {number:g}, expected one of {expected}")
     return number
 
 

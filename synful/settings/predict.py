@@ -20,6 +20,10 @@ from .fields import check_fields, setting
 #: :mod:`synful.io.prediction_store` encodes them)
 DTYPES = ("uint8", "float16", "float32")
 
+#: how many in-plane mirrored/transposed copies of a block a prediction may average
+#: (:mod:`synful.predict.flips`)
+FLIP_COUNTS = (1, 2, 4, 8)
+
 
 def check_device(device: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, else a one-line error."""
@@ -94,6 +98,14 @@ class PredictConfig:
         False,
         "fill black (missing) sections of the raw by interpolating the nearest present "
         "sections before the network sees them",
+    )
+    flips: int = setting(
+        1,
+        "average the network's outputs over this many in-plane mirrored and transposed "
+        "copies of each block, mapped back (test-time augmentation: 2 adds the half turn, 4 "
+        "the diagonal mirrors, 8 all symmetries of the square); costs that many times the "
+        "network's time",
+        choices=FLIP_COUNTS,
     )
 
     def __post_init__(self):
