@@ -33,7 +33,10 @@ class PointsToBrightest(torch.nn.Module):
         vectors = (brightest.view(3, 1, 1, 1) - grid) * torch.tensor(VOXEL).view(3, 1, 1, 1)
         logits = torch.nn.functional.avg_pool3d(x, 3, stride=1, padding=1) * 4
         crop = tuple(slice(c, n - c) for c, n in zip(CROP, shape))
-        return {"post_indicator": logits[(..., *crop)], "partner_vectors": vectors[None][(..., *crop)]}
+        return {
+            "post_indicator": logits[(..., *crop)],
+            "partner_vectors": vectors[None][(..., *crop)],
+        }
 
 
 class RampInX(torch.nn.Module):
