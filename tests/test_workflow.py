@@ -624,12 +624,16 @@ def test_demo_config_rehearsal(tmp_path):
         total = test[(test["group"] == group) & (test["sample"] == "all")].iloc[0]
         assert total["tp"] == rows["tp"].sum() and total["fn"] == rows["fn"].sum()
         assert (rows["n_gt"] > 0).all()
-    # the shipped predict settings reach every prediction (the demo fills black sections)
+    # the shipped predict settings reach every prediction (the demo fills black sections and
+    # averages test-time flips)
     fill = config["predict"].get("fill_missing_sections", False)
+    flips = config["predict"].get("flips", 1)
     predict_logs = list((tmp_path / "logs" / "predict").rglob("*.log"))
-    assert predict_logs and all(
-        f'"fill_missing_sections": {str(fill).lower()}' in log.read_text() for log in predict_logs
-    )
+    assert predict_logs
+    for log in predict_logs:
+        text = log.read_text()
+        assert f'"fill_missing_sections": {str(fill).lower()}' in text
+        assert f'"flips": {flips}' in text
     # test samples are predicted and scored, never trained on
     log = next((tmp_path / "logs" / "train").rglob("*.log")).read_text()
     for names in groups.values():

@@ -1,11 +1,13 @@
 """Blockwise prediction (``synful predict``): shapes, block processor, output store, runner.
 
 ``predict(checkpoint, sample_store, out_store, *, roi=None, block_shape=None, workers=1,
-scheduler=None, device="auto", dtype="uint8", bf16=False, progress=True)`` writes the
-prediction store ``post_indicator`` / ``partner_vectors`` (:mod:`synful.io.prediction_store`,
-one chunk or shard per block: :mod:`.output_store`) on the blocks of :mod:`.plan` (``roi``:
+scheduler=None, device="auto", dtype="uint8", bf16=False, fill_missing_sections=False,
+flips=1, progress=True)`` writes the prediction store ``post_indicator`` /
+``partner_vectors`` (:mod:`synful.io.prediction_store`, one chunk or shard per block:
+:mod:`.output_store`) on the blocks of :mod:`.plan` (``roi``:
 a box or a region named after the sample store's arrays, see :mod:`.roi`), through
-:func:`synful.blockwise.run_blockwise` (:mod:`.volume`).
+:func:`synful.blockwise.run_blockwise` (:mod:`.volume`); ``flips`` averages the network over
+mirrored and transposed copies of each block (:mod:`.flips`).
 """
 
 from .block import PredictBlock, predict_raw, prepare_model, resolve_device
