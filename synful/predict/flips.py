@@ -48,22 +48,26 @@ def needs_square_voxels(flips: int) -> bool:
     return any(transpose for transpose, _, _ in variants(flips))
 
 
+def _mirrored_dims(variant) -> list[int]:
+    """The tensor dimensions (-2: y, -1: x) that ``variant`` mirrors."""
+    _, mirror_y, mirror_x = variant
+    return [dim for dim, mirrored in ((-2, mirror_y), (-1, mirror_x)) if mirrored]
+
+
 def apply(tensor, variant):
     """``tensor`` (..., z, y, x) in the frame of ``variant``: transposed, then mirrored."""
-    transpose, mirror_y, mirror_x = variant
-    if transpose:
+    if variant[0]:
         tensor = tensor.transpose(-1, -2)
-    dims = [d for d, m in ((-2, mirror_y), (-1, mirror_x)) if m]
+    dims = _mirrored_dims(variant)
     return tensor.flip(dims) if dims else tensor
 
 
 def undo(tensor, variant):
     """An output ``tensor`` (..., z, y, x) of the frame of ``variant`` back in the raw's frame."""
-    transpose, mirror_y, mirror_x = variant
-    dims = [d for d, m in ((-2, mirror_y), (-1, mirror_x)) if m]
+    dims = _mirrored_dims(variant)
     if dims:
         tensor = tensor.flip(dims)
-    return tensor.transpose(-1, -2) if transpose else tensor
+    return tensor.transpose(-1, -2) if variant[0] else tensor
 
 
 def undo_vectors(vectors, variant):

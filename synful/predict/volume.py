@@ -6,11 +6,12 @@ sibling ``.<OUT>.partial`` (created atomically with its done store in
 ``OUT`` never exists half-written. The identity of the work is the block task (ROI, block
 shape, context) and the recipe: the checkpoint's content (sha256), the sample's ``raw`` by
 content (:func:`synful.identity.store_identity`: creation id and metadata), the heads, dtype,
-bf16, whether missing sections are filled and the number of test-time flips. A rerun with the same identity resumes the partial store (done blocks are not
-predicted again); a partial store of another identity is never resumed: a one-line error
-names what differs, and ``restart=True`` (``--restart``) starts fresh. A complete ``OUT``
-of the same identity (its digest is in the store's ``synful`` attribute) is left as it is;
-one of another identity is replaced when the new one is complete. Every store gets a new
+bf16, whether missing sections are filled and the number of test-time flips. A rerun with
+the same identity resumes the partial store (done blocks are not predicted again); a partial
+store of another identity is never resumed: a one-line error names what differs, and
+``restart=True`` (``--restart``) starts fresh. A complete ``OUT`` of the same identity (its
+digest is in the store's ``synful`` attribute) is left as it is; one of another identity is
+replaced when the new one is complete. Every store gets a new
 creation id, so an extraction of an earlier ``OUT`` is never resumed on a new one.
 
 ``OUT`` and the partial store are claimed first (:func:`synful.outputs.claim`): neither may be
