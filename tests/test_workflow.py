@@ -73,7 +73,7 @@ def test_lint_clean():
     [
         (
             # 11 samples (6 for training, 3 validation, 4 held-out test); 1 checkpoint x 7
-            # evaluated samples x 4 grid points (split 0.5, 0.7 and 0.9, CC 0.9)
+            # evaluated samples x 3 grid points (split 0.5 and 0.7, CC 0.9)
             "config/config.yaml",
             {
                 "synthesize": 11,
@@ -81,8 +81,8 @@ def test_lint_clean():
                 "masks": 11,
                 "train": 1,
                 "predict": 7,
-                "extract": 28,
-                "evaluate": 28,
+                "extract": 21,
+                "evaluate": 21,
             },
         ),
         # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
