@@ -72,17 +72,17 @@ def test_lint_clean():
     "configfile, jobs",
     [
         (
-            # 11 samples (6 for training, 3 validation, 4 held-out test); 1 checkpoint x 7
+            # 13 samples (6 for training, 5 validation, 4 held-out test); 1 checkpoint x 9
             # evaluated samples x 3 grid points (split 0.5 and 0.7, CC 0.9)
             "config/config.yaml",
             {
-                "synthesize": 11,
-                "convert": 11,
-                "masks": 11,
+                "synthesize": 13,
+                "convert": 13,
+                "masks": 13,
                 "train": 1,
-                "predict": 7,
-                "extract": 21,
-                "evaluate": 21,
+                "predict": 9,
+                "extract": 27,
+                "evaluate": 27,
             },
         ),
         # the pair p_setup52 + p_setup10: 2 networks x 2 checkpoints, each predicted on A, B, C;
