@@ -392,8 +392,15 @@ def predict_masks(wildcards):
 
 def predict_settings(wildcards):
     """What a predict job hands `synful predict --settings`: config predict (but the
-    workflow's own keys), with all of raw for a sample without labels."""
-    return command_settings("predict", config["predict"], roi=predict_roi(wildcards))
+    workflow's own keys), with all of raw for a sample without labels, and the region grown
+    by predict.roi_margin or else the extraction context (what extraction reads around it)."""
+    margin = config["predict"]["roi_margin"]
+    return command_settings(
+        "predict",
+        config["predict"],
+        roi=predict_roi(wildcards),
+        roi_margin=config["extract"]["context"] if margin is None else margin,
+    )
 
 
 def predict_cluster_message():

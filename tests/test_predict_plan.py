@@ -39,7 +39,11 @@ def test_blocks_are_multiples_of_the_network_output(net):
 def test_default_block_covers_a_small_volume_in_one_block(net):
     model, setup = net
     plan = plan_prediction(model, setup, RAW_ROI)
-    assert plan.block_shape == (18, 40, 40) and plan.task.num_blocks == 1
+    # raw's 13 x 30 x 34 voxels rounded up to the output grid (2, 4, 4), not to whole network
+    # outputs (6, 20, 20), which would be (18, 40, 40)
+    assert model.output_grid == (2, 4, 4)
+    assert plan.block_shape == (14, 32, 36) and plan.task.num_blocks == 1
+    assert model.output_shape(plan.block_input_shape) == (14, 32, 36)
 
 
 def test_default_block_minimises_recomputed_context_within_the_memory_budget():
@@ -72,6 +76,23 @@ def test_default_block_counts_the_blocks_of_a_region_off_the_grid():
     assert fed(block, count) < fed((32, 384, 384), 2)
 
 
+def test_default_block_covers_a_region_in_one_block_on_the_output_grid():
+    # the demo network (output 4 x 128 x 128, grid 2 x 8 x 8) on a synthetic test cube grown
+    # by the extraction context: one block of the region rounded up to the grid, not (40, 384,
+    # 384) (whole network outputs) with 1.3x the input voxels
+    unit, context, grid = (4, 128, 128), (4, 46, 46), (2, 8, 8)
+    assert default_block_shape(unit, context, (32, 320, 320), 72, grid=grid) == (32, 320, 320)
+    block = default_block_shape(unit, context, (38, 380, 380), 72, offset=(1, 2, 2), grid=grid)
+    assert block == (40, 384, 384)
+    block = default_block_shape(unit, context, (37, 316, 316), 72, offset=(1, 2, 2), grid=grid)
+    assert block == (38, 320, 320)
+    # a region no block within the memory budget covers: multiples of the unit, as without
+    # the grid
+    volume = (1000, 10000, 10000)
+    assert default_block_shape(unit, context, volume, 48, grid=grid) == (72, 640, 640)
+    assert default_block_shape(unit, context, volume, 48) == (72, 640, 640)
+
+
 def test_predict_input_shape_sets_the_unit(net):
     model, setup = net
     setup = dict(setup, predict_input_shape=list(model.valid_input_shape((32, 64, 64))))
@@ -86,6 +107,10 @@ def test_roi_is_grown_to_the_block_grid_and_cut_to_raw(net):
     plan = plan_prediction(model, setup, RAW_ROI, roi=roi, block_shape=(1, 1, 1))
     assert plan.total_roi.begin == (8 + 24, 4, 6 + 40)
     assert plan.total_roi.end == (8 + 48, 4 + 40, RAW_ROI.end[2])
+    # blocks begin on the output grid (2, 4, 4) voxels = (8, 8, 8) nm at or before the region,
+    # not on a grid of whole blocks from the raw's begin (which would begin at 8 + 24)
+    plan = plan_prediction(model, setup, RAW_ROI, roi=Roi((8 + 33, 4, 6), (4, 4, 4)))
+    assert plan.total_roi.begin == (8 + 32, 4, 6)
     with pytest.raises(SynfulError, match="does not overlap"):
         plan_prediction(model, setup, RAW_ROI, roi=Roi((0, 0, 10_000), (4, 4, 4)))
 

@@ -20,8 +20,9 @@ VOXEL = (4, 2, 2)
 # the L-shaped validation mask below: voxels z 1..4, y 2..8, x 3..9 of the labels grid
 MASK_BOX = Roi((20, 18, 22), (16, 14, 14))
 # MASK_BOX grown to the block grid of --block-shape 1 1 1 (one network output, 6x20x20 voxels =
-# 24x40x40 nm, from the raw offset): 2x1x1 blocks, less than raw's 52x60x68 nm
-MASK_BLOCKS = Roi((8, 4, 6), (48, 40, 40))
+# 24x40x40 nm, from the output grid point (2x4x4 voxels = 8x8x8 nm from the raw offset) at or
+# before the box's begin): one block, less than raw's 52x60x68 nm
+MASK_BLOCKS = Roi((16, 12, 22), (24, 40, 40))
 
 
 def l_shaped_mask() -> np.ndarray:

@@ -128,6 +128,30 @@ def test_roi_predicts_the_same_values_in_a_sub_region(inputs, reference, tmp_pat
     np.testing.assert_allclose(zarr_array.read(part), zarr_array.read(full, part.roi), atol=1e-6)
 
 
+def test_default_blocks_of_a_grown_roi_predict_the_same_values(inputs, reference, tmp_path):
+    checkpoint, sample, raw, _ = inputs
+    out = tmp_path / "pred.zarr"
+    # a region off the raw's output grid (2 x 4 x 4 voxels = 8 x 8 x 8 nm), grown by a margin
+    # of 3 nm (rounded up to whole voxels of 4 x 2 x 2 nm: 4 nm) to 8 x 26 x 26 voxels from
+    # the grid point at or before it
+    roi = Roi(Coordinate(RAW_OFFSET) + Coordinate(12, 10, 10), (24, 38, 38))
+    predict(checkpoint, sample, out, roi=roi, roi_margin=3, dtype="float32", progress=False)
+    part = open_array(out, "post_indicator")
+    assert part.roi.contains(roi.grow((4, 4, 4), (4, 4, 4)))
+    # one block, the region rounded up to the grid (8 x 28 x 28 voxels), not 2 x 2 x 2 network
+    # outputs of 6 x 20 x 20 voxels
+    assert part.roi == Roi(Coordinate(RAW_OFFSET) + Coordinate(8, 0, 0), (32, 56, 56))
+    full = open_array(reference, "post_indicator")
+    np.testing.assert_allclose(zarr_array.read(part), zarr_array.read(full, part.roi), atol=1e-6)
+
+
+def test_a_negative_roi_margin_is_an_error(inputs, tmp_path):
+    checkpoint, sample, _, _ = inputs
+    roi = Roi(Coordinate(RAW_OFFSET), (8, 8, 8))
+    with pytest.raises(SynfulError, match="--roi-margin must be >= 0 nm, got -1"):
+        predict(checkpoint, sample, tmp_path / "p.zarr", roi=roi, roi_margin=-1, progress=False)
+
+
 def test_only_the_heads_of_the_setup_are_written(tmp_path):
     checkpoint, _ = make_checkpoint(tmp_path / "mask_only.pt", d_loss_scale=0.0)
     sample, _ = make_sample(tmp_path / "sample.zarr", shape=(6, 20, 20))

@@ -146,10 +146,10 @@ def test_extract_section_gives_the_old_flags_values(section):
 )
 def test_predict_section_gives_the_old_flags_values(section):
     options = workflow_config(predict=section)["predict"]
-    settings = command_settings("predict", options, roi="labels")
+    settings = command_settings("predict", options, roi="labels", roi_margin=120.0)
     assert "threads" not in settings
     new = applied("predict", settings_argv("predict", settings))
-    assert new.pop("roi") == "labels"
+    assert new.pop("roi") == "labels" and new.pop("roi_margin") == 120.0
     cluster = new.pop("cluster")
     old = applied("predict", old_predict_flags(options))
     old_cluster = old.pop("cluster")
@@ -191,6 +191,7 @@ def test_a_config_file_and_its_section(tmp_path):
         ("predict", {"block_shape": [0, 1, 1]}, "config predict.block_shape: must be >= 1, got 0"),
         ("predict", {"dtype": "int4"}, "config predict.dtype: unknown value 'int4', expected one of uint8, float16, float32"),
         ("predict", {"roi": "everywhere"}, "config predict.roi: unknown region 'everywhere', expected one of labels, raw, validation"),
+        ("predict", {"roi_margin": -1}, "config predict.roi_margin: must be a number >= 0, got -1"),
         ("evaluate", {"matching_threshold": 0}, "config evaluate.matching_threshold: must be positive, got 0"),
         ("evaluate", {"filter_same_seg": [True, False]}, "config evaluate.filter_same_seg: must be true or false, got [True, False]"),
     ],
@@ -253,6 +254,22 @@ def test_predict_roi_from_the_section(monkeypatch, roi, expected):
     # --roi on the command line wins
     predict.run(parse("predict", "--roi", "raw", *settings_argv("predict", {"roi": roi})))
     assert seen["roi"] == "raw"
+
+
+def test_predict_roi_margin_from_the_section(monkeypatch):
+    from synful.commands import predict
+
+    seen = {}
+    monkeypatch.setattr("synful.predict.predict", lambda *a, **k: seen.update(k))
+    predict.run(parse("predict", *settings_argv("predict", {"roi_margin": 120})))
+    assert seen["roi_margin"] == 120.0
+    # null (the schema's default, which the workflow replaces by extract.context) or absent: 0
+    predict.run(parse("predict", *settings_argv("predict", {"roi_margin": None})))
+    assert seen["roi_margin"] == 0.0
+    # --roi-margin on the command line wins
+    argv = ["--roi-margin", "8", *settings_argv("predict", {"roi_margin": 120})]
+    predict.run(parse("predict", *argv))
+    assert seen["roi_margin"] == 8.0
 
 
 def test_predict_cluster_from_the_section(monkeypatch):

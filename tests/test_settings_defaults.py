@@ -44,8 +44,9 @@ SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").r
 WORKFLOW_ONLY = {
     "extract": {"grid", "threads"},
     "evaluate": {"samples", "test"},
-    # predict.roi names a workflow region (geometry.WORKFLOW_REGIONS, tests/test_regions.py)
-    "predict": {"roi", "threads"},
+    # predict.roi names a workflow region (geometry.WORKFLOW_REGIONS, tests/test_regions.py);
+    # predict.roi_margin defaults to extract.context there (the command's --roi-margin to 0)
+    "predict": {"roi", "roi_margin", "threads"},
 }
 #: settings with a deliberate other default in the workflow, and why
 WORKFLOW_DEFAULTS = {
@@ -56,7 +57,7 @@ WORKFLOW_DEFAULTS = {
 NOT_IN_WORKFLOW = {
     "extract": {"nms_border", "scheduler"},
     "evaluate": {"pre_only", "merge_radius", "errors_at", "extraction_threshold"},
-    "predict": {"gpus", "bf16"},
+    "predict": {"gpus"},
 }
 MODELS = {
     "extract": (ExtractConfig, ExtractRun),

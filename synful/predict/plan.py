@@ -3,13 +3,18 @@
 * The network's output shape ``unit`` (voxels) is the output for the setup's
   ``predict_input_shape`` (or ``input_shape`` when it has none); its context is
   ``(input - output) / 2`` voxels on each side.
-* A block is a whole number of network outputs: ``--block-shape`` (voxels) is rounded up to
-  a multiple of ``unit``, so ``1 1 1`` means one network output per block. A block is
-  predicted by one forward pass on ``block + 2 * context`` voxels of raw, which the U-Net
-  accepts because ``unit`` is a multiple of its output grid (the product of its
-  downsample factors), and whose output is then exactly ``block``.
-* Every block begins at ``raw.begin + k * block`` (world nm), so block offsets are multiples
-  of the output grid and the prediction does not depend on the block shape.
+* A block given as ``--block-shape`` is a whole number of network outputs: it is rounded up
+  to a multiple of ``unit``, so ``1 1 1`` means one network output per block. The default
+  block is such a multiple too, or, along an axis where the region fits in one block, the
+  region's extent rounded up to the output grid (the product of the U-Net's downsample
+  factors), so that a small region is predicted without the overhang of a whole unit. A
+  block is predicted by one forward pass on ``block + 2 * context`` voxels of raw, which the
+  U-Net accepts because the block is a multiple of its output grid, and whose output is then
+  exactly ``block``.
+* Blocks begin at ``origin + k * block`` (world nm), where ``origin`` is the region's begin
+  moved back to the output grid laid from the raw's begin (the raw's begin itself for all of
+  raw): block offsets from the raw's begin are multiples of the output grid, so the
+  prediction does not depend on the block shape or the region.
 * ``roi`` (nm) is grown to that block grid and cut to the raw ROI; blocks overhang the total
   ROI at its upper border (the network always predicts a whole block) and their writes are
   cropped to the output arrays.
@@ -100,12 +105,17 @@ def default_block_shape(
     bytes_per_input_voxel: float,
     budget: float = DEFAULT_BLOCK_MEMORY,
     offset=(0, 0, 0),
+    grid=None,
 ) -> Coordinate:
-    """The default block (voxels): the multiple of ``unit`` that minimises the raw voxels all
-    blocks feed to the network (``prod(blocks per axis * (block + 2 * context))``, a proxy
-    for the FLOPs including recomputed context and overhang) among the blocks whose input's
+    """The default block (voxels): the candidate that minimises the raw voxels all blocks
+    feed to the network (``prod(blocks per axis * (block + 2 * context))``, a proxy for the
+    FLOPs including recomputed context and overhang) among the blocks whose input's
     estimated memory fits ``budget``; ties go to the smaller block. At least one network
     output.
+
+    Candidates per axis are the multiples of ``unit`` and, with the network's output
+    ``grid``, the extent ``offset + volume`` rounded up to it where that lies between two
+    multiples (one block along that axis, without the overhang of a whole unit).
 
     ``volume`` is the region to cover and ``offset`` its begin relative to the block grid's
     origin (voxels): blocks are laid on that grid, so a region that does not begin on it
@@ -114,28 +124,35 @@ def default_block_shape(
     unit, context, volume, offset = (
         np.array(v, dtype=np.int64) for v in (unit, context, volume, offset)
     )
-    limits = np.maximum(1, -(-(offset + volume) // unit))
-    best, best_cost = np.ones(3, dtype=np.int64), None
+    extent = offset + volume
+    limits = np.maximum(1, -(-extent // unit))
+    candidates = [list(range(u, (n + 1) * u, u)) for u, n in zip(unit, limits)]
+    if grid is not None:
+        cover = np.maximum(1, -(-extent // np.array(grid, dtype=np.int64))) * np.array(grid)
+        for axis, size in enumerate(cover):
+            if unit[axis] < size < limits[axis] * unit[axis]:
+                candidates[axis] = sorted([*candidates[axis], int(size)])
+    best, best_cost = unit, None
 
-    def memory(multiples):
-        return float(np.prod(multiples * unit + 2 * context)) * bytes_per_input_voxel
+    def memory(block):
+        return float(np.prod(np.array(block) + 2 * context)) * bytes_per_input_voxel
 
-    for mz in range(1, limits[0] + 1):
-        if mz > 1 and memory(np.array([mz, 1, 1])) > budget:
+    first = [c[0] for c in candidates]
+    for bz in candidates[0]:
+        if bz > first[0] and memory((bz, first[1], first[2])) > budget:
             break
-        for my in range(1, limits[1] + 1):
-            if my > 1 and memory(np.array([mz, my, 1])) > budget:
+        for by in candidates[1]:
+            if by > first[1] and memory((bz, by, first[2])) > budget:
                 break
-            for mx in range(1, limits[2] + 1):
-                multiples = np.array([mz, my, mx])
-                if mx > 1 and memory(multiples) > budget:
+            for bx in candidates[2]:
+                block = np.array([bz, by, bx])
+                if bx > first[2] and memory(block) > budget:
                     break
-                block = multiples * unit
-                count = -(-(offset + volume) // block) - offset // block
+                count = -(-extent // block) - offset // block
                 cost = float(np.prod(count * (block + 2 * context)))
                 if best_cost is None or cost < best_cost * (1 - 1e-9):
-                    best, best_cost = multiples, cost
-    return Coordinate(int(m * u) for m, u in zip(best, unit))
+                    best, best_cost = block, cost
+    return Coordinate(int(b) for b in best)
 
 
 def _bytes_per_input_voxel(model) -> float:
@@ -163,7 +180,7 @@ def plan_prediction(
     Args:
         model: the network (``output_shape(input_shape)``, ``output_grid``).
         setup: its setup (``voxel_size``, ``input_shape``, optional ``predict_input_shape``).
-        raw_roi: the raw's ROI (nm); block grid origin.
+        raw_roi: the raw's ROI (nm); its begin anchors the output grid blocks begin on.
         roi: optional region (nm) to predict; grown to the block grid, cut to ``raw_roi``.
         block_shape: write block shape (voxels), rounded up to the network output shape;
             ``None`` for the default (:func:`default_block_shape`: bounded by
@@ -189,28 +206,26 @@ def plan_prediction(
     region = raw_roi if roi is None else roi.intersect(raw_roi)
     if region.empty or any(s <= 0 for s in region.shape):
         raise SynfulError(None, f"ROI {roi} does not overlap the raw ROI {raw_roi}")
+    # the block grid's origin: the region's begin moved back to the output grid from raw's begin
+    step = grid * voxel_size
+    origin = raw_roi.begin + ((region.begin - raw_roi.begin) / step) * step
+    offset = (region.begin - origin) / voxel_size
     if block_shape is None:
         blocks = default_block_shape(
             unit,
             context,
             region.shape / voxel_size,
             _bytes_per_input_voxel(model),
-            offset=(region.begin - raw_roi.begin) / voxel_size,
+            offset=offset,
+            grid=grid,
         )
     else:
         if len(block_shape) != 3 or any(int(b) < 1 for b in block_shape):
             raise SynfulError(None, f"block shape {list(block_shape)} must be 3 positive integers")
         blocks = round_up(block_shape, unit)
-    total_roi = raw_roi
-    if roi is not None:
-        block_nm = blocks * voxel_size
-        begin = Coordinate(
-            r + ((b - r) // s) * s for b, r, s in zip(roi.begin, raw_roi.begin, block_nm)
-        )
-        end = Coordinate(
-            r + (-(-(e - r) // s)) * s for e, r, s in zip(roi.end, raw_roi.begin, block_nm)
-        )
-        total_roi = Roi(begin, end - begin).intersect(raw_roi)
+    block_nm = blocks * voxel_size
+    count = Coordinate(-(-(e - o) // b) for e, o, b in zip(region.end, origin, block_nm))
+    total_roi = Roi(origin, count * block_nm).intersect(raw_roi)
     plan = PredictPlan(voxel_size, unit, blocks, context, total_roi)
     try:
         produced = Coordinate(model.output_shape(tuple(plan.block_input_shape)))

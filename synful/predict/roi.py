@@ -10,8 +10,9 @@
 
 :func:`resolve_roi` turns a spec into a ``Roi`` (or ``None`` for all of raw) for a given store;
 the command line's text is parsed by :func:`synful.commands._args.parse_roi` (without importing
-zarr or torch). The prediction plan grows the region to its block grid and cuts it to raw, as
-for an explicit box.
+zarr or torch). :func:`grow_roi` adds a margin on every side (``--roi-margin``: what a later
+stage reads around the region, e.g. the extraction context). The prediction plan grows the
+region to its block grid and cuts it to raw, as for an explicit box.
 """
 
 from __future__ import annotations
@@ -93,3 +94,14 @@ def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
     if box is None:
         raise SynfulError(f"{sample_store}/{parsed}", "the mask is empty: no region to predict")
     return box
+
+
+def grow_roi(roi: Roi | None, margin: float, voxel_size) -> Roi | None:
+    """``roi`` grown by ``margin`` nm on every side, rounded up to whole voxels; ``None`` (all
+    of raw) stays ``None``."""
+    if margin < 0:
+        raise SynfulError(None, f"--roi-margin must be >= 0 nm, got {margin}")
+    if roi is None or margin == 0:
+        return roi
+    amount = Coordinate(int(np.ceil(margin / v)) * int(v) for v in voxel_size)
+    return roi.grow(amount, amount)

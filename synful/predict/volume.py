@@ -41,7 +41,7 @@ from . import flips as symmetries
 from .block import PredictBlock, default_threads
 from .output_store import create_prediction_store
 from .plan import plan_prediction
-from .roi import RoiSpec, resolve_roi
+from .roi import RoiSpec, grow_roi, resolve_roi
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def predict(
     out_store,
     *,
     roi: RoiSpec = None,
+    roi_margin: float = 0.0,
     block_shape: Sequence[int] | None = PredictRun.block_shape,
     workers: int | None = PredictRun.workers,
     scheduler=PredictRun.scheduler,
@@ -102,6 +103,10 @@ def predict(
         roi: region to predict, grown to the block grid: a ``Roi`` (nm), ``None`` or ``"raw"``
             (all of raw), ``"labels"`` (the ``neuron_ids`` ROI) or ``"masks/NAME"`` (the
             bounding box of that mask's nonzero voxels; see :mod:`.roi`).
+        roi_margin: nm added to ``roi`` on every side (not to all of raw) before it is grown
+            to the block grid: what a later stage reads around the region. The workflow
+            passes the extraction context, so that synapses at the region's border are
+            extracted as from a prediction of all of raw.
         block_shape: write block (voxels), rounded up to the network output shape.
         workers: local workers; ``None``: one per GPU (or 1 without GPUs).
         scheduler: ``None``/``"serial"``/``"threads"``/``"processes"`` or a dask scheduler
@@ -147,7 +152,8 @@ def predict(
     partial = output(partial_path(out_store), PREDICTIONS, lock=False, sweep=("", MARKERS))
     with claim([output(out_store, PREDICTIONS), partial], inputs=[checkpoint, sample_store]):
         _predict(
-            checkpoint, sample_store, out_store, roi=roi, block_shape=block_shape,
+            checkpoint, sample_store, out_store, roi=roi, roi_margin=roi_margin,
+            block_shape=block_shape,
             workers=workers, scheduler=scheduler, device=device, dtype=dtype, bf16=bf16,
             fill_missing_sections=fill, flips=flips, progress=progress, restart=restart,
             gpus=gpus, cluster=cluster,
@@ -155,7 +161,7 @@ def predict(
 
 
 def _predict(
-    checkpoint: Path, sample_store: Path, out_store: Path, *, roi, block_shape, workers,
+    checkpoint: Path, sample_store: Path, out_store: Path, *, roi, roi_margin, block_shape, workers,
     scheduler, device, dtype, bf16, progress, restart, gpus=None, cluster=None,
     fill_missing_sections=False, flips=1,
 ) -> None:  # fmt: skip
@@ -179,7 +185,7 @@ def _predict(
     raw = open_raw_array(sample_store, voxel_size=voxel_size)
     if raw.dtype != "uint8":
         raise SynfulError(array_path(raw), f"raw must be uint8, not {raw.dtype}")
-    roi = resolve_roi(roi, sample_store)
+    roi = grow_roi(resolve_roi(roi, sample_store), roi_margin, voxel_size)
     plan = plan_prediction(
         loaded.model, setup, raw.roi, roi=roi, block_shape=block_shape, source=str(checkpoint)
     )
