@@ -9,7 +9,6 @@ from ..atomic import atomic_output
 from ..errors import SynfulError
 from ..io.cremi import CremiSample, write_cremi
 from ..outputs import FILE, SYNTHETIC_SAMPLE, claim, mark_hdf5, output
-from .preview import write_preview
 from .sample import synthesize_sample
 
 
@@ -84,6 +83,8 @@ def _write_synthetic(
             write_cremi(tmp, sample)
             mark_hdf5(tmp, SYNTHETIC_SAMPLE)
         if preview is not None:
+            from .preview import write_preview  # zarr and funlib.persistence: only when asked
+
             write_preview(sample, preview)
     except OSError as exc:
         raise SynfulError(out, f"cannot write ({exc.strerror or exc})") from None
