@@ -113,7 +113,7 @@ def predict(
             address (or ``distributed.Client``) of an existing cluster.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: ``uint8`` (scaled uint8/int8 as the original), ``float16`` or ``float32``.
-        bf16: run the network under bfloat16 autocast.
+        bf16: run the network under bfloat16 autocast where the device computes it natively.
         fill_missing_sections: fill black sections of the raw by interpolating their
             present neighbours before the network sees them (:mod:`.sections`).
         flips: average the outputs over this many in-plane mirrored and transposed copies

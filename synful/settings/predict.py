@@ -93,7 +93,11 @@ class PredictConfig:
         "uint8: probability x255 (uint8) and vectors x0.25 nm (int8) as the original",
         choices=DTYPES,
     )
-    bf16: bool = setting(False, "run the network in bfloat16 (autocast)")
+    bf16: bool = setting(
+        False,
+        "run the network in bfloat16 (autocast) where the device computes bfloat16 natively "
+        "(CUDA, CPUs with AVX512-BF16 or AMX); float32 elsewhere",
+    )
     fill_missing_sections: bool = setting(
         False,
         "fill black (missing) sections of the raw by interpolating the nearest present "
