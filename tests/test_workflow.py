@@ -628,12 +628,17 @@ def test_demo_config_rehearsal(tmp_path):
     # averages test-time flips)
     fill = config["predict"].get("fill_missing_sections", False)
     flips = config["predict"].get("flips", 1)
+    bf16 = config["predict"].get("bf16", False)
+    # the predicted region grows by what extraction reads around it (predict.roi_margin unset)
+    margin = float(config.get("extract", {}).get("context", 120.0))
     predict_logs = list((tmp_path / "logs" / "predict").rglob("*.log"))
     assert predict_logs
     for log in predict_logs:
         text = log.read_text()
         assert f'"fill_missing_sections": {str(fill).lower()}' in text
         assert f'"flips": {flips}' in text
+        assert f'"bf16": {str(bf16).lower()}' in text
+        assert f'"roi_margin": {margin}' in text
     # test samples are predicted and scored, never trained on
     log = next((tmp_path / "logs" / "train").rglob("*.log")).read_text()
     for names in groups.values():
