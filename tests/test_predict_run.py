@@ -148,7 +148,7 @@ def test_default_blocks_of_a_grown_roi_predict_the_same_values(inputs, reference
 def test_a_negative_roi_margin_is_an_error(inputs, tmp_path):
     checkpoint, sample, _, _ = inputs
     roi = Roi(Coordinate(RAW_OFFSET), (8, 8, 8))
-    with pytest.raises(SynfulError, match="--roi-margin must be >= 0 nm, got -1"):
+    with pytest.raises(SynfulError, match="--roi-margin: must be >= 0, got -1"):
         predict(checkpoint, sample, tmp_path / "p.zarr", roi=roi, roi_margin=-1, progress=False)
 
 

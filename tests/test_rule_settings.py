@@ -152,6 +152,7 @@ def test_predict_section_gives_the_old_flags_values(section):
     assert new.pop("roi") == "labels" and new.pop("roi_margin") == 120.0
     cluster = new.pop("cluster")
     old = applied("predict", old_predict_flags(options))
+    assert old.pop("roi_margin") is None  # the flags the rules passed had no margin
     old_cluster = old.pop("cluster")
     assert new == old
     assert cluster == (None if old_cluster is None else json.loads(old_cluster))
@@ -191,7 +192,7 @@ def test_a_config_file_and_its_section(tmp_path):
         ("predict", {"block_shape": [0, 1, 1]}, "config predict.block_shape: must be >= 1, got 0"),
         ("predict", {"dtype": "int4"}, "config predict.dtype: unknown value 'int4', expected one of uint8, float16, float32"),
         ("predict", {"roi": "everywhere"}, "config predict.roi: unknown region 'everywhere', expected one of labels, raw, validation"),
-        ("predict", {"roi_margin": -1}, "config predict.roi_margin: must be a number >= 0, got -1"),
+        ("predict", {"roi_margin": -1}, "config predict.roi_margin: must be >= 0, got -1"),
         ("evaluate", {"matching_threshold": 0}, "config evaluate.matching_threshold: must be positive, got 0"),
         ("evaluate", {"filter_same_seg": [True, False]}, "config evaluate.filter_same_seg: must be true or false, got [True, False]"),
     ],
@@ -263,9 +264,9 @@ def test_predict_roi_margin_from_the_section(monkeypatch):
     monkeypatch.setattr("synful.predict.predict", lambda *a, **k: seen.update(k))
     predict.run(parse("predict", *settings_argv("predict", {"roi_margin": 120})))
     assert seen["roi_margin"] == 120.0
-    # null (the schema's default, which the workflow replaces by extract.context) or absent: 0
+    # null (the schema's default, which the workflow replaces by extract.context): no margin
     predict.run(parse("predict", *settings_argv("predict", {"roi_margin": None})))
-    assert seen["roi_margin"] == 0.0
+    assert seen["roi_margin"] is None
     # --roi-margin on the command line wins
     argv = ["--roi-margin", "8", *settings_argv("predict", {"roi_margin": 120})]
     predict.run(parse("predict", *argv))

@@ -44,9 +44,8 @@ SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").r
 WORKFLOW_ONLY = {
     "extract": {"grid", "threads"},
     "evaluate": {"samples", "test"},
-    # predict.roi names a workflow region (geometry.WORKFLOW_REGIONS, tests/test_regions.py);
-    # predict.roi_margin defaults to extract.context there (the command's --roi-margin to 0)
-    "predict": {"roi", "roi_margin", "threads"},
+    # predict.roi names a workflow region (geometry.WORKFLOW_REGIONS, tests/test_regions.py)
+    "predict": {"roi", "threads"},
 }
 #: settings with a deliberate other default in the workflow, and why
 WORKFLOW_DEFAULTS = {

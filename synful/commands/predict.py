@@ -27,9 +27,8 @@ DESCRIPTION = (
 )
 
 #: keys of a workflow config's predict section that the command applies itself: roi (a
-#: workflow region, geometry.WORKFLOW_REGIONS), roi_margin (the workflow passes the extraction
-#: context) and cluster (a mapping there, text as a flag)
-SECTION_OWN = ("roi", "roi_margin", "cluster")
+#: workflow region, geometry.WORKFLOW_REGIONS) and cluster (a mapping there, text as a flag)
+SECTION_OWN = ("roi", "cluster")
 
 
 def add_arguments(parser) -> None:
@@ -53,16 +52,6 @@ def add_arguments(parser) -> None:
         f"'{RAW_REGION}' (all of raw, the default); '{LABELS_REGION}' (the sample's neuron_ids "
         f"ROI); or '{MASK_REGION_PREFIX}NAME', e.g. {WORKFLOW_REGIONS['validation']} (the "
         "bounding box of that mask's nonzero voxels)",
-    )
-    parser.add_argument(
-        "--roi-margin",
-        type=float,
-        default=None,
-        metavar="NM",
-        help="grow --roi by this many nm on every side before it is grown to the block grid: "
-        "what a later stage reads around the region (the workflow passes extract.context, so "
-        "that synapses at the border are extracted as from a prediction of all of raw) "
-        "(default: 0)",
     )
     add_options(parser, PredictRun)
     add_options(parser, PredictConfig)
@@ -92,8 +81,6 @@ def run(args) -> int:
     )
     if args.roi is None and own.get("roi") is not None:
         args.roi = _workflow_region(own["roi"], args.settings)
-    if args.roi_margin is None and own.get("roi_margin") is not None:
-        args.roi_margin = _margin(own["roi_margin"], args.settings)
     if own.get("cluster") is not None:  # a mapping in a workflow config
         args.cluster = own["cluster"]
     settings = values_from(PredictRun, args) | values_from(PredictConfig, args)
@@ -105,7 +92,6 @@ def run(args) -> int:
         args.sample,
         args.out,
         roi=args.roi,
-        roi_margin=args.roi_margin or 0.0,
         progress=not args.quiet,
         restart="stale" if args.restart_stale else args.restart,
         **settings,
@@ -122,12 +108,3 @@ def _workflow_region(name, origin: str):
         )
     region = WORKFLOW_REGIONS[name]
     return None if region == RAW_REGION else region
-
-
-def _margin(value, origin: str) -> float:
-    """A workflow's ``roi_margin`` (nm, >= 0), else a one-line error naming the key."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise SynfulError(
-            f"{settings_origin(origin)} {NAME}.roi_margin", f"must be a number >= 0, got {value!r}"
-        )
-    return float(value)

@@ -96,12 +96,11 @@ def resolve_roi(spec: RoiSpec, sample_store: str | os.PathLike) -> Roi | None:
     return box
 
 
-def grow_roi(roi: Roi | None, margin: float, voxel_size) -> Roi | None:
-    """``roi`` grown by ``margin`` nm on every side, rounded up to whole voxels; ``None`` (all
-    of raw) stays ``None``."""
-    if margin < 0:
-        raise SynfulError(None, f"--roi-margin must be >= 0 nm, got {margin}")
-    if roi is None or margin == 0:
+def grow_roi(roi: Roi | None, margin: float | None, voxel_size) -> Roi | None:
+    """``roi`` grown by ``margin`` nm (>= 0, checked by :class:`~synful.settings.predict.
+    PredictRun`; ``None``: none) on every side, rounded up to whole voxels; ``None`` (all of
+    raw) stays ``None``."""
+    if roi is None or not margin:
         return roi
     amount = Coordinate(int(np.ceil(margin / v)) * int(v) for v in voxel_size)
     return roi.grow(amount, amount)

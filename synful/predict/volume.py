@@ -77,7 +77,7 @@ def predict(
     out_store,
     *,
     roi: RoiSpec = None,
-    roi_margin: float = 0.0,
+    roi_margin: float | None = PredictRun.roi_margin,
     block_shape: Sequence[int] | None = PredictRun.block_shape,
     workers: int | None = PredictRun.workers,
     scheduler=PredictRun.scheduler,
@@ -104,9 +104,9 @@ def predict(
             (all of raw), ``"labels"`` (the ``neuron_ids`` ROI) or ``"masks/NAME"`` (the
             bounding box of that mask's nonzero voxels; see :mod:`.roi`).
         roi_margin: nm added to ``roi`` on every side (not to all of raw) before it is grown
-            to the block grid: what a later stage reads around the region. The workflow
-            passes the extraction context, so that synapses at the region's border are
-            extracted as from a prediction of all of raw.
+            to the block grid (``None``: none): what a later stage reads around the region.
+            The workflow passes the extraction context, so that synapses at the region's
+            border are extracted as from a prediction of all of raw.
         block_shape: write block (voxels), rounded up to the network output shape.
         workers: local workers; ``None``: one per GPU (or 1 without GPUs).
         scheduler: ``None``/``"serial"``/``"threads"``/``"processes"`` or a dask scheduler
@@ -130,7 +130,7 @@ def predict(
             YAML file of them (see :func:`synful.blockwise.clusters.load_cluster_config`).
 
     Raises:
-        SynfulError: bad settings (:mod:`synful.settings.predict`: ``block_shape``,
+        SynfulError: bad settings (:mod:`synful.settings.predict`: ``roi_margin``, ``block_shape``,
             ``workers``, ``device``, ``dtype`` are checked first), bad checkpoint or sample, voxel size mismatch, a missing or empty mask
             (or neuron_ids) named by ``roi``, failed blocks, an output that is (or holds) an
             input or is not a prediction store, another run writing ``out_store``, a
@@ -141,8 +141,9 @@ def predict(
     )
     # scheduler, gpus and cluster may also be objects here (a Client, a list, a ClusterConfig):
     # scheduler_for checks them
-    run = PredictRun(block_shape=block_shape, workers=workers, device=device)
-    block_shape, workers, device = run.block_shape, run.workers, run.device
+    run = PredictRun(roi_margin=roi_margin, block_shape=block_shape, workers=workers, device=device)
+    roi_margin, block_shape = run.roi_margin, run.block_shape
+    workers, device = run.workers, run.device
     dtype, bf16, fill, flips = config.dtype, config.bf16, config.fill_missing_sections, config.flips
     checkpoint = Path(checkpoint).resolve()
     sample_store = Path(sample_store).resolve()

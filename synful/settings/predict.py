@@ -40,6 +40,13 @@ class PredictRun:
     :class:`synful.blockwise.clusters.ClusterConfig` for them, checked where they are used.
     """
 
+    roi_margin: float | None = setting(
+        None,
+        "grow --roi by this many nm on every side before it is grown to the block grid: what "
+        "a later stage reads around the region (the workflow passes extract.context, so that "
+        "synapses at the border are extracted as from a prediction of all of raw); None: none",
+        minimum=0.0, metavar="NM",
+    )  # fmt: skip
     block_shape: tuple[int, int, int] | None = setting(
         None,
         "write block in voxels, rounded up to a multiple of the network output shape "
