@@ -87,7 +87,7 @@ def predict_raw(
     device_type = torch.device(device).type
     sums = {}
     # bfloat16 where the device computes it natively; emulated it would be slower than float32
-    with torch.inference_mode(), bf16_autocast(torch.device(device), bf16):
+    with torch.inference_mode(), bf16_autocast(x.device, bf16):
         for variant in symmetries.variants(flips):
             x_variant = symmetries.apply(x, variant)
             if device_type == "cpu":

@@ -128,8 +128,7 @@ def default_block_shape(
     limits = np.maximum(1, -(-extent // unit))
     candidates = [list(range(u, (n + 1) * u, u)) for u, n in zip(unit, limits)]
     if grid is not None:
-        cover = np.maximum(1, -(-extent // np.array(grid, dtype=np.int64))) * np.array(grid)
-        for axis, size in enumerate(cover):
+        for axis, size in enumerate(round_up(extent, grid)):
             if unit[axis] < size < limits[axis] * unit[axis]:
                 candidates[axis] = sorted([*candidates[axis], int(size)])
     best, best_cost = unit, None
